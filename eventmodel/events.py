@@ -1,0 +1,368 @@
+"""Typed events: entity states, event payloads and the envelope every log record carries.
+
+Times are integers: microseconds since the Unix epoch, UTC. Entity versions use the
+same unit (see ``Instance.version``); the fold compares them, never wall clocks.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import ClassVar
+
+import attrs
+
+# ---------------------------------------------------------------------------
+# Entity states (the full state after a change; the projection stores them as-is)
+# ---------------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True, cache_hash=False)
+class Flavor:
+    """The resources an instance uses, as its flavor states them."""
+
+    name: str
+    vcpus: int
+    memory_mb: int
+    root_gb: int = 0
+    ephemeral_gb: int = 0
+    swap_mb: int = 0
+
+    @property
+    def disk_gb(self) -> int:
+        return self.root_gb + self.ephemeral_gb
+
+
+@attrs.frozen(slots=True)
+class Instance:
+    """A Nova server as the source last described it.
+
+    ``host`` is the compute service host, ``node`` the hypervisor hostname; both are
+    ``None`` while the instance is being scheduled or after a shelve offload.
+    ``version`` is the source's ``updated_at`` (else the notification time), in µs.
+    """
+
+    uuid: str
+    version: int
+    host: str | None
+    node: str | None
+    vm_state: str
+    flavor: Flavor
+    power_state: str | None = None
+    task_state: str | None = None
+    project_id: str = ""
+    user_id: str = ""
+    name: str = ""
+    locked: bool = False
+    locked_reason: str | None = None
+    availability_zone: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.uuid
+
+
+@attrs.frozen(slots=True)
+class ComputeNode:
+    """A hypervisor and its Placement inventory (capacity, reserved, allocation ratios)."""
+
+    name: str  # hypervisor hostname (Nova's ``node``)
+    version: int
+    host: str | None = None  # compute service host
+    uuid: str | None = None  # resource provider uuid
+    vcpus: int = 0
+    memory_mb: int = 0
+    disk_gb: int = 0
+    vcpus_reserved: int = 0
+    memory_mb_reserved: int = 0
+    disk_gb_reserved: int = 0
+    cpu_allocation_ratio: float = 1.0
+    ram_allocation_ratio: float = 1.0
+    disk_allocation_ratio: float = 1.0
+    hypervisor_type: str | None = None
+    state: str = "up"  # hypervisor state as the API reports it
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+
+@attrs.frozen(slots=True)
+class ComputeService:
+    """A Nova service (normally ``nova-compute``) on a host."""
+
+    host: str
+    binary: str
+    version: int
+    disabled: bool = False
+    disabled_reason: str | None = None
+    forced_down: bool = False
+    up: bool = True
+    uuid: str | None = None
+
+    @property
+    def key(self) -> str:
+        return service_key(self.host, self.binary)
+
+
+def service_key(host: str, binary: str) -> str:
+    """The entity key of a service: ``host/binary``."""
+    return f"{host}/{binary}"
+
+
+# ---------------------------------------------------------------------------
+# Event payloads
+# ---------------------------------------------------------------------------
+
+INSTANCE = "instance"
+NODE = "node"
+SERVICE = "service"
+KINDS: tuple[str, ...] = (INSTANCE, NODE, SERVICE)
+
+
+class _Payload:
+    """Marker base: every payload class has TYPE (the log's type name) and VERSION."""
+
+    TYPE: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+    #: entity kind this event changes, or None for markers
+    KIND: ClassVar[str | None] = None
+    #: "upsert", "delete", "observe" or "marker"
+    EFFECT: ClassVar[str] = "upsert"
+
+
+@attrs.frozen(slots=True)
+class InstanceCreated(_Payload):
+    TYPE = "instance.created"
+    KIND = INSTANCE
+    instance: Instance
+
+
+@attrs.frozen(slots=True)
+class InstanceUpdated(_Payload):
+    """Anything about the instance changed (Nova ``instance.update`` and friends)."""
+
+    TYPE = "instance.updated"
+    KIND = INSTANCE
+    instance: Instance
+    action: str = ""  # the Nova action that caused it, e.g. "interface_attach"
+
+
+@attrs.frozen(slots=True)
+class InstanceStateChanged(_Payload):
+    """vm_state / power_state changed: power on/off, pause, suspend, shelve, rescue, ..."""
+
+    TYPE = "instance.state_changed"
+    KIND = INSTANCE
+    instance: Instance
+    action: str = ""
+    old_vm_state: str | None = None
+
+
+@attrs.frozen(slots=True)
+class InstanceLockChanged(_Payload):
+    TYPE = "instance.lock_changed"
+    KIND = INSTANCE
+    instance: Instance
+
+
+@attrs.frozen(slots=True)
+class InstanceResized(_Payload):
+    """The instance got a new flavor (and, for a resize to another host, a new host)."""
+
+    TYPE = "instance.resized"
+    KIND = INSTANCE
+    instance: Instance
+    old_flavor: Flavor | None = None
+    source_host: str | None = None
+    source_node: str | None = None
+    action: str = "resize"  # resize | resize_revert | resize_confirm
+
+
+@attrs.frozen(slots=True)
+class InstanceMigrated(_Payload):
+    """The instance now lives on another host."""
+
+    TYPE = "instance.migrated"
+    KIND = INSTANCE
+    instance: Instance
+    source_host: str | None = None
+    source_node: str | None = None
+    method: str = "live"  # live | cold | evacuate | unshelve
+
+
+@attrs.frozen(slots=True)
+class InstanceDeleted(_Payload):
+    TYPE = "instance.deleted"
+    KIND = INSTANCE
+    EFFECT = "delete"
+    instance: Instance
+
+
+@attrs.frozen(slots=True)
+class InstanceObserved(_Payload):
+    """A full sync saw this instance in this state."""
+
+    TYPE = "instance.observed"
+    KIND = INSTANCE
+    EFFECT = "observe"
+    snapshot_id: str
+    instance: Instance
+
+
+@attrs.frozen(slots=True)
+class ComputeNodeObserved(_Payload):
+    TYPE = "compute_node.observed"
+    KIND = NODE
+    EFFECT = "observe"
+    snapshot_id: str
+    node: ComputeNode
+
+
+@attrs.frozen(slots=True)
+class ComputeServiceChanged(_Payload):
+    """A service was created, enabled, disabled, forced down or brought back up."""
+
+    TYPE = "compute_service.changed"
+    KIND = SERVICE
+    service: ComputeService
+    change: str = "updated"  # created | enabled | disabled | forced_down | up | updated
+
+
+@attrs.frozen(slots=True)
+class ComputeServiceDeleted(_Payload):
+    TYPE = "compute_service.deleted"
+    KIND = SERVICE
+    EFFECT = "delete"
+    service: ComputeService
+
+
+@attrs.frozen(slots=True)
+class ComputeServiceObserved(_Payload):
+    TYPE = "compute_service.observed"
+    KIND = SERVICE
+    EFFECT = "observe"
+    snapshot_id: str
+    service: ComputeService
+
+
+@attrs.frozen(slots=True)
+class SnapshotStarted(_Payload):
+    """Written to every partition before a full sync makes its first API call."""
+
+    TYPE = "snapshot.started"
+    EFFECT = "marker"
+    snapshot_id: str
+    scope: tuple[str, ...] = KINDS
+    partitions: int = 1  # how many partitions the marker was written to
+
+
+@attrs.frozen(slots=True)
+class SnapshotCompleted(_Payload):
+    """Written to every partition after the last observed record of a full sync."""
+
+    TYPE = "snapshot.completed"
+    EFFECT = "marker"
+    snapshot_id: str
+    counts: dict[str, int] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen(slots=True)
+class Unknown(_Payload):
+    """A record whose type this process does not know (e.g. a plugin not installed)."""
+
+    TYPE = "unknown"
+    EFFECT = "ignore"
+    type: str
+    data: dict = attrs.field(hash=False)
+
+
+BUILTIN_PAYLOADS: tuple[type, ...] = (
+    InstanceCreated,
+    InstanceUpdated,
+    InstanceStateChanged,
+    InstanceLockChanged,
+    InstanceResized,
+    InstanceMigrated,
+    InstanceDeleted,
+    InstanceObserved,
+    ComputeNodeObserved,
+    ComputeServiceChanged,
+    ComputeServiceDeleted,
+    ComputeServiceObserved,
+    SnapshotStarted,
+    SnapshotCompleted,
+)
+
+#: types that a log writes to every partition
+BROADCAST_TYPES = frozenset({SnapshotStarted.TYPE, SnapshotCompleted.TYPE})
+
+
+def entity_of(payload: object) -> Instance | ComputeNode | ComputeService | None:
+    """The entity state an event carries, if any."""
+    for name in ("instance", "node", "service"):
+        value = getattr(payload, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+# ---------------------------------------------------------------------------
+# The envelope
+# ---------------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Envelope:
+    """One record on the log.
+
+    ``event_id`` is deterministic (uuid5 of source and source message id), so a
+    duplicate delivery is recognisable. ``type``/``schema`` name the payload class
+    and its version; older versions are upcast when read.
+    """
+
+    event_id: str
+    type: str
+    key: str
+    source: str
+    occurred_at: int
+    recorded_at: int
+    payload: object
+    schema: int = 1
+
+    @property
+    def broadcast(self) -> bool:
+        return self.type in BROADCAST_TYPES
+
+
+_EVENT_NS = uuid.UUID("6b0f4a8e-5c1e-4b7e-9d0c-3e2f1a9b7c55")
+
+
+def event_id(source: str, message_id: str, index: int = 0) -> str:
+    """Deterministic event id: uuid5 of source, source message id and event index."""
+    return str(uuid.uuid5(_EVENT_NS, f"{source}\x1f{message_id}\x1f{index}"))
+
+
+def envelope(
+    payload: object,
+    *,
+    source: str,
+    message_id: str,
+    occurred_at: int,
+    recorded_at: int,
+    index: int = 0,
+    key: str | None = None,
+) -> Envelope:
+    """Wrap a payload; the key defaults to the key of the entity it carries."""
+    if key is None:
+        entity = entity_of(payload)
+        key = entity.key if entity is not None else ""
+    return Envelope(
+        event_id(source, message_id, index),
+        payload.TYPE,  # type: ignore[attr-defined]
+        key,
+        source,
+        occurred_at,
+        recorded_at,
+        payload,
+        getattr(payload, "VERSION", 1),
+    )

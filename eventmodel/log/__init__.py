@@ -1,0 +1,44 @@
+"""The event log: one contract (:class:`EventLog`), backends chosen by URL."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlsplit
+
+from eventmodel.codec import Codec
+from eventmodel.log.base import (
+    DeadLetter,
+    EventLog,
+    LogError,
+    Position,
+    RawRecord,
+    Record,
+)
+
+__all__ = ["DeadLetter", "EventLog", "LogError", "Position", "RawRecord", "Record", "open_log"]
+
+DEFAULT_URL = "sqlite:///eventmodel.db"
+
+
+def open_log(url: str, codec: Codec | None = None) -> EventLog:
+    """Open the log a URL names.
+
+    - ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` — embedded default;
+    - ``kafka://host:port[,host:port]/topic?partitions=6&...`` — Apache Kafka.
+    """
+    scheme, _, rest = url.partition("://")
+    if not rest:
+        raise LogError(f"not a log URL: {url!r} (try sqlite:///eventmodel.db or kafka://host:9092/topic)")
+    if scheme == "sqlite":
+        from eventmodel.log.sqlite import SqliteEventLog
+
+        path = rest[1:] if rest.startswith("/") else rest
+        path, _, _query = path.partition("?")
+        if not path:
+            raise LogError(f"{url!r} names no file")
+        return SqliteEventLog(path, codec, url=url)
+    if scheme == "kafka":
+        from eventmodel.log.kafka import KafkaEventLog
+
+        parts = urlsplit(url)
+        return KafkaEventLog.from_url(parts.netloc, parts.path.lstrip("/"), dict(parse_qsl(parts.query)), codec, url=url)
+    raise LogError(f"unknown log backend {scheme!r} in {url!r} (sqlite or kafka)")

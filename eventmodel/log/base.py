@@ -1,0 +1,179 @@
+"""The log contract every backend implements, and the values it speaks in."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from eventmodel.codec import Codec, DecodeError
+from eventmodel.events import Envelope, Unknown
+
+_log = logging.getLogger(__name__)
+
+
+class LogError(RuntimeError):
+    """The log could not do what was asked (unreachable, refused, misconfigured)."""
+
+
+@attrs.frozen(slots=True)
+class Position:
+    """Where a reader is: the next offset to read in each partition.
+
+    Text form: ``"120"`` for one partition, ``"0:120,1:98"`` for several.
+    """
+
+    offsets: tuple[int, ...]
+
+    @classmethod
+    def zero(cls, partitions: int) -> Position:
+        return cls((0,) * partitions)
+
+    @classmethod
+    def parse(cls, text: str) -> Position:
+        text = text.strip()
+        try:
+            if ":" not in text:
+                return cls((int(text),))
+            pairs = sorted(
+                (int(p), int(o)) for p, o in (part.split(":", 1) for part in text.split(","))
+            )
+        except ValueError as exc:
+            raise ValueError(f"not a position: {text!r} (use N or P:N,P:N,...)") from exc
+        if [p for p, _ in pairs] != list(range(len(pairs))):
+            raise ValueError(f"not a position: {text!r} (partitions must be 0..n-1)")
+        return cls(tuple(o for _, o in pairs))
+
+    def __str__(self) -> str:
+        if len(self.offsets) == 1:
+            return str(self.offsets[0])
+        return ",".join(f"{p}:{o}" for p, o in enumerate(self.offsets))
+
+    @property
+    def total(self) -> int:
+        """Records before this position, summed over partitions."""
+        return sum(self.offsets)
+
+    def advance(self, partition: int, offset: int) -> Position:
+        """The position after reading ``offset`` in ``partition``."""
+        offs = list(self.offsets)
+        offs[partition] = max(offs[partition], offset + 1)
+        return Position(tuple(offs))
+
+    def covers(self, other: Position) -> bool:
+        """True when every partition of this position is at or past ``other``."""
+        return all(a >= b for a, b in zip(self.offsets, other.offsets, strict=True))
+
+
+@attrs.frozen(slots=True)
+class RawRecord:
+    partition: int
+    offset: int
+    value: bytes
+
+
+@attrs.frozen(slots=True)
+class Record:
+    partition: int
+    offset: int
+    envelope: Envelope
+
+
+@attrs.frozen(slots=True)
+class DeadLetter:
+    """Input that could not become events: kept with its bytes and the reason."""
+
+    raw: bytes
+    reason: str
+    source: str
+    at: int  # µs
+    offset: int = -1
+
+
+@runtime_checkable
+class EventLog(Protocol):
+    """An append-only, partitioned log of envelopes.
+
+    ``append`` is durable when it returns; records of one key keep their order (they
+    go to one partition); snapshot markers (``Envelope.broadcast``) go to every
+    partition. Readers see a position vector, never a consumer-group share.
+    """
+
+    url: str
+
+    def partitions(self) -> int:
+        """How many partitions the log has."""
+        ...
+
+    def append(self, envelopes: Sequence[Envelope]) -> None:
+        """Store a batch durably; raise LogError if any record could not be stored."""
+        ...
+
+    def end(self) -> Position:
+        """The position just past the last stored record."""
+        ...
+
+    def read_raw(
+        self, start: Position | None = None, end: Position | None = None, batch: int = 5000
+    ) -> Iterator[list[RawRecord]]:
+        """Undecoded records from ``start`` up to ``end`` (default: the end now), in batches."""
+        ...
+
+    def read(
+        self, start: Position | None = None, end: Position | None = None, batch: int = 5000
+    ) -> Iterator[list[Record]]:
+        """Decoded records, in batches; undecodable ones are reported, not raised."""
+        ...
+
+    def position_at(self, time_us: int) -> Position:
+        """The first position whose records were recorded after ``time_us``."""
+        ...
+
+    def append_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Store input that could not become events, durably."""
+        ...
+
+    def dead_letters(self) -> Iterator[DeadLetter]:
+        """Every stored dead letter, oldest first."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def undecodable(raw: RawRecord, reason: str) -> Envelope:
+    """A stand-in envelope for a stored record that does not decode.
+
+    It keeps the reader's position moving and is ignored by the fold; history shows it.
+    """
+    return Envelope(
+        f"undecodable:{raw.partition}:{raw.offset}", UNDECODABLE, "", "", 0, 0,
+        Unknown(type=UNDECODABLE, data={"reason": reason, "bytes": len(raw.value)}),
+    )
+
+
+UNDECODABLE = "log.undecodable"
+
+
+def decode_batches(
+    raw_batches: Iterator[list[RawRecord]],
+    codec: Codec,
+    on_error: Callable[[RawRecord, Exception], None] | None = None,
+) -> Iterator[list[Record]]:
+    """Decode raw batches. A record that does not decode is reported (``on_error``,
+    else a warning) and replaced by an :func:`undecodable` stand-in, never raised."""
+    decode = codec.decode
+    for raw in raw_batches:
+        out: list[Record] = []
+        append = out.append
+        for r in raw:
+            try:
+                append(Record(r.partition, r.offset, decode(r.value)))
+            except DecodeError as exc:
+                if on_error is None:
+                    _log.warning("undecodable record at %s/%s: %s", r.partition, r.offset, exc)
+                else:
+                    on_error(r, exc)
+                append(Record(r.partition, r.offset, undecodable(r, str(exc))))
+        yield out
