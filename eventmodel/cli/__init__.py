@@ -1,0 +1,1 @@
+"""The ``eventmodel`` command line: the one place that wires eventmodel and projections."""
