@@ -161,8 +161,39 @@ class Codec:
             return self._encoder.encode(self.to_dict(env))
         return self._encoder.encode(env)
 
+    def _typed(self, cls: type) -> msgspec.json.Decoder:
+        """A decoder for whole envelopes of one payload class (one parsing pass)."""
+        dec = self._decoders.get(cls)
+        if dec is None:
+            struct = msgspec.defstruct(
+                f"Envelope_{cls.__name__}",
+                [("event_id", str), ("type", str), ("key", str), ("source", str),
+                 ("occurred_at", int), ("recorded_at", int), ("payload", cls), ("schema", int, 1)],
+                gc=False,
+            )
+            dec = self._decoders[cls] = msgspec.json.Decoder(struct)
+        return dec
+
     def decode(self, data: bytes) -> ev.Envelope:
         """bytes → Envelope; raises DecodeError with the reason when they are not one."""
+        # Fast path: find the type name without parsing, then parse once into the
+        # payload class. Falls back to the two-step path for anything unusual.
+        i = data.find(b'"type":"')
+        if i >= 0:
+            j = data.find(b'"', i + 8)
+            cls = self.types.get(data[i + 8 : j].decode("utf-8", "replace"))
+            if cls is not None:
+                try:
+                    e = self._typed(cls).decode(data)
+                except msgspec.DecodeError:
+                    pass  # other schema version, or bad: the slow path says which
+                else:
+                    if e.schema == cls.VERSION:
+                        return ev.Envelope(e.event_id, e.type, e.key, e.source, e.occurred_at,
+                                           e.recorded_at, e.payload, e.schema)
+        return self._decode_slow(data)
+
+    def _decode_slow(self, data: bytes) -> ev.Envelope:
         try:
             h = self._head.decode(data)
         except msgspec.DecodeError as exc:
@@ -170,10 +201,7 @@ class Codec:
         cls = self.types.get(h.type)
         try:
             if cls is not None and h.schema == cls.VERSION:
-                dec = self._decoders.get(cls)
-                if dec is None:
-                    dec = self._decoders[cls] = msgspec.json.Decoder(cls)
-                payload = dec.decode(h.payload)
+                payload = msgspec.json.decode(h.payload, type=cls)
             else:
                 raw = msgspec.json.decode(h.payload)
                 if not isinstance(raw, dict):

@@ -126,14 +126,17 @@ class _Payload:
     VERSION: ClassVar[int] = 1
     #: entity kind this event changes, or None for markers
     KIND: ClassVar[str | None] = None
-    #: "upsert", "delete", "observe" or "marker"
+    #: "upsert", "delete", "observe", "marker" or "ignore"
     EFFECT: ClassVar[str] = "upsert"
+    #: the attribute that holds the entity state (by default, named after KIND)
+    ENTITY: ClassVar[str | None] = None
 
 
 @attrs.frozen(slots=True)
 class InstanceCreated(_Payload):
     TYPE = "instance.created"
     KIND = INSTANCE
+    ENTITY = "instance"
     instance: Instance
 
 
@@ -143,6 +146,7 @@ class InstanceUpdated(_Payload):
 
     TYPE = "instance.updated"
     KIND = INSTANCE
+    ENTITY = "instance"
     instance: Instance
     action: str = ""  # the Nova action that caused it, e.g. "interface_attach"
 
@@ -153,6 +157,7 @@ class InstanceStateChanged(_Payload):
 
     TYPE = "instance.state_changed"
     KIND = INSTANCE
+    ENTITY = "instance"
     instance: Instance
     action: str = ""
     old_vm_state: str | None = None
@@ -162,6 +167,7 @@ class InstanceStateChanged(_Payload):
 class InstanceLockChanged(_Payload):
     TYPE = "instance.lock_changed"
     KIND = INSTANCE
+    ENTITY = "instance"
     instance: Instance
 
 
@@ -171,6 +177,7 @@ class InstanceResized(_Payload):
 
     TYPE = "instance.resized"
     KIND = INSTANCE
+    ENTITY = "instance"
     instance: Instance
     old_flavor: Flavor | None = None
     source_host: str | None = None
@@ -184,6 +191,7 @@ class InstanceMigrated(_Payload):
 
     TYPE = "instance.migrated"
     KIND = INSTANCE
+    ENTITY = "instance"
     instance: Instance
     source_host: str | None = None
     source_node: str | None = None
@@ -194,6 +202,7 @@ class InstanceMigrated(_Payload):
 class InstanceDeleted(_Payload):
     TYPE = "instance.deleted"
     KIND = INSTANCE
+    ENTITY = "instance"
     EFFECT = "delete"
     instance: Instance
 
@@ -204,6 +213,7 @@ class InstanceObserved(_Payload):
 
     TYPE = "instance.observed"
     KIND = INSTANCE
+    ENTITY = "instance"
     EFFECT = "observe"
     snapshot_id: str
     instance: Instance
@@ -213,6 +223,7 @@ class InstanceObserved(_Payload):
 class ComputeNodeObserved(_Payload):
     TYPE = "compute_node.observed"
     KIND = NODE
+    ENTITY = "node"
     EFFECT = "observe"
     snapshot_id: str
     node: ComputeNode
@@ -224,6 +235,7 @@ class ComputeServiceChanged(_Payload):
 
     TYPE = "compute_service.changed"
     KIND = SERVICE
+    ENTITY = "service"
     service: ComputeService
     change: str = "updated"  # created | enabled | disabled | forced_down | up | updated
 
@@ -232,6 +244,7 @@ class ComputeServiceChanged(_Payload):
 class ComputeServiceDeleted(_Payload):
     TYPE = "compute_service.deleted"
     KIND = SERVICE
+    ENTITY = "service"
     EFFECT = "delete"
     service: ComputeService
 
@@ -240,6 +253,7 @@ class ComputeServiceDeleted(_Payload):
 class ComputeServiceObserved(_Payload):
     TYPE = "compute_service.observed"
     KIND = SERVICE
+    ENTITY = "service"
     EFFECT = "observe"
     snapshot_id: str
     service: ComputeService
@@ -297,13 +311,10 @@ BUILTIN_PAYLOADS: tuple[type, ...] = (
 BROADCAST_TYPES = frozenset({SnapshotStarted.TYPE, SnapshotCompleted.TYPE})
 
 
-def entity_of(payload: object) -> Instance | ComputeNode | ComputeService | None:
-    """The entity state an event carries, if any."""
-    for name in ("instance", "node", "service"):
-        value = getattr(payload, name, None)
-        if value is not None:
-            return value
-    return None
+def entity_of(payload: object) -> object | None:
+    """The entity state an event carries (its ``ENTITY`` attribute, else its ``KIND``), if any."""
+    name = getattr(payload, "ENTITY", None) or getattr(payload, "KIND", None)
+    return getattr(payload, name, None) if name else None
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,83 @@
+"""Helpers shared by the command modules: opening logs with clear errors, progress bars."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from eventmodel.clock import parse_time
+from eventmodel.log import EventLog, LogError, Position, open_log
+
+console = Console()
+err = Console(stderr=True)
+
+LOG_ENV = "EVENTMODEL_LOG"
+
+
+def log_option(default: str | None = None) -> object:
+    return typer.Option(default, "--log", envvar=LOG_ENV,
+                        help="Log URL: sqlite:///file.db (embedded) or kafka://host:9092/topic.")
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def open_or_fail(url: str | None) -> EventLog:
+    if not url:
+        raise fail(f"no log given: pass --log URL or set {LOG_ENV}")
+    if url.startswith("sqlite:") and not os.environ.get("EVENTMODEL_CREATE_LOGS"):
+        path = url.split("://", 1)[1]
+        path = path[1:] if path.startswith("/") else path
+        path = path.split("?", 1)[0]
+        if not os.path.exists(path):
+            raise fail(f"{url}: no such log file ({os.path.abspath(path)})")
+    try:
+        return open_log(url)
+    except LogError as exc:
+        raise fail(str(exc)) from None
+
+
+def parse_position(text: str | None) -> Position | None:
+    if text is None:
+        return None
+    try:
+        return Position.parse(text)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+
+def parse_when(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise fail(f"{exc} (use ISO 8601, e.g. 2026-11-25T15:31:37Z)") from None
+
+
+@contextlib.contextmanager
+def progress(description: str, total: int | None, enabled: bool = True) -> Iterator[Callable[[int], None]]:
+    """A progress bar; yields ``advance(n)``. Quiet when not on a terminal unless forced."""
+    if not enabled:
+        yield lambda n: None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err, transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=total, rate="")
+
+        def advance(n: int) -> None:
+            bar.update(task, advance=n)
+            t = bar.tasks[0]
+            if t.elapsed:
+                bar.update(task, rate=f"{t.completed / t.elapsed:,.0f}/s")
+
+        yield advance

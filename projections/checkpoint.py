@@ -1,0 +1,272 @@
+"""Checkpoints: the folded state plus its log position, written atomically.
+
+File layout (format ``eventmodel.checkpoint``, schema 1)::
+
+    <one line of JSON: the header>\\n<msgpack body>
+
+The header names the format, schema, log URL, position, counts, body length and the
+body's SHA-256. The body holds every table as rows (tuples in attrs field order,
+flavors shared through one table), the tombstones and any open snapshot. A file is
+written to a temporary name, fsynced and renamed, so a crash leaves either the old
+set of checkpoints or the new one. A file that fails any check is reported and
+skipped; start-up then takes the next newest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import operator
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+import immutables
+import msgspec
+from cattrs.preconf.msgspec import make_converter
+
+from eventmodel.clock import now_us
+from eventmodel.events import INSTANCE, Flavor
+from eventmodel.log.base import Position
+from projections.state import ClusterState, OpenSnapshot, SnapshotResult
+
+FORMAT = "eventmodel.checkpoint"
+SCHEMA = 1
+SUFFIX = ".ckpt"
+
+_log = logging.getLogger(__name__)
+_converter = make_converter()
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, corrupt, or does not fit the log."""
+
+
+def _class_path(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _load_class(path: str) -> type:
+    module, _, name = path.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _encode_state(state: ClusterState) -> bytes:
+    flavors: dict[Flavor, int] = {}
+    kinds: dict[str, Any] = {}
+    for kind, table in state.tables.items():
+        if not len(table):
+            kinds[kind] = {"class": None, "fields": [], "rows": []}
+            continue
+        cls = type(next(iter(table.values())))
+        names = [f.name for f in attrs.fields(cls)]
+        getter = operator.attrgetter(*names)
+        fi = names.index("flavor") if "flavor" in names else -1
+        rows: list[Any] = []
+        append = rows.append
+        for ent in table.values():
+            row = list(getter(ent))
+            if fi >= 0:
+                fl = row[fi]
+                idx = flavors.get(fl)
+                if idx is None:
+                    idx = flavors[fl] = len(flavors)
+                row[fi] = idx
+            append(row)
+        kinds[kind] = {"class": _class_path(cls), "fields": names, "flavor_field": fi, "rows": rows}
+    body = {
+        "flavors": [attrs.astuple(f) for f in flavors],
+        "kinds": kinds,
+        "tombstones": {k: list(t.items()) for k, t in state.tombstones.items()},
+        "open_snapshots": [
+            {
+                "snapshot_id": s.snapshot_id, "scope": list(s.scope), "partitions": s.partitions,
+                "started_at": s.started_at, "started": sorted(s.started), "completed": sorted(s.completed),
+                "observed": [list(k) for k in s.observed], "touched": [list(k) for k in s.touched],
+                "corrected": s.corrected,
+            }
+            for s in state.open_snapshots.values()
+        ],
+        "recent_snapshots": list(state.recent_snapshots),
+        "last_snapshot": _converter.unstructure(state.last_snapshot) if state.last_snapshot else None,
+        "recorded_at": state.recorded_at,
+        "applied": state.applied,
+    }
+    return msgspec.msgpack.encode(body)
+
+
+def _decode_state(body: bytes, position: Position) -> ClusterState:
+    d = msgspec.msgpack.decode(body)
+    flavors = [Flavor(*row) for row in d["flavors"]]
+    intern = sys.intern
+    tables = {}
+    by_node = immutables.Map().mutate()
+    for kind, spec in d["kinds"].items():
+        m = immutables.Map().mutate()
+        if spec["class"] is not None:
+            cls = _load_class(spec["class"])
+            names = [f.name for f in attrs.fields(cls)]
+            if names != spec["fields"]:
+                raise CheckpointError(f"{kind}: fields {spec['fields']} do not match {cls.__name__} {names}")
+            fi = spec["flavor_field"]
+            # Repeated short strings (hosts, states, projects) are shared, not copied.
+            str_fields = [i for i, f in enumerate(attrs.fields(cls)) if i > 0 and f.name != "name"]
+            for row in spec["rows"]:
+                if fi >= 0:
+                    row[fi] = flavors[row[fi]]
+                for i in str_fields:
+                    v = row[i]
+                    if v.__class__ is str:
+                        row[i] = intern(v)
+                ent = cls(*row)
+                m[ent.key] = ent
+        table = m.finish()
+        tables[kind] = table
+        if kind == INSTANCE:
+            groups: dict[str, Any] = {}
+            for uuid, inst in table.items():
+                if inst.node is not None:
+                    g = groups.get(inst.node)
+                    if g is None:
+                        g = groups[inst.node] = immutables.Map().mutate()
+                    g[uuid] = None
+            for node, g in groups.items():
+                by_node[node] = g.finish()
+    tombstones = {k: immutables.Map(v) for k, v in d["tombstones"].items()}
+    snaps = {}
+    for s in d["open_snapshots"]:
+        snaps[s["snapshot_id"]] = OpenSnapshot(
+            s["snapshot_id"], tuple(s["scope"]), s["partitions"], s["started_at"],
+            frozenset(s["started"]), frozenset(s["completed"]),
+            immutables.Map({tuple(k): None for k in s["observed"]}),
+            immutables.Map({tuple(k): None for k in s["touched"]}),
+            s["corrected"],
+        )
+    last = d["last_snapshot"]
+    return ClusterState(
+        position=position,
+        tables=immutables.Map(tables),
+        tombstones=immutables.Map(tombstones),
+        by_node=by_node.finish(),
+        open_snapshots=immutables.Map(snaps),
+        recent_snapshots=tuple(d["recent_snapshots"]),
+        last_snapshot=_converter.structure(last, SnapshotResult) if last else None,
+        recorded_at=d["recorded_at"],
+        applied=d["applied"],
+    )
+
+
+def write_checkpoint(path: Path, state: ClusterState, *, log_url: str = "") -> Path:
+    """Write ``state`` to ``path`` atomically (temp file, fsync, rename, fsync dir)."""
+    body = _encode_state(state)
+    header = {
+        "format": FORMAT,
+        "schema": SCHEMA,
+        "log": log_url,
+        "position": list(state.position.offsets),
+        "recorded_at": state.recorded_at,
+        "created_at": now_us(),
+        "counts": {k: len(t) for k, t in state.tables.items()},
+        "body_bytes": len(body),
+        "sha256": hashlib.sha256(body).hexdigest(),
+    }
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(json.dumps(header, separators=(",", ":")).encode() + b"\n")
+        f.write(body)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def read_header(path: Path) -> dict[str, Any]:
+    with open(path, "rb") as f:
+        line = f.readline(1 << 20)
+    try:
+        header = json.loads(line)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: header is not JSON ({exc})") from exc
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an eventmodel checkpoint")
+    if header.get("schema") != SCHEMA:
+        raise CheckpointError(f"{path}: checkpoint schema {header.get('schema')}, this version reads {SCHEMA}")
+    return header
+
+
+def read_checkpoint(path: Path) -> ClusterState:
+    """Load and verify one checkpoint; raise CheckpointError saying what is wrong."""
+    path = Path(path)
+    try:
+        header = read_header(path)
+        with open(path, "rb") as f:
+            f.readline(1 << 20)
+            body = f.read()
+    except OSError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    if len(body) != header.get("body_bytes"):
+        raise CheckpointError(f"{path}: body is {len(body)} bytes, header says {header.get('body_bytes')} (truncated?)")
+    if hashlib.sha256(body).hexdigest() != header.get("sha256"):
+        raise CheckpointError(f"{path}: checksum mismatch (corrupt)")
+    try:
+        return _decode_state(body, Position(tuple(header["position"])))
+    except CheckpointError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(f"{path}: body does not decode: {type(exc).__name__}: {exc}") from exc
+
+
+@attrs.define
+class Checkpointer:
+    """Writes checkpoints into a directory, keeps the newest ``keep``, loads the newest valid one."""
+
+    directory: Path = attrs.field(converter=Path)
+    log_url: str = ""
+    keep: int = 3
+    skipped: list[str] = attrs.field(factory=list)  # why files were skipped at the last load
+
+    def __attrs_post_init__(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+
+    def files(self) -> list[Path]:
+        """Checkpoint files, newest position first."""
+        return sorted(self.directory.glob(f"checkpoint-*{SUFFIX}"), reverse=True)
+
+    def write(self, state: ClusterState) -> Path:
+        name = f"checkpoint-{state.position.total:015d}-{now_us()}{SUFFIX}"
+        path = write_checkpoint(self.directory / name, state, log_url=self.log_url)
+        for old in self.files()[self.keep:]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def load(self, partitions: int, log_end: Position | None = None) -> ClusterState | None:
+        """The newest checkpoint that verifies and fits the log; None if there is none."""
+        self.skipped = []
+        for path in self.files():
+            try:
+                state = read_checkpoint(path)
+                if len(state.position.offsets) != partitions:
+                    raise CheckpointError(
+                        f"{path}: made for {len(state.position.offsets)} partitions, the log has {partitions}")
+                if log_end is not None and not log_end.covers(state.position):
+                    raise CheckpointError(
+                        f"{path}: position {state.position} is past the log's end {log_end} (another log?)")
+            except CheckpointError as exc:
+                _log.warning("skipping checkpoint: %s", exc)
+                self.skipped.append(str(exc))
+                continue
+            return state
+        return None

@@ -1,0 +1,293 @@
+"""Fold rules: records in, a new :class:`ClusterState` out. Pure: the input state is
+never changed, the same records always give the same state.
+
+Rules (DESIGN.md, "Ordering, idempotence, reconciliation"):
+
+* An entity's version is the source's own timestamp. A live record strictly older
+  than the entity's version changes nothing; on an equal version the later record in
+  log order wins. Applying a record twice is therefore a no-op.
+* A delete removes the entity and leaves a tombstone with its version; only a record
+  strictly newer than the tombstone brings the key back.
+* A full sync is ``snapshot.started`` (every partition) → ``*.observed`` records →
+  ``snapshot.completed`` (every partition). An observed record applies like a live one,
+  except that on an equal version it loses to an entity that a live record touched
+  since the snapshot started (the observation may predate that record; DBLog's
+  watermark rule). When ``completed`` has been read on every partition, each entity
+  of the snapshot's scope that it did not observe and that no record touched since
+  ``started`` is deleted, with the started time as the tombstone's version.
+* Observed records that changed the model plus those deletions are the snapshot's
+  drift: what lost notifications had left wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+import immutables
+
+from eventmodel.events import INSTANCE, SnapshotCompleted, SnapshotStarted, entity_of
+from eventmodel.log.base import Position, Record
+from projections.state import EMPTY, ClusterState, OpenSnapshot, SnapshotResult
+
+#: how many completed snapshot ids are remembered to recognise duplicate markers
+RECENT_SNAPSHOTS = 32
+#: tombstones older than this (source time) before a completed snapshot are dropped
+TOMBSTONE_TTL_US = 24 * 3600 * 1_000_000
+
+
+def fold(state: ClusterState, records: Iterable[Record]) -> ClusterState:
+    """Apply records in order and return the new state."""
+    b = _Builder(state)
+    for rec in records:
+        b.apply(rec)
+    return b.finish()
+
+
+def _same_but_version(a: object, b: object) -> bool:
+    return attrs.evolve(a, version=b.version) == b  # type: ignore[attr-defined]
+
+
+class _Builder:
+    """Batches mutations of one fold call; never visible outside :func:`fold`."""
+
+    __slots__ = (
+        "state", "tables", "tombs", "by_node", "snaps", "offsets", "recorded_at",
+        "applied", "recent", "last_snapshot",
+    )
+
+    def __init__(self, state: ClusterState) -> None:
+        self.state = state
+        self.tables: dict[str, immutables.MapMutation] = {}
+        self.tombs: dict[str, immutables.MapMutation] = {}
+        self.by_node = state.by_node.mutate()
+        self.snaps: dict[str, OpenSnapshot] = dict(state.open_snapshots.items())
+        self.offsets = list(state.position.offsets)
+        self.recorded_at = state.recorded_at
+        self.applied = state.applied
+        self.recent = state.recent_snapshots
+        self.last_snapshot = state.last_snapshot
+
+    # -- plumbing ----------------------------------------------------------
+    def _table(self, kind: str) -> immutables.MapMutation:
+        t = self.tables.get(kind)
+        if t is None:
+            t = self.tables[kind] = self.state.tables.get(kind, EMPTY).mutate()
+        return t
+
+    def _snapshot_of(self, mutations: dict[str, immutables.MapMutation], kind: str,
+                     base: immutables.Map) -> immutables.Map:
+        """The current contents of a table being mutated (mutations cannot be iterated)."""
+        m = mutations.get(kind)
+        if m is None:
+            return base.get(kind, EMPTY)
+        done = m.finish()
+        mutations[kind] = done.mutate()
+        return done
+
+    def _tomb(self, kind: str) -> immutables.MapMutation:
+        t = self.tombs.get(kind)
+        if t is None:
+            t = self.tombs[kind] = self.state.tombstones.get(kind, EMPTY).mutate()
+        return t
+
+    def _index_remove(self, inst: object) -> None:
+        node = inst.node  # type: ignore[attr-defined]
+        if node is not None:
+            members = self.by_node.get(node)
+            if members is not None:
+                members = members.delete(inst.uuid)  # type: ignore[attr-defined]
+                if len(members):
+                    self.by_node[node] = members
+                else:
+                    del self.by_node[node]
+
+    def _index_add(self, inst: object) -> None:
+        node = inst.node  # type: ignore[attr-defined]
+        if node is not None:
+            self.by_node[node] = self.by_node.get(node, EMPTY).set(inst.uuid, None)  # type: ignore[attr-defined]
+
+    def _put(self, kind: str, key: str, old: object | None, new: object) -> None:
+        self._table(kind)[key] = new
+        if kind == INSTANCE and (old is None or old.node != new.node):  # type: ignore[attr-defined]
+            if old is not None:
+                self._index_remove(old)
+            self._index_add(new)
+
+    def _remove(self, kind: str, key: str, old: object, version: int) -> None:
+        del self._table(kind)[key]
+        if kind == INSTANCE:
+            self._index_remove(old)
+        self._tomb(kind)[key] = version
+
+    def _touch(self, kind: str, key: str, partition: int) -> None:
+        for sid, snap in self.snaps.items():
+            if partition in snap.started:
+                self.snaps[sid] = attrs.evolve(snap, touched=snap.touched.set((kind, key), None))
+
+    # -- records -----------------------------------------------------------
+    def apply(self, rec: Record) -> None:
+        env = rec.envelope
+        p = rec.partition
+        offsets = self.offsets
+        if rec.offset >= offsets[p]:
+            offsets[p] = rec.offset + 1
+        if env.recorded_at > self.recorded_at:
+            self.recorded_at = env.recorded_at
+        self.applied += 1
+        payload = env.payload
+        effect = payload.EFFECT
+        if effect == "upsert":
+            self._upsert(payload, p)
+        elif effect == "delete":
+            self._delete(payload, p)
+        elif effect == "observe":
+            self._observe(payload)
+        elif effect == "marker":
+            if isinstance(payload, SnapshotStarted):
+                self._started(payload, p, env.occurred_at)
+            elif isinstance(payload, SnapshotCompleted):
+                self._completed(payload, p, env.occurred_at)
+
+    def _upsert(self, payload: object, partition: int) -> None:
+        """The hot path: a live record carrying an entity's new state."""
+        kind = payload.KIND  # type: ignore[attr-defined]
+        entity = getattr(payload, payload.ENTITY or kind)  # type: ignore[attr-defined]
+        key = entity.key
+        if self.snaps:
+            self._touch(kind, key, partition)
+        table = self.tables.get(kind)
+        if table is None:
+            table = self._table(kind)
+        old = table.get(key)
+        if old is None:
+            tomb = self._tomb(kind).get(key)
+            if tomb is not None:
+                if entity.version <= tomb:
+                    return
+                del self._tomb(kind)[key]
+            self._put(kind, key, None, entity)
+        elif entity.version >= old.version:
+            if kind == INSTANCE and old.node == entity.node:
+                table[key] = entity
+            else:
+                self._put(kind, key, old, entity)
+
+    def _delete(self, payload: object, partition: int) -> None:
+        kind = payload.KIND  # type: ignore[attr-defined]
+        entity = getattr(payload, payload.ENTITY or kind)  # type: ignore[attr-defined]
+        key = entity.key
+        version = entity.version
+        if self.snaps:
+            self._touch(kind, key, partition)
+        old = self._table(kind).get(key)
+        if old is None:
+            tombs = self._tomb(kind)
+            if tombs.get(key, -1) < version:
+                tombs[key] = version
+        elif version >= old.version:
+            self._remove(kind, key, old, version)
+
+    def _observe(self, payload: object) -> None:
+        kind = payload.KIND  # type: ignore[attr-defined]
+        entity = entity_of(payload)
+        sid = payload.snapshot_id  # type: ignore[attr-defined]
+        if entity is None:
+            return
+        key = entity.key  # type: ignore[attr-defined]
+        version = entity.version  # type: ignore[attr-defined]
+        snap = self.snaps.get(sid)
+        if snap is not None:
+            snap = attrs.evolve(snap, observed=snap.observed.set((kind, key), None))
+        table = self._table(kind)
+        old = table.get(key)
+        changed = False
+        if old is None:
+            tomb = self._tomb(kind).get(key)
+            if tomb is None or version > tomb:
+                self._put(kind, key, None, entity)
+                if tomb is not None:
+                    del self._tomb(kind)[key]
+                changed = True
+        elif version > old.version or (
+            version == old.version and (snap is None or (kind, key) not in snap.touched)
+        ):
+            if old != entity:
+                changed = not _same_but_version(old, entity)
+                self._put(kind, key, old, entity)
+        if snap is not None:
+            if changed:
+                snap = attrs.evolve(snap, corrected=snap.corrected + 1)
+            self.snaps[sid] = snap
+
+    def _started(self, m: SnapshotStarted, partition: int, occurred_at: int) -> None:
+        if m.snapshot_id in self.recent:
+            return  # a duplicate of a finished snapshot's marker
+        snap = self.snaps.get(m.snapshot_id)
+        if snap is None:
+            snap = OpenSnapshot(m.snapshot_id, tuple(m.scope), max(1, m.partitions), occurred_at)
+        if partition not in snap.started:
+            snap = attrs.evolve(snap, started=snap.started | {partition})
+        self.snaps[m.snapshot_id] = snap
+
+    def _completed(self, m: SnapshotCompleted, partition: int, occurred_at: int) -> None:
+        snap = self.snaps.get(m.snapshot_id)
+        if snap is None:
+            return  # duplicate, or its start predates what this state has read
+        snap = attrs.evolve(snap, completed=snap.completed | {partition})
+        if len(snap.completed) < snap.partitions:
+            self.snaps[m.snapshot_id] = snap
+            return
+        del self.snaps[m.snapshot_id]
+        deleted = 0
+        for kind in snap.scope:
+            table = self._snapshot_of(self.tables, kind, self.state.tables)
+            gone = [
+                (key, ent)
+                for key, ent in table.items()
+                if (kind, key) not in snap.observed and (kind, key) not in snap.touched
+            ]
+            for key, ent in gone:
+                self._remove(kind, key, ent, max(snap.started_at, ent.version))
+            deleted += len(gone)
+            self._prune_tombstones(kind, snap.started_at - TOMBSTONE_TTL_US)
+        self.last_snapshot = SnapshotResult(
+            snap.snapshot_id, snap.started_at, occurred_at,
+            observed=len(snap.observed), corrected=snap.corrected + deleted, deleted=deleted,
+        )
+        self.recent = (*self.recent, snap.snapshot_id)[-RECENT_SNAPSHOTS:]
+
+    def _prune_tombstones(self, kind: str, older_than: int) -> None:
+        current = self._snapshot_of(self.tombs, kind, self.state.tombstones)
+        old = [k for k, v in current.items() if v < older_than]
+        if old:
+            tombs = self._tomb(kind)
+            for k in old:
+                del tombs[k]
+
+    # -- result ------------------------------------------------------------
+    def finish(self) -> ClusterState:
+        s = self.state
+        tables = s.tables
+        if self.tables:
+            tm = tables.mutate()
+            for kind, m in self.tables.items():
+                tm[kind] = m.finish()
+            tables = tm.finish()
+        tombstones = s.tombstones
+        if self.tombs:
+            tm = tombstones.mutate()
+            for kind, m in self.tombs.items():
+                tm[kind] = m.finish()
+            tombstones = tm.finish()
+        return ClusterState(
+            position=Position(tuple(self.offsets)),
+            tables=tables,
+            tombstones=tombstones,
+            by_node=self.by_node.finish(),
+            open_snapshots=immutables.Map(self.snaps),
+            recent_snapshots=self.recent,
+            last_snapshot=self.last_snapshot,
+            recorded_at=self.recorded_at,
+            applied=self.applied,
+        )

@@ -1,0 +1,165 @@
+"""The read side: an immutable cluster model with a Watcher-style query API.
+
+A :class:`ClusterModel` wraps one :class:`ClusterState`. It never changes under its
+reader; taking one is O(1). What-if changes (:meth:`ClusterModel.migrate`) return a
+new model that shares everything it did not change — no copy of the cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import attrs
+import immutables
+
+from eventmodel.clock import format_time
+from eventmodel.events import INSTANCE, NODE, SERVICE, ComputeNode, ComputeService, Instance, service_key
+from eventmodel.log.base import Position
+from projections.state import EMPTY, ClusterState, SnapshotResult
+
+
+@attrs.frozen(slots=True)
+class Resources:
+    vcpus: float = 0
+    memory_mb: float = 0
+    disk_gb: float = 0
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(self.vcpus + other.vcpus, self.memory_mb + other.memory_mb, self.disk_gb + other.disk_gb)
+
+    def __sub__(self, other: Resources) -> Resources:
+        return Resources(self.vcpus - other.vcpus, self.memory_mb - other.memory_mb, self.disk_gb - other.disk_gb)
+
+    def fits(self, need: Resources) -> bool:
+        return self.vcpus >= need.vcpus and self.memory_mb >= need.memory_mb and self.disk_gb >= need.disk_gb
+
+
+def instance_resources(inst: Instance) -> Resources:
+    f = inst.flavor
+    return Resources(f.vcpus, f.memory_mb, f.root_gb + f.ephemeral_gb)
+
+
+def node_capacity(node: ComputeNode) -> Resources:
+    """Schedulable capacity: (total − reserved) × allocation ratio, as Placement computes it."""
+    return Resources(
+        (node.vcpus - node.vcpus_reserved) * node.cpu_allocation_ratio,
+        (node.memory_mb - node.memory_mb_reserved) * node.ram_allocation_ratio,
+        (node.disk_gb - node.disk_gb_reserved) * node.disk_allocation_ratio,
+    )
+
+
+class UnknownEntity(KeyError):
+    """The model has no entity with that key."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@attrs.frozen(slots=True)
+class ClusterModel:
+    """One immutable view of the cluster, stamped with the log position it reflects."""
+
+    state: ClusterState
+    hypothetical: bool = False  # True for what-if models derived with migrate()
+
+    # -- stamps --------------------------------------------------------------
+    @property
+    def position(self) -> Position:
+        return self.state.position
+
+    @property
+    def recorded_at(self) -> int:
+        """recorded_at (µs) of the last record folded into this model."""
+        return self.state.recorded_at
+
+    @property
+    def last_snapshot(self) -> SnapshotResult | None:
+        return self.state.last_snapshot
+
+    def describe(self) -> str:
+        t = format_time(self.recorded_at) if self.recorded_at else "-"
+        return f"position {self.position} (recorded {t})"
+
+    # -- entities ------------------------------------------------------------
+    def instances(self) -> immutables.Map:
+        """uuid → Instance."""
+        return self.state.table(INSTANCE)
+
+    def compute_nodes(self) -> immutables.Map:
+        """hypervisor hostname → ComputeNode."""
+        return self.state.table(NODE)
+
+    def services(self) -> immutables.Map:
+        """``host/binary`` → ComputeService."""
+        return self.state.table(SERVICE)
+
+    def table(self, kind: str) -> immutables.Map:
+        return self.state.table(kind)
+
+    def instance(self, uuid: str) -> Instance:
+        try:
+            return self.state.table(INSTANCE)[uuid]
+        except KeyError:
+            raise UnknownEntity(f"no instance {uuid} at {self.describe()}") from None
+
+    def compute_node(self, name: str) -> ComputeNode:
+        try:
+            return self.state.table(NODE)[name]
+        except KeyError:
+            raise UnknownEntity(f"no compute node {name} at {self.describe()}") from None
+
+    def service(self, host: str, binary: str = "nova-compute") -> ComputeService | None:
+        return self.state.table(SERVICE).get(service_key(host, binary))
+
+    def node_instances(self, node: str) -> Iterator[Instance]:
+        """The instances whose hypervisor is ``node``."""
+        table = self.state.table(INSTANCE)
+        for uuid in self.state.by_node.get(node, EMPTY):
+            yield table[uuid]
+
+    def node_instance_count(self, node: str) -> int:
+        return len(self.state.by_node.get(node, EMPTY))
+
+    def instance_node(self, uuid: str) -> ComputeNode | None:
+        """The compute node an instance lives on (None while unplaced or offloaded)."""
+        inst = self.instance(uuid)
+        return self.state.table(NODE).get(inst.node) if inst.node else None
+
+    def node_service(self, node: str) -> ComputeService | None:
+        n = self.compute_node(node)
+        return self.service(n.host) if n.host else None
+
+    # -- resources -----------------------------------------------------------
+    def node_used(self, node: str) -> Resources:
+        used = Resources()
+        for inst in self.node_instances(node):
+            used = used + instance_resources(inst)
+        return used
+
+    def node_capacity(self, node: str) -> Resources:
+        return node_capacity(self.compute_node(node))
+
+    def node_free(self, node: str) -> Resources:
+        return self.node_capacity(node) - self.node_used(node)
+
+    # -- what-if -------------------------------------------------------------
+    def migrate(self, uuid: str, node: str, host: str | None = None) -> ClusterModel:
+        """A hypothetical model where ``uuid`` lives on ``node``; this model is unchanged."""
+        inst = self.instance(uuid)
+        target = self.compute_node(node)
+        moved = attrs.evolve(inst, node=node, host=host or target.host or node)
+        s = self.state
+        by_node = s.by_node.mutate()
+        if inst.node is not None:
+            rest = by_node.get(inst.node, EMPTY).delete(uuid)
+            if len(rest):
+                by_node[inst.node] = rest
+            else:
+                del by_node[inst.node]
+        by_node[node] = by_node.get(node, EMPTY).set(uuid, None)
+        tables = s.tables.set(INSTANCE, s.table(INSTANCE).set(uuid, moved))
+        return ClusterModel(attrs.evolve(s, tables=tables, by_node=by_node.finish()), hypothetical=True)
+
+    # -- whole-model helpers ---------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        return {kind: len(t) for kind, t in self.state.tables.items()}

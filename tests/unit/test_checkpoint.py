@@ -1,0 +1,116 @@
+"""Checkpoints: atomic, verified, and checkpoint + tail == replay from zero."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from eventmodel import events as ev
+from eventmodel.log import open_log
+from eventmodel.log.base import Position
+from projections.checkpoint import CheckpointError, Checkpointer, read_checkpoint, write_checkpoint
+from projections.projection import Projection, catch_up
+from projections.replay import start
+from projections.state import ClusterState
+from tests.unit.test_fold import NODES, UUIDS, inst, payload_lists
+
+
+def _envelopes(payloads: list[object]) -> list[ev.Envelope]:
+    return [ev.envelope(p, source="t", message_id=str(i), occurred_at=i, recorded_at=i) for i, p in enumerate(payloads)]
+
+
+def _with_snapshot(payloads: list[object]) -> list[object]:
+    """Payloads with a full sync in the middle, so open snapshots are checkpointed too."""
+    mid = len(payloads) // 2
+    return [*payloads[:mid], ev.SnapshotStarted("s", ev.KINDS, 1),
+            ev.ComputeNodeObserved("s", ev.ComputeNode(NODES[0], 1, NODES[0], vcpus=8)),
+            ev.InstanceObserved("s", inst(UUIDS[0], 3)), *payloads[mid:], ev.SnapshotCompleted("s", {})]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload_lists, st.data())
+def test_checkpoint_plus_tail_equals_replay_from_zero(tmp_path: Path, payloads: list[object], data: st.DataObject) -> None:
+    envelopes = _envelopes(_with_snapshot(payloads))
+    cut = Position((data.draw(st.integers(0, len(envelopes))),))
+    d = Path(tempfile.mkdtemp(dir=tmp_path))
+    log = open_log(f"sqlite:///{d}/events.db")
+    log.append(envelopes)
+    end = log.end()
+
+    # a checkpoint written at a random cut point, then start-up = checkpoint + tail
+    early = Projection()
+    catch_up(early, log, cut)
+    ckpt = Checkpointer(d / "ckpt", log_url=log.url)
+    ckpt.write(early.state)
+    resumed = start(log, ckpt)
+
+    from_zero = Projection()
+    catch_up(from_zero, log)
+    assert resumed.state.position == from_zero.state.position == end
+    assert resumed.state.tables == from_zero.state.tables
+    assert resumed.state.tombstones == from_zero.state.tombstones
+    assert resumed.state.by_node == from_zero.state.by_node
+    assert resumed.state.open_snapshots == from_zero.state.open_snapshots
+    assert resumed.state.last_snapshot == from_zero.state.last_snapshot
+    log.close()
+
+
+def _state() -> ClusterState:
+    p = Projection()
+    from projections.fold import fold
+    from tests.unit.test_fold import records
+    p._model = type(p.latest())(fold(ClusterState.empty(), records(
+        [ev.InstanceCreated(inst(u, 1, NODES[i % 3])) for i, u in enumerate(UUIDS)])))
+    return p.state
+
+
+def test_round_trip_keeps_everything(tmp_path: Path) -> None:
+    s = _state()
+    path = write_checkpoint(tmp_path / "c.ckpt", s, log_url="sqlite:///x.db")
+    back = read_checkpoint(path)
+    assert back.tables == s.tables and back.by_node == s.by_node and back.position == s.position
+    assert not list(tmp_path.glob(".*tmp*")), "temporary file left behind"
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "header", "empty"])
+def test_corrupt_checkpoint_is_detected_and_skipped(tmp_path: Path, damage: str) -> None:
+    s = _state()
+    ck = Checkpointer(tmp_path)
+    good = ck.write(s)
+    later = ck.write(s)
+    raw = later.read_bytes()
+    if damage == "flip":
+        i = len(raw) - 10
+        raw = raw[:i] + bytes([raw[i] ^ 0xFF]) + raw[i + 1:]
+    elif damage == "truncate":
+        raw = raw[: len(raw) - 7]
+    elif damage == "header":
+        raw = b"{not json\n" + raw.split(b"\n", 1)[1]
+    else:
+        raw = b""
+    later.write_bytes(raw)
+    with pytest.raises(CheckpointError):
+        read_checkpoint(later)
+    loaded = ck.load(partitions=1)
+    assert loaded is not None and loaded.tables == s.tables
+    assert len(ck.skipped) == 1 and str(later) in ck.skipped[0]
+    assert good.exists()
+
+
+def test_checkpoint_past_the_log_end_is_refused(tmp_path: Path) -> None:
+    ck = Checkpointer(tmp_path)
+    ck.write(_state())
+    assert ck.load(partitions=1, log_end=Position((2,))) is None
+    assert "past the log's end" in ck.skipped[0]
+    assert ck.load(partitions=3) is None and "partitions" in ck.skipped[0]
+
+
+def test_keeps_only_the_newest(tmp_path: Path) -> None:
+    ck = Checkpointer(tmp_path, keep=2)
+    for _ in range(4):
+        ck.write(_state())
+    assert len(ck.files()) == 2
