@@ -1,0 +1,1 @@
+"""Sources: where typed events come from (Nova notifications, full syncs, plugins)."""

@@ -1,0 +1,762 @@
+"""Nova versioned notifications → typed events.
+
+:class:`NovaNormalizer` takes one notification in any of three forms and returns an
+:class:`Outcome`: ``events`` (one typed envelope, for the types below), ``irrelevant``
+(a known or unknown type that changes nothing the model holds, with the reason) or
+``dead`` (input that cannot be read, with the reason; the caller dead-letters the raw
+bytes). It never raises on bad input.
+
+Accepted forms:
+
+- the oslo.messaging 2.0 wire envelope ``{"oslo.version": "2.0", "oslo.message": "<JSON>"}``
+  as bytes, str or dict;
+- the inner message dict (``message_id``, ``publisher_id``, ``event_type``, ``priority``,
+  ``payload``, ``timestamp``, ``_context_*``...);
+- a bare sample (``event_type``, ``payload``, ``priority``, ``publisher_id``) as in Nova's
+  ``doc/notification_samples``. Without ``message_id`` the id is derived from a hash of
+  the message's canonical JSON (sorted keys), so the same message always gets the same
+  event ids; without ``timestamp`` the notification time is ``recorded_at``.
+
+Envelope errors (not JSON, not an object, wrong ``oslo.version``, no ``event_type`` or
+``publisher_id``, a bad ``timestamp``) are dead for every event type. Payload errors are
+only looked for in the types that become events: a missing or mistyped required field
+(instance ``uuid`` and ``state``, flavor ``vcpus``/``memory_mb``/``root_gb``/``ephemeral_gb``,
+service ``host``/``binary``) is dead, and the reason names the field and the event type.
+Payload fields this module does not read are ignored, so older and newer payload
+versions (e.g. InstanceUpdatePayload 1.x with fields 2.x dropped) normalize alike;
+optional fields that an older version lacks take their defaults (``locked`` False,
+``locked_reason``/``availability_zone``/``power_state``/``task_state`` None, flavor
+``swap`` 0 and ``name`` "").
+
+Decision table
+==============
+
+Events (one per notification; every instance event carries the whole instance after
+the change, so the fold never needs the previous event)::
+
+    event type                               event                   action / method / note
+    ---------------------------------------  ----------------------  ----------------------------------------
+    instance.create.start                    instance.updated        create.start: first sight of a building
+                                                                     instance (host null until the claim);
+                                                                     with notify_on_state_change off it is
+                                                                     the only notice before create.end
+    instance.create.end                      instance.created
+    instance.update                          instance.updated        update (also building, host null)
+    instance.delete.end                      instance.deleted        also the compute-down and not-scheduled
+                                                                     variants (published by nova-api)
+    instance.soft_delete.end                 instance.state_changed  soft_delete (instance stays, SOFT_DELETED)
+    instance.restore.end                     instance.state_changed  restore
+    instance.power_on.end                    instance.state_changed  power_on
+    instance.power_off.end                   instance.state_changed  power_off
+    instance.pause.end / unpause.end         instance.state_changed  pause / unpause
+    instance.suspend.end / resume.end        instance.state_changed  suspend / resume
+    instance.rescue.end / unrescue.end       instance.state_changed  rescue / unrescue
+    instance.shutdown.end                    instance.state_changed  shutdown (part of a delete)
+    instance.shelve.end                      instance.state_changed  shelve (stays on its host)
+    instance.shelve_offload.end              instance.state_changed  shelve_offload (host and node null)
+    instance.unshelve.end                    instance.migrated       method=unshelve: Nova sends it only when
+                                                                     an OFFLOADED instance was placed on a
+                                                                     host (unshelving a non-offloaded one is
+                                                                     a power_on); source_host null
+    instance.lock / instance.unlock          instance.lock_changed
+    instance.live_migration_post_dest.end    instance.migrated       method=live, names the destination;
+                                                                     source_host null (not in the payload)
+    instance.live_migration_post.end         instance.updated        live_migration_post: sent by the source
+                                                                     AFTER post_dest.end, still naming the
+                                                                     source host (stale). Its version is
+                                                                     floor(updated_at) - 1 µs so that it loses
+                                                                     even to a post_dest.end of the same second
+    instance.live_migration_rollback.end     instance.updated        live_migration_rollback (stays on source,
+                                                                     task_state cleared)
+    instance.resize_finish.end               instance.resized        resize: new host and new flavor. Also the
+                                                                     end of a cold migration (same flavor);
+                                                                     old_flavor/source_host null (not in the
+                                                                     payload; "old_flavor" is read if present)
+    instance.resize_confirm.end              instance.resized        resize_confirm (vm_state resized → active)
+    instance.resize_revert.end               instance.resized        resize_revert (back on the source, old flavor)
+    instance.evacuate                        instance.migrated       method=evacuate, names the destination
+    instance.rebuild.end                     instance.updated        rebuild (also completes an evacuation)
+    service.create                           compute_service.changed change=created
+    service.update                           compute_service.changed change=forced_down if forced_down, else
+                                                                     disabled if disabled, else enabled
+    service.delete                           compute_service.deleted
+
+Irrelevant (counted and skipped by the caller)::
+
+    event type                               why
+    ---------------------------------------  -------------------------------------------------------------
+    instance.<action>.start (but create)     the action has only begun; its .end carries the result
+    instance.<action>.error                  a failed action reports the instance mid-transition; what it
+                                             becomes (rollback, ERROR, reschedule) comes in its own
+                                             notification or the next full sync (also create.error)
+    instance.exists                          periodic usage audit, no change
+    instance.reboot.end                      host, flavor and vm_state unchanged
+    instance.snapshot.end, trigger_crash_dump.end
+                                             nothing the model holds changes
+    instance.interface_attach/detach.end, volume_attach/detach/swap.end, share_attach/detach.end
+                                             ports, volumes and shares are not in the model
+    instance.rebuild_scheduled               conductor picked a host; nothing moved yet
+    instance.live_migration_pre.end          destination prepared; still on the source
+    instance.live_migration_abort.end        only a request: rollback.end (or post_dest.end) follows
+    instance.live_migration_force_complete.end
+                                             only a request: post_dest.end follows
+    instance.live_migration_rollback_dest.end
+                                             the destination's stale copy (task_state migrating);
+                                             the source's rollback.end is authoritative
+    instance.resize_prep.end, instance.resize.end
+                                             destination claimed / disk copied; the instance still names
+                                             the source and its old flavor until resize_finish.end
+    service.* of another binary than nova-compute
+                                             only compute services hold instances
+    aggregate.*, flavor.*, keypair.*, server_group.*, scheduler.*, compute_task.*, compute.exception,
+    libvirt.*, metrics.update, volume.usage
+                                             not part of the model (see the reasons in _PREFIX_REASONS)
+    any other type                           unknown to this normalizer (a plugin may claim it)
+
+Versions
+========
+
+An instance's version is its ``updated_at`` (else the notification timestamp) in µs,
+floored to the whole second: Nova's ``updated_at`` has one-second resolution, and a
+sub-second fallback would wrongly beat a later ``updated_at`` of the same second. A
+service's version is its ``updated_at`` when the payload has one (ServiceStatusPayload
+does not) else the notification timestamp, floored likewise. ``occurred_at`` is the
+notification timestamp unfloored. Service ``up`` is ``not forced_down`` (the payload
+has no liveness; a forced-down service is reported down by the API).
+
+Speed: plain dict access and a flavor cache, no cattrs on this path. Repeated strings
+(host, node, states, project and user ids, zones, flavor names) are interned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+import msgspec
+
+from eventmodel import events as ev
+from eventmodel.clock import now_us, parse_time
+from eventmodel.codec import EventTypes
+from eventmodel.log.base import DeadLetter
+
+EVENTS = "events"
+IRRELEVANT = "irrelevant"
+DEAD = "dead"
+
+_intern = sys.intern
+_SECOND = 1_000_000
+
+
+@attrs.frozen(slots=True)
+class Outcome:
+    """What became of one notification."""
+
+    status: str  # "events" | "irrelevant" | "dead"
+    events: tuple[ev.Envelope, ...] = ()
+    reason: str = ""  # why irrelevant / why dead
+    event_type: str = ""  # the notification's event_type if known
+
+    @property
+    def ok(self) -> bool:
+        """Not dead: the message can be acknowledged once its events are stored."""
+        return self.status != DEAD
+
+
+def dead(reason: str, event_type: str = "") -> Outcome:
+    return Outcome(DEAD, (), reason, event_type)
+
+
+def irrelevant(reason: str, event_type: str = "") -> Outcome:
+    return Outcome(IRRELEVANT, (), reason, event_type)
+
+
+class Invalid(ValueError):
+    """The notification cannot become events; the message is the reason."""
+
+
+@attrs.frozen(slots=True)
+class Message:
+    """An unwrapped notification, its envelope fields checked.
+
+    ``body`` is the inner message dict as received, plus ``message_id`` and
+    ``timestamp`` filled in when the input (a bare sample) had none.
+    """
+
+    body: dict[str, Any]
+    event_type: str
+    publisher_id: str
+    message_id: str
+    occurred_at: int  # µs, the notification timestamp (or recorded_at)
+
+    @property
+    def payload(self) -> Any:
+        return self.body.get("payload")
+
+
+# ---------------------------------------------------------------------------
+# Unwrapping
+# ---------------------------------------------------------------------------
+
+_json_decode = msgspec.json.decode
+
+
+def _kind(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _decode_json(data: bytes | str, what: str) -> Any:
+    try:
+        return _json_decode(data)
+    except (msgspec.DecodeError, UnicodeError) as exc:
+        raise Invalid(f"{what} is not valid JSON: {exc}") from None
+
+
+def unwrap(raw: bytes | bytearray | memoryview | str | dict) -> dict[str, Any]:
+    """The inner notification dict of any accepted form; raises Invalid."""
+    if isinstance(raw, dict):
+        outer: Any = raw
+    elif isinstance(raw, (bytes, str)):
+        outer = _decode_json(raw, "message")
+    elif isinstance(raw, (bytearray, memoryview)):
+        outer = _decode_json(bytes(raw), "message")
+    else:
+        raise Invalid(f"message is a {type(raw).__name__}, not bytes, str or dict")
+    if type(outer) is not dict:
+        raise Invalid(f"message is a JSON {_kind(outer)}, not an object")
+    if "oslo.message" in outer or "oslo.version" in outer:
+        version = outer.get("oslo.version")
+        if version != "2.0":
+            raise Invalid(f"unsupported oslo.version {version!r} (expected '2.0')")
+        inner = outer.get("oslo.message")
+        if type(inner) is str:
+            inner = _decode_json(inner, "oslo.message")
+        elif type(inner) is not dict:
+            raise Invalid(f"oslo.message is {_kind(inner)}, not a JSON string")
+        if type(inner) is not dict:
+            raise Invalid(f"oslo.message is a JSON {_kind(inner)}, not an object")
+        return inner
+    return outer
+
+
+def _derived_message_id(body: dict[str, Any]) -> str:
+    try:
+        canonical = msgspec.json.encode(body, order="sorted")
+    except (TypeError, ValueError, OverflowError):  # not JSON-able (a dict built in Python)
+        canonical = repr(sorted(body.items(), key=lambda kv: str(kv[0]))).encode("utf-8", "replace")
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()[:32]
+
+
+def nova_time(us: int) -> str:
+    """µs → Nova's notification timestamp form ``2026-11-25 15:31:37.996213``."""
+    dt = datetime.fromtimestamp(us / _SECOND, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def parse_message(raw: bytes | str | dict, recorded_at: int) -> Message:
+    """Unwrap ``raw`` and check its envelope fields; raises Invalid."""
+    body = unwrap(raw)
+    event_type = body.get("event_type")
+    if type(event_type) is not str or not event_type:
+        raise Invalid(
+            "missing event_type" if event_type is None else f"event_type is {_kind(event_type)}, not a string"
+        )
+    publisher = body.get("publisher_id")
+    if type(publisher) is not str or not publisher:
+        raise Invalid(
+            f"{event_type}: missing publisher_id"
+            if publisher is None
+            else f"{event_type}: publisher_id must be a non-empty string, got {_kind(publisher)}"
+        )
+    message_id = body.get("message_id")
+    stamp = body.get("timestamp")
+    filled = None
+    if message_id is None:
+        filled = dict(body)
+        message_id = filled["message_id"] = _derived_message_id(body)
+    elif type(message_id) is not str or not message_id:
+        raise Invalid(f"{event_type}: message_id must be a non-empty string, got {_kind(message_id)}")
+    if stamp is None:
+        occurred_at = recorded_at
+        if filled is None:
+            filled = dict(body)
+        filled["timestamp"] = nova_time(recorded_at)
+    elif type(stamp) is str:
+        try:
+            occurred_at = parse_time(stamp)
+        except ValueError:
+            raise Invalid(f"{event_type}: timestamp {stamp[:64]!r} is not a time") from None
+    else:
+        raise Invalid(f"{event_type}: timestamp must be a string, got {_kind(stamp)}")
+    return Message(filled if filled is not None else body, event_type, _intern(publisher), message_id, occurred_at)
+
+
+# ---------------------------------------------------------------------------
+# Payload fields
+# ---------------------------------------------------------------------------
+
+
+def _req_str(d: dict, key: str, where: str) -> str:
+    v = d.get(key)
+    if type(v) is str and v:
+        return v
+    if v is None:
+        raise Invalid(f"missing required field {where}{key!r}")
+    raise Invalid(f"field {where}{key!r} must be a non-empty string, got {_kind(v)}")
+
+
+def _opt_str(d: dict, key: str, where: str) -> str | None:
+    v = d.get(key)
+    if v is None:
+        return None
+    if type(v) is str:
+        return _intern(v)
+    raise Invalid(f"field {where}{key!r} must be a string or null, got {_kind(v)}")
+
+
+def _opt_bool(d: dict, key: str, where: str, default: bool) -> bool:
+    v = d.get(key)
+    if v is None:
+        return default
+    if v is True or v is False:
+        return v
+    raise Invalid(f"field {where}{key!r} must be a boolean, got {_kind(v)}")
+
+
+def _int(d: dict, key: str, where: str, default: int | None = None) -> int:
+    v = d.get(key)
+    if type(v) is int and v >= 0:
+        return v
+    if v is None:
+        if default is not None:
+            return default
+        raise Invalid(f"missing required field {where}{key!r}")
+    raise Invalid(f"field {where}{key!r} must be a non-negative integer, got {_kind(v)} {str(v)[:32]}")
+
+
+def _nova_data(obj: Any, where: str) -> dict:
+    """The ``nova_object.data`` of a versioned object (an unwrapped dict is accepted too)."""
+    if type(obj) is not dict:
+        raise Invalid(f"missing required field {where!r}" if obj is None else f"field {where!r} is {_kind(obj)}, not an object")
+    data = obj.get("nova_object.data", obj)
+    if type(data) is not dict:
+        raise Invalid(f"field '{where}.nova_object.data' is {_kind(data)}, not an object")
+    return data
+
+
+def _version_of(stamp: Any, fallback: int, where: str) -> int:
+    """``updated_at`` (else ``fallback``) in µs, floored to the whole second."""
+    if stamp is None:
+        us = fallback
+    elif type(stamp) is str:
+        try:
+            us = parse_time(stamp)
+        except ValueError:
+            raise Invalid(f"field {where}'updated_at' is not a time: {stamp[:64]!r}") from None
+    else:
+        raise Invalid(f"field {where}'updated_at' must be a string or null, got {_kind(stamp)}")
+    return us - us % _SECOND
+
+
+# ---------------------------------------------------------------------------
+# The table
+# ---------------------------------------------------------------------------
+
+_Handler = Callable[["NovaNormalizer", dict, Message], object]
+
+
+def _instance_event(cls: type, **extra: Any) -> _Handler:
+    def handle(self: NovaNormalizer, data: dict, msg: Message) -> object:
+        return cls(self.instance(data, msg.occurred_at), **extra)
+
+    return handle
+
+
+def _resized(action: str) -> _Handler:
+    def handle(self: NovaNormalizer, data: dict, msg: Message) -> object:
+        inst = self.instance(data, msg.occurred_at)
+        old = data.get("old_flavor")
+        old_flavor = self.flavor(old, "old_flavor") if old is not None else None
+        return ev.InstanceResized(inst, old_flavor=old_flavor, action=action)
+
+    return handle
+
+
+def _live_post(self: NovaNormalizer, data: dict, msg: Message) -> object:
+    inst = self.instance(data, msg.occurred_at)
+    # Stale by construction (see the module docstring): one µs older than its second.
+    return ev.InstanceUpdated(attrs.evolve(inst, version=inst.version - 1), action="live_migration_post")
+
+
+def _service_changed(change: str | None) -> _Handler:
+    def handle(self: NovaNormalizer, data: dict, msg: Message) -> object:
+        svc = self.service(data, msg.occurred_at)
+        if svc is None:
+            return None
+        what = change
+        if what is None:
+            what = "forced_down" if svc.forced_down else "disabled" if svc.disabled else "enabled"
+        return ev.ComputeServiceChanged(svc, change=what)
+
+    return handle
+
+
+def _service_deleted(self: NovaNormalizer, data: dict, msg: Message) -> object:
+    svc = self.service(data, msg.occurred_at)
+    return None if svc is None else ev.ComputeServiceDeleted(svc)
+
+
+def _state(action: str) -> _Handler:
+    return _instance_event(ev.InstanceStateChanged, action=action)
+
+
+#: event type → handler building the payload (None: irrelevant after all)
+HANDLERS: dict[str, _Handler] = {
+    "instance.create.start": _instance_event(ev.InstanceUpdated, action="create.start"),
+    "instance.create.end": _instance_event(ev.InstanceCreated),
+    "instance.update": _instance_event(ev.InstanceUpdated, action="update"),
+    "instance.delete.end": _instance_event(ev.InstanceDeleted),
+    "instance.soft_delete.end": _state("soft_delete"),
+    "instance.restore.end": _state("restore"),
+    "instance.power_on.end": _state("power_on"),
+    "instance.power_off.end": _state("power_off"),
+    "instance.pause.end": _state("pause"),
+    "instance.unpause.end": _state("unpause"),
+    "instance.suspend.end": _state("suspend"),
+    "instance.resume.end": _state("resume"),
+    "instance.rescue.end": _state("rescue"),
+    "instance.unrescue.end": _state("unrescue"),
+    "instance.shutdown.end": _state("shutdown"),
+    "instance.shelve.end": _state("shelve"),
+    "instance.shelve_offload.end": _state("shelve_offload"),
+    "instance.unshelve.end": _instance_event(ev.InstanceMigrated, method="unshelve"),
+    "instance.lock": _instance_event(ev.InstanceLockChanged),
+    "instance.unlock": _instance_event(ev.InstanceLockChanged),
+    "instance.live_migration_post_dest.end": _instance_event(ev.InstanceMigrated, method="live"),
+    "instance.live_migration_post.end": _live_post,
+    "instance.live_migration_rollback.end": _instance_event(ev.InstanceUpdated, action="live_migration_rollback"),
+    "instance.resize_finish.end": _resized("resize"),
+    "instance.resize_confirm.end": _resized("resize_confirm"),
+    "instance.resize_revert.end": _resized("resize_revert"),
+    "instance.evacuate": _instance_event(ev.InstanceMigrated, method="evacuate"),
+    "instance.rebuild.end": _instance_event(ev.InstanceUpdated, action="rebuild"),
+    "service.create": _service_changed("created"),
+    "service.update": _service_changed(None),
+    "service.delete": _service_deleted,
+}
+
+#: the event class each handled type produces (documentation and tests)
+EVENT_CLASS: dict[str, type] = {
+    "instance.create.start": ev.InstanceUpdated,
+    "instance.create.end": ev.InstanceCreated,
+    "instance.update": ev.InstanceUpdated,
+    "instance.delete.end": ev.InstanceDeleted,
+    **{
+        f"instance.{a}.end": ev.InstanceStateChanged
+        for a in (
+            "soft_delete", "restore", "power_on", "power_off", "pause", "unpause", "suspend",
+            "resume", "rescue", "unrescue", "shutdown", "shelve", "shelve_offload",
+        )
+    },
+    "instance.unshelve.end": ev.InstanceMigrated,
+    "instance.lock": ev.InstanceLockChanged,
+    "instance.unlock": ev.InstanceLockChanged,
+    "instance.live_migration_post_dest.end": ev.InstanceMigrated,
+    "instance.live_migration_post.end": ev.InstanceUpdated,
+    "instance.live_migration_rollback.end": ev.InstanceUpdated,
+    "instance.resize_finish.end": ev.InstanceResized,
+    "instance.resize_confirm.end": ev.InstanceResized,
+    "instance.resize_revert.end": ev.InstanceResized,
+    "instance.evacuate": ev.InstanceMigrated,
+    "instance.rebuild.end": ev.InstanceUpdated,
+    "service.create": ev.ComputeServiceChanged,
+    "service.update": ev.ComputeServiceChanged,
+    "service.delete": ev.ComputeServiceDeleted,
+}
+
+_NOT_IN_MODEL = "are not part of the model"
+
+#: exact event types that are irrelevant, with the reason
+IRRELEVANT_TYPES: dict[str, str] = {
+    "instance.exists": "periodic usage audit: describes the instance without changing it",
+    "instance.reboot.end": "a reboot leaves host, flavor and vm_state as they were",
+    "instance.snapshot.end": "an image snapshot changes no placement, size or state",
+    "instance.trigger_crash_dump.end": "a crash dump changes no placement, size or state",
+    "instance.interface_attach.end": f"network interfaces {_NOT_IN_MODEL}",
+    "instance.interface_detach.end": f"network interfaces {_NOT_IN_MODEL}",
+    "instance.volume_attach.end": f"volumes {_NOT_IN_MODEL}",
+    "instance.volume_detach.end": f"volumes {_NOT_IN_MODEL}",
+    "instance.volume_swap.end": f"volumes {_NOT_IN_MODEL}",
+    "instance.share_attach.end": f"shares {_NOT_IN_MODEL}",
+    "instance.share_detach.end": f"shares {_NOT_IN_MODEL}",
+    "instance.rebuild_scheduled": "the conductor picked a host for a rebuild/evacuation; nothing moved yet",
+    "instance.live_migration_pre.end": "the destination is prepared; the instance is still on the source",
+    "instance.live_migration_abort.end": (
+        "an abort is only requested; live_migration_rollback.end (or post_dest.end) tells the outcome"
+    ),
+    "instance.live_migration_force_complete.end": (
+        "force-complete is only requested; live_migration_post_dest.end tells the outcome"
+    ),
+    "instance.live_migration_rollback_dest.end": (
+        "the destination's stale copy after a rollback (task_state migrating); "
+        "the source's live_migration_rollback.end is authoritative"
+    ),
+    "instance.resize_prep.end": (
+        "the destination claimed resources; the instance keeps its host and old flavor until resize_finish.end"
+    ),
+    "instance.resize.end": (
+        "the disk moved to the destination; the instance keeps its host and old flavor until resize_finish.end"
+    ),
+    "compute.exception": "an API/compute exception report; the instance's state comes in its own notification",
+    "metrics.update": "compute monitor metrics (CPU frequency, load) are not part of the model",
+    "volume.usage": "volume I/O usage counters are not part of the model",
+}
+
+#: Nova notification families that are irrelevant, by prefix, with the reason
+_PREFIX_REASONS: tuple[tuple[str, str], ...] = (
+    ("aggregate.", f"host aggregates {_NOT_IN_MODEL}"),
+    ("flavor.", "a flavor definition changes no instance (each instance carries its own flavor copy)"),
+    ("keypair.", f"keypairs {_NOT_IN_MODEL}"),
+    ("server_group.", f"server groups {_NOT_IN_MODEL}"),
+    ("scheduler.", "a scheduling decision; the instance moves when its compute host reports it"),
+    ("compute_task.", "a conductor task failure; the payload is a request spec, not the instance"),
+    ("libvirt.", "a hypervisor connection error; the service's status comes as service.update"),
+    ("compute.", "a compute error report; the instance's state comes in its own notification"),
+)
+
+_NOVA_PREFIXES = ("instance.", "service.") + tuple(p for p, _ in _PREFIX_REASONS)
+
+
+def irrelevance(event_type: str) -> str | None:
+    """Why Nova's ``event_type`` is irrelevant, or None when it becomes events."""
+    if event_type in HANDLERS:
+        return None
+    reason = IRRELEVANT_TYPES.get(event_type)
+    if reason is not None:
+        return reason
+    if event_type.startswith("instance."):
+        action, _, phase = event_type[len("instance."):].rpartition(".")
+        if phase == "start":
+            return f"start of {action}: nothing has changed yet, the .end notification carries the result"
+        if phase == "error":
+            return (
+                f"{action} failed: the payload shows the instance mid-transition; what it becomes "
+                "comes in its own notification or the next full sync"
+            )
+        return "a Nova instance notification this normalizer does not model"
+    for prefix, reason in _PREFIX_REASONS:
+        if event_type.startswith(prefix):
+            return reason
+    if event_type.startswith("service."):
+        return "a Nova service notification this normalizer does not model"
+    return f"unknown event type {event_type!r}"
+
+
+def knows(event_type: str) -> bool:
+    """True when ``event_type`` is Nova's (handled, or known to be irrelevant)."""
+    return event_type in HANDLERS or event_type in IRRELEVANT_TYPES or event_type.startswith(_NOVA_PREFIXES)
+
+
+def is_nova_publisher(publisher_id: object) -> bool:
+    return type(publisher_id) is str and publisher_id.startswith("nova-")
+
+
+# ---------------------------------------------------------------------------
+# The normalizer
+# ---------------------------------------------------------------------------
+
+
+class NovaNormalizer:
+    """Nova versioned notifications → typed event envelopes. Stateless apart from caches."""
+
+    #: compute service binaries whose notifications become events
+    COMPUTE_BINARIES = frozenset({"nova-compute"})
+
+    def __init__(self, types: EventTypes | None = None) -> None:
+        self.types = types or EventTypes.builtin()
+        self._flavors: dict[tuple, ev.Flavor] = {}
+
+    # -- the API ---------------------------------------------------------
+    def normalize(self, raw: bytes | str | dict, *, recorded_at: int | None = None) -> Outcome:
+        """One notification → an Outcome. Never raises on bad input."""
+        if recorded_at is None:
+            recorded_at = now_us()
+        try:
+            msg = parse_message(raw, recorded_at)
+        except Invalid as exc:
+            return dead(str(exc), guess_event_type(raw))
+        except Exception as exc:  # noqa: BLE001 - never crash the bridge on input
+            return dead(f"unreadable message: {type(exc).__name__}: {exc}", guess_event_type(raw))
+        return self.normalize_message(msg, recorded_at=recorded_at)
+
+    def claims(self, msg: Message) -> bool:
+        """True when this normalizer should have ``msg`` rather than a plugin."""
+        return knows(msg.event_type) and is_nova_publisher(msg.publisher_id)
+
+    def normalize_message(self, msg: Message, *, recorded_at: int) -> Outcome:
+        event_type = msg.event_type
+        handler = HANDLERS.get(event_type)
+        if handler is None:
+            return irrelevant(irrelevance(event_type) or "", event_type)
+        try:
+            payload = msg.body.get("payload")
+            if type(payload) is not dict:
+                raise Invalid(
+                    "missing payload" if payload is None else f"payload is {_kind(payload)}, not an object"
+                )
+            data = payload.get("nova_object.data")
+            if type(data) is not dict:
+                raise Invalid(
+                    "payload has no nova_object.data (not a versioned notification)"
+                    if data is None
+                    else f"payload nova_object.data is {_kind(data)}, not an object"
+                )
+            event = handler(self, data, msg)
+        except Invalid as exc:
+            return dead(f"{event_type}: {exc}{_object_name(msg)}", event_type)
+        except Exception as exc:  # noqa: BLE001
+            return dead(f"{event_type}: unreadable payload: {type(exc).__name__}: {exc}", event_type)
+        if event is None:
+            binary = (msg.body.get("payload") or {}).get("nova_object.data", {}).get("binary")
+            return irrelevant(f"service binary {binary!r} is not a compute service", event_type)
+        entity = ev.entity_of(event)
+        env = ev.Envelope(
+            ev.event_id(msg.publisher_id, msg.message_id, 0),
+            event.TYPE,  # type: ignore[attr-defined]
+            entity.key if entity is not None else "",
+            msg.publisher_id,
+            msg.occurred_at,
+            recorded_at,
+            event,
+            event.VERSION,  # type: ignore[attr-defined]
+        )
+        return Outcome(EVENTS, (env,), "", event_type)
+
+    def dead_letter(self, raw: bytes, outcome: Outcome, *, source: str = "amqp") -> DeadLetter:
+        return dead_letter(raw, outcome, source=source)
+
+    # -- payload pieces --------------------------------------------------
+    def flavor(self, obj: Any, where: str = "flavor") -> ev.Flavor:
+        data = _nova_data(obj, where)
+        w = where + "."
+        vcpus = _int(data, "vcpus", w)
+        memory_mb = _int(data, "memory_mb", w)
+        root_gb = _int(data, "root_gb", w)
+        ephemeral_gb = _int(data, "ephemeral_gb", w)
+        swap = data.get("swap")
+        swap_mb = 0 if swap is None or swap == "" else _int(data, "swap", w)
+        name = data.get("name")
+        if name is None:
+            name = data.get("flavorid")
+            if type(name) is not str:
+                name = ""
+        elif type(name) is not str:
+            raise Invalid(f"field {w}'name' must be a string, got {_kind(name)}")
+        key = (name, vcpus, memory_mb, root_gb, ephemeral_gb, swap_mb)
+        flavor = self._flavors.get(key)
+        if flavor is None:
+            if len(self._flavors) >= 4096:
+                self._flavors.clear()
+            flavor = self._flavors[key] = ev.Flavor(_intern(name), vcpus, memory_mb, root_gb, ephemeral_gb, swap_mb)
+        return flavor
+
+    def instance(self, data: dict, fallback_version: int) -> ev.Instance:
+        uuid = _req_str(data, "uuid", "")
+        vm_state = _intern(_req_str(data, "state", ""))
+        flavor = self.flavor(data.get("flavor"))
+        locked = data.get("locked")
+        if locked is None:
+            locked = False
+        elif locked is not True and locked is not False:
+            raise Invalid(f"field 'locked' must be a boolean, got {_kind(locked)}")
+        return ev.Instance(
+            uuid,
+            _version_of(data.get("updated_at"), fallback_version, ""),
+            _opt_str(data, "host", ""),
+            _opt_str(data, "node", ""),
+            vm_state,
+            flavor,
+            _opt_str(data, "power_state", ""),
+            _opt_str(data, "task_state", ""),
+            _opt_str(data, "tenant_id", "") or "",
+            _opt_str(data, "user_id", "") or "",
+            _plain_str(data, "display_name"),
+            locked,
+            _plain_str_or_none(data, "locked_reason"),
+            _opt_str(data, "availability_zone", ""),
+        )
+
+    def service(self, data: dict, fallback_version: int) -> ev.ComputeService | None:
+        """The service state, or None when it is not a compute service."""
+        binary = _req_str(data, "binary", "")
+        host = _req_str(data, "host", "")
+        forced_down = _opt_bool(data, "forced_down", "", False)
+        disabled = _opt_bool(data, "disabled", "", False)
+        if binary not in self.COMPUTE_BINARIES:
+            return None
+        return ev.ComputeService(
+            _intern(host),
+            _intern(binary),
+            _version_of(data.get("updated_at"), fallback_version, ""),
+            disabled,
+            _plain_str_or_none(data, "disabled_reason"),
+            forced_down,
+            not forced_down,
+            _opt_str(data, "uuid", ""),
+        )
+
+
+def _plain_str(d: dict, key: str) -> str:
+    v = d.get(key)
+    if v is None:
+        return ""
+    if type(v) is str:
+        return v
+    raise Invalid(f"field {key!r} must be a string or null, got {_kind(v)}")
+
+
+def _plain_str_or_none(d: dict, key: str) -> str | None:
+    v = d.get(key)
+    if v is None or type(v) is str:
+        return v
+    raise Invalid(f"field {key!r} must be a string or null, got {_kind(v)}")
+
+
+def _object_name(msg: Message) -> str:
+    payload = msg.body.get("payload")
+    if type(payload) is dict:
+        name, version = payload.get("nova_object.name"), payload.get("nova_object.version")
+        if type(name) is str:
+            return f" ({name} {version})" if type(version) is str else f" ({name})"
+    return ""
+
+
+def guess_event_type(raw: object) -> str:
+    """Best effort, for the reason of a dead message: its event_type if one can be seen."""
+    try:
+        body = unwrap(raw)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001
+        return ""
+    et = body.get("event_type")
+    return et if type(et) is str else ""
+
+
+def dead_letter(raw: bytes | str | dict, outcome: Outcome, *, source: str = "amqp") -> DeadLetter:
+    """A dead-letter record for ``raw``: its bytes and the outcome's reason."""
+    if isinstance(raw, str):
+        data = raw.encode("utf-8", "surrogatepass")
+    elif isinstance(raw, (bytes, bytearray, memoryview)):
+        data = bytes(raw)
+    else:
+        try:
+            data = msgspec.json.encode(raw)
+        except Exception:  # noqa: BLE001
+            data = repr(raw).encode("utf-8", "replace")
+    reason = outcome.reason or f"status {outcome.status}"
+    if outcome.event_type and not reason.startswith(outcome.event_type):
+        reason = f"{outcome.event_type}: {reason}"
+    return DeadLetter(data, reason, source, now_us())

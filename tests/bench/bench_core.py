@@ -1,0 +1,212 @@
+"""Core benchmarks, printed side by side in one run (these machines are noisy).
+
+    python -m tests.bench.bench_core [--small]
+
+1. replay from the SQLite log: decode + fold events/s, beside the same run's bare
+   decode-and-dict-insert loop over the same records (the ceiling);
+2. ``latest()`` at 1,000 hosts / 50,000 instances and 10,000 / 500,000, beside
+   ``copy.deepcopy`` of the same data;
+3. memory per instance in the projection;
+4. checkpoint write and restore at the larger size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import random
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import msgspec
+
+from eventmodel import events as ev
+from eventmodel.codec import Codec
+from eventmodel.log import open_log
+from eventmodel.log.base import decode_batches
+from projections.checkpoint import read_checkpoint, write_checkpoint
+from projections.fold import fold
+from projections.projection import Projection, bulk, catch_up
+from projections.state import ClusterState
+
+FLAVORS = [ev.Flavor(f"m1.{n}", v, m, d) for n, v, m, d in
+           [("tiny", 1, 512, 1), ("small", 1, 2048, 20), ("medium", 2, 4096, 40), ("large", 4, 8192, 80),
+            ("xlarge", 8, 16384, 160)]]
+STATES = [("active", "running"), ("stopped", "shutdown"), ("paused", "paused")]
+
+
+def instance_events(hosts: int, instances: int, updates: int, seed: int = 1) -> list[ev.Envelope]:
+    """Creates for every instance, then ``updates`` random changes (10 % migrations)."""
+    rng = random.Random(seed)
+    projects = [f"{rng.getrandbits(128):032x}" for _ in range(50)]
+    out: list[ev.Envelope] = []
+    current: list[ev.Instance] = []
+    t = 1_700_000_000_000_000
+    for i in range(instances):
+        node = f"compute-{rng.randrange(hosts):05d}"
+        inst = ev.Instance(f"{rng.getrandbits(128):032x}", t, node, node, "active", rng.choice(FLAVORS), "running",
+                           None, rng.choice(projects), "user", f"vm-{i}", False, None, "nova")
+        current.append(inst)
+        out.append(ev.envelope(ev.InstanceCreated(inst), source="nova-compute:" + node, message_id=str(i),
+                               occurred_at=t, recorded_at=t))
+    for j in range(updates):
+        t += 1_000_000
+        k = rng.randrange(instances)
+        old = current[k]
+        if rng.random() < 0.1:
+            node = f"compute-{rng.randrange(hosts):05d}"
+            new = ev.Instance(old.uuid, t, node, node, old.vm_state, old.flavor, old.power_state, None,
+                              old.project_id, old.user_id, old.name, False, None, "nova")
+            payload: object = ev.InstanceMigrated(new, old.host, old.node)
+        else:
+            vm, power = rng.choice(STATES)
+            new = ev.Instance(old.uuid, t, old.host, old.node, vm, old.flavor, power, None,
+                              old.project_id, old.user_id, old.name, False, None, "nova")
+            payload = ev.InstanceStateChanged(new, "power", old.vm_state)
+        current[k] = new
+        out.append(ev.envelope(payload, source="nova-compute:" + str(new.host), message_id=f"u{j}",
+                               occurred_at=t, recorded_at=t))
+    return out
+
+
+def bench_replay(n_instances: int, n_updates: int, tmp: Path) -> None:
+    print(f"\n== replay from the SQLite log: {n_instances:,} creates + {n_updates:,} updates ==")
+    log = open_log(f"sqlite:///{tmp}/replay.db")
+    events = instance_events(1000, n_instances, n_updates)
+    t = time.perf_counter()
+    for i in range(0, len(events), 10_000):
+        log.append(events[i:i + 10_000])
+    print(f"append                     {len(events) / (time.perf_counter() - t):>12,.0f} events/s")
+    del events
+    raw = [r for batch in log.read_raw() for r in batch]
+    n = len(raw)
+    codec = Codec()
+    results = {}
+    for round_ in range(2):
+        with bulk():
+            # ceiling: bare decode of the same bytes and a dict insert per record
+            t = time.perf_counter()
+            d: dict = {}
+            dec = msgspec.json.decode
+            for r in raw:
+                o = dec(r.value)
+                d[o["key"]] = o
+            bare = time.perf_counter() - t
+            del d
+            # ours: typed decode + fold, from the same bytes in memory
+            t = time.perf_counter()
+            state = ClusterState.empty()
+            for i in range(0, n, 5000):
+                for recs in decode_batches(iter([raw[i:i + 5000]]), codec):
+                    state = fold(state, recs)
+            ours = time.perf_counter() - t
+        del state
+        gc.collect()
+        # end to end: read from SQLite, decode, fold (what `eventmodel replay` does)
+        p = Projection()
+        t = time.perf_counter()
+        catch_up(p, log)
+        e2e = time.perf_counter() - t
+        results[round_] = (bare, ours, e2e)
+        del p
+        gc.collect()
+    bare, ours, e2e = min(results.values(), key=lambda x: x[1])
+    print(f"bare decode + dict insert  {n / bare:>12,.0f} events/s   (ceiling)")
+    print(f"typed decode + fold        {n / ours:>12,.0f} events/s   {bare / ours:6.0%} of ceiling")
+    print(f"SQLite read + decode + fold{n / e2e:>12,.0f} events/s   {bare / e2e:6.0%} of ceiling")
+    log.close()
+
+
+def build_state(hosts: int, instances: int) -> tuple[ClusterState, float]:
+    """Fold ``instances`` creates (decoded from bytes, as from a log); return state and MB/instance."""
+    codec = Codec()
+    events = instance_events(hosts, instances, 0)
+    nodes = [ev.ComputeNodeObserved("b", ev.ComputeNode(f"compute-{h:05d}", 1, f"compute-{h:05d}", vcpus=64,
+                                                        memory_mb=262144, disk_gb=2000)) for h in range(hosts)]
+    blobs = [codec.encode(e) for e in events]
+    del events
+    gc.collect()
+    tracemalloc.start()
+    state = ClusterState.empty()
+    from eventmodel.log.base import Record
+    with bulk():
+        state = fold(state, [Record(0, i, ev.envelope(p, source="b", message_id=str(i), occurred_at=1,
+                                                      recorded_at=1)) for i, p in enumerate(nodes)])
+        for i in range(0, len(blobs), 10_000):
+            recs = [Record(0, len(nodes) + i + j, codec.decode(b)) for j, b in enumerate(blobs[i:i + 10_000])]
+            state = fold(state, recs)
+    del blobs, recs
+    gc.collect()
+    per = tracemalloc.get_traced_memory()[0] / instances
+    tracemalloc.stop()
+    return state, per
+
+
+def bench_latest(hosts: int, instances: int, tmp: Path, checkpoint: bool) -> None:
+    print(f"\n== {hosts:,} hosts / {instances:,} instances ==")
+    t = time.perf_counter()
+    state, per_instance = build_state(hosts, instances)
+    print(f"built by folding           {time.perf_counter() - t:>10.1f} s")
+    print(f"memory per instance        {per_instance:>10,.0f} bytes (traced allocations / instances, incl. nodes and indexes)")
+    p = Projection(state)
+    reps = 100_000
+    t = time.perf_counter()
+    for _ in range(reps):
+        m = p.latest()
+    latest_us = (time.perf_counter() - t) / reps * 1e6
+    t = time.perf_counter()
+    m = p.latest("audit-1")
+    journal_us = (time.perf_counter() - t) * 1e6
+    # the same data as plain containers, deep-copied as Watcher does per audit
+    plain = {"instances": dict(m.instances()), "nodes": dict(m.compute_nodes()),
+             "by_node": {k: dict(v) for k, v in m.state.by_node.items()}}
+    t = time.perf_counter()
+    copy.deepcopy(plain)
+    deep = time.perf_counter() - t
+    print(f"latest()                   {latest_us:>10.3f} µs     (journalled read: {journal_us:.1f} µs)")
+    print(f"copy.deepcopy of same data {deep * 1e6:>10,.0f} µs     ({deep * 1e6 / latest_us:,.0f}× slower)")
+    node = next(iter(m.compute_nodes()))
+    t = time.perf_counter()
+    for _ in range(1000):
+        m.node_free(node)
+    print(f"node_free(node)            {(time.perf_counter() - t) / 1000 * 1e6:>10.1f} µs")
+    t = time.perf_counter()
+    uuid = next(iter(m.instances()))
+    for _ in range(1000):
+        m.migrate(uuid, node)
+    print(f"what-if migrate            {(time.perf_counter() - t) / 1000 * 1e6:>10.1f} µs")
+    del plain
+    if checkpoint:
+        path = tmp / "bench.ckpt"
+        t = time.perf_counter()
+        write_checkpoint(path, state)
+        w = time.perf_counter() - t
+        t = time.perf_counter()
+        with bulk():
+            back = read_checkpoint(path)
+        r = time.perf_counter() - t
+        assert len(back.instances) == instances
+        print(f"checkpoint write           {w:>10.2f} s      ({path.stat().st_size / 2**20:,.0f} MiB)")
+        print(f"checkpoint restore         {r:>10.2f} s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--small", action="store_true", help="Smaller sizes, for a quick look.")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        if args.small:
+            bench_replay(20_000, 80_000, tmp)
+            bench_latest(100, 5_000, tmp, checkpoint=True)
+        else:
+            bench_replay(100_000, 300_000, tmp)
+            bench_latest(1_000, 50_000, tmp, checkpoint=False)
+            bench_latest(10_000, 500_000, tmp, checkpoint=True)
+
+
+if __name__ == "__main__":
+    main()
