@@ -100,21 +100,25 @@ EOF
   fi
 }
 
+# Byte offset of server.log when this start began: only newer lines are shown.
+SERVER_LOG_OFFSET=0
+
 show_logs() {
-  local f
-  for f in "$SERVER_LOG" "$STDOUT_LOG"; do
-    if [[ -s $f ]]; then
-      echo "----- last 40 lines of $f -----" >&2
-      tail -n 40 "$f" >&2
-    fi
-  done
+  if [[ -s $SERVER_LOG && $(stat -c %s "$SERVER_LOG") -gt $SERVER_LOG_OFFSET ]]; then
+    echo "----- last 40 lines of $SERVER_LOG (this start) -----" >&2
+    tail -c +$((SERVER_LOG_OFFSET + 1)) "$SERVER_LOG" | tail -n 40 | cut -c1-500 >&2
+  fi
+  if [[ -s $STDOUT_LOG ]]; then
+    echo "----- last 40 lines of $STDOUT_LOG -----" >&2
+    tail -n 40 "$STDOUT_LOG" | cut -c1-500 >&2
+  fi
 }
 
 # True while pid $1 exists and is not a zombie.
 alive() {
   local _pid _comm state
   [[ -r /proc/$1/stat ]] || return 1
-  read -r _pid _comm state _ <"/proc/$1/stat" || return 1
+  read -r _pid _comm state _ 2>/dev/null <"/proc/$1/stat" || return 1
   [[ $state != Z ]]
 }
 
@@ -134,10 +138,16 @@ wait_ready() {
     sleep 0.5
   done
   show_logs
-  die "the broker did not accept clients on 127.0.0.1:$PORT within $TIMEOUT s (pid $pid, logs in $DATA)"
+  if [[ ${3:-} == kill-on-timeout ]]; then
+    say "stopping the broker that did not become ready (pid $pid)"
+    stop_pid "$pid"
+  fi
+  die "the broker did not accept clients on 127.0.0.1:$PORT within $TIMEOUT s (logs in $DATA)"
 }
 
 # ------------------------------------------------------------------- jars ---
+
+count_jars() { local j=("$1"/*.jar); echo "${#j[@]}"; }
 
 write_pom() { # $1 = version, $2 = pom path
   cat >"$2" <<EOF
@@ -190,6 +200,7 @@ EOF
 resolve_version() {
   local v=$1 dir=$KAFKA_CACHE/$1
   [[ -f $dir/.complete ]] && return 0
+  command -v mvn >/dev/null || apt_install mvn maven
   command -v mvn >/dev/null || die "mvn (Maven) is needed to resolve the Kafka jars; install it (apt-get install maven)"
   mkdir -p "$dir"
   write_pom "$v" "$dir/pom.xml"
@@ -198,15 +209,15 @@ resolve_version() {
   if ! mvn -B -q -f "$dir/pom.xml" -Dmaven.repo.local="$KAFKA_CACHE/m2" \
       dependency:copy-dependencies -DincludeScope=runtime \
       -DoutputDirectory="$dir/jars.tmp" >"$dir/mvn.log" 2>&1; then
-    say "kafka_2.13:$v did not resolve; last lines of $dir/mvn.log:"
-    tail -n 5 "$dir/mvn.log" | cut -c1-300 >&2
+    say "kafka_2.13:$v did not resolve (full output: $dir/mvn.log):"
+    { grep -m 1 -F '[ERROR]' "$dir/mvn.log" || tail -n 5 "$dir/mvn.log"; } | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-400 >&2
     rm -rf "$dir/jars.tmp"
     return 1
   fi
   rm -rf "$dir/jars"
   mv "$dir/jars.tmp" "$dir/jars"
   touch "$dir/.complete"
-  say "resolved $v: $(ls "$dir/jars" | wc -l) jars in $dir/jars"
+  say "resolved $v: $(count_jars "$dir/jars") jars in $dir/jars"
 }
 
 # Sets VERSION and JARS. The version a request resolved to is remembered, so
@@ -236,6 +247,18 @@ ensure_jars() {
     fi
   done
   die "no Kafka version resolved (tried: ${candidates[*]}); see $KAFKA_CACHE/<version>/mvn.log"
+}
+
+# Java 17+ and Maven come with the machine; if one is missing and we are
+# root, install it from Debian's packages.
+apt_install() { # $1 = command that is missing, $2.. = packages
+  local cmd=$1
+  shift
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    say "$cmd not found; installing $* with apt-get ..."
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"; } >/tmp/eventmodel-kafka-apt.log 2>&1 ||
+      die "apt-get install $* failed (see /tmp/eventmodel-kafka-apt.log)"
+  fi
 }
 
 # ----------------------------------------------------------------- config ---
@@ -303,6 +326,7 @@ format_storage() {
 }
 
 check_java() {
+  command -v "$JAVA" >/dev/null || apt_install java openjdk-17-jre-headless
   command -v "$JAVA" >/dev/null || die "java not found; Kafka 4.x needs Java 17+ (apt-get install openjdk-17-jre-headless)"
   local major
   major=$("$JAVA" -XshowSettings:properties -version 2>&1 | awk -F'= ' '/java.specification.version/ {print $2}')
@@ -326,38 +350,46 @@ cmd_start() {
   check_java
   ensure_jars
   write_config
-  format_storage
   : >"$STDOUT_LOG"
-  say "starting Kafka $VERSION ($(ls "$JARS" | wc -l) jars) on 127.0.0.1:$PORT, controller 127.0.0.1:$CPORT, data $DATA"
+  SERVER_LOG_OFFSET=$(stat -c %s "$SERVER_LOG" 2>/dev/null || echo 0)
+  format_storage
+  say "starting Kafka $VERSION ($(count_jars "$JARS") jars) on 127.0.0.1:$PORT, controller 127.0.0.1:$CPORT, data $DATA"
   nohup "$JAVA" -Xmx"$HEAP" -Xms"$HEAP" -XX:+UseG1GC -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$LOG4J_CONF" -Dkafka.logs.dir="$DATA" \
     -cp "$JARS/*" kafka.Kafka "$PROPS" >>"$STDOUT_LOG" 2>&1 </dev/null 9>&- &
   pid=$!
   echo "$pid" >"$PIDFILE"
-  wait_ready "$t0" "$pid"
+  wait_ready "$t0" "$pid" kill-on-timeout
   say "started in $(elapsed "$t0") s (pid $pid, log $SERVER_LOG)"
 }
 
+# SIGTERM, up to 30 s for a clean shutdown, then SIGKILL.
+stop_pid() {
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 300; i++)); do
+    alive "$pid" || break
+    sleep 0.1
+  done
+  if alive "$pid"; then
+    say "still running after 30 s; SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    while alive "$pid"; do sleep 0.1; done
+  fi
+  rm -f "$PIDFILE"
+}
+
 cmd_stop() {
-  local pid i
+  local pid t0
+  t0=$(now)
   if ! pid=$(broker_pid); then
     say "not running"
     rm -f "$PIDFILE"
     return 0
   fi
   say "stopping pid $pid (SIGTERM)"
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 300; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    say "still running after 30 s; SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-  fi
-  rm -f "$PIDFILE"
-  say "stopped"
+  stop_pid "$pid"
+  say "stopped in $(elapsed "$t0") s"
 }
 
 cmd_status() {
