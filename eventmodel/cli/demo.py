@@ -33,6 +33,20 @@ def _differences(truth: object, model: ClusterModel) -> list[str]:
     return diff_truth(truth, model.instances(), model.compute_nodes(), model.services())  # type: ignore[arg-type]
 
 
+def _start_time(model: ClusterModel) -> int:
+    """When the simulated clock starts: now, or after everything an earlier run left on
+    the log (the simulator's clock runs ahead of the wall clock, one second per
+    operation or more, and its pre-existing entities are dated up to a week back)."""
+    newest = 0
+    for kind, table in model.state.tables.items():
+        for ent in table.values():
+            newest = max(newest, ent.version)
+    for table in model.state.tombstones.values():
+        for version in table.values():
+            newest = max(newest, version)
+    return max(now_us(), newest + 8 * 24 * 3600 * 1_000_000)
+
+
 class _DirectFeed:
     """Notifications → normalizer → log, in this process (the embedded path)."""
 
@@ -95,12 +109,11 @@ def register(app: typer.Typer) -> None:
             console.print(f"  the log already holds {before.total:,} records; the model starts from them "
                           "and the full syncs reconcile it with this run's cloud")
 
+        projection = start(lg)
         t0 = time.perf_counter()
-        sim = SimCloud(hosts, instances, seed=seed,
+        sim = SimCloud(hosts, instances, seed=seed, start_time_us=_start_time(projection.latest()),
                        faults=Faults(drop=drop, duplicate=duplicate, delay=delay, reorder=reorder))
         console.print(f"  built the simulated cloud in {time.perf_counter() - t0:.1f}s")
-
-        projection = start(lg)
         follower = Follower(lg, projection).start()
         feed = _DirectFeed(lg)
         bridge = None
@@ -163,7 +176,7 @@ def register(app: typer.Typer) -> None:
         t.add_row("events appended", f"{feed.events:,} ({feed.events / streamed:,.0f} events/s), "
                   f"{feed.irrelevant:,} irrelevant, {feed.dead:,} dead-lettered")
         t.add_row("log", f"{lg.url} at position {end}")
-        t.add_row("model before final sync", f"{len(wrong_before):,} entities differed from ground truth")
+        t.add_row("model before final sync", f"{len(wrong_before):,} differences from ground truth")
         t.add_row("drift found by final sync",
                   f"{snap.corrected:,} corrected ({snap.deleted:,} deleted)" if snap else "-")
         t.add_row("replay from zero", f"{end.total - before.total:,} new records, whole log in {replay_s:.2f}s "

@@ -376,6 +376,15 @@ def _instance_event(cls: type, **extra: Any) -> _Handler:
     return handle
 
 
+def _update(self: NovaNormalizer, data: dict, msg: Message) -> object:
+    """``instance.update``; one that says the instance is deleted is a delete: the
+    ``delete.end`` that follows it may be lost or arrive first."""
+    inst = self.instance(data, msg.occurred_at)
+    if inst.vm_state == "deleted":
+        return ev.InstanceDeleted(inst)
+    return ev.InstanceUpdated(inst, action="update")
+
+
 def _resized(action: str) -> _Handler:
     def handle(self: NovaNormalizer, data: dict, msg: Message) -> object:
         inst = self.instance(data, msg.occurred_at)
@@ -418,7 +427,7 @@ def _state(action: str) -> _Handler:
 HANDLERS: dict[str, _Handler] = {
     "instance.create.start": _instance_event(ev.InstanceUpdated, action="create.start"),
     "instance.create.end": _instance_event(ev.InstanceCreated),
-    "instance.update": _instance_event(ev.InstanceUpdated, action="update"),
+    "instance.update": _update,
     "instance.delete.end": _instance_event(ev.InstanceDeleted),
     "instance.soft_delete.end": _state("soft_delete"),
     "instance.restore.end": _state("restore"),
