@@ -237,6 +237,7 @@ class Checkpointer:
     log_url: str = ""
     keep: int = 3
     skipped: list[str] = attrs.field(factory=list)  # why files were skipped at the last load
+    loaded_position: Position | None = None  # position of the checkpoint the last load returned
 
     def __attrs_post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -268,5 +269,6 @@ class Checkpointer:
                 _log.warning("skipping checkpoint: %s", exc)
                 self.skipped.append(str(exc))
                 continue
+            self.loaded_position = state.position
             return state
         return None

@@ -126,6 +126,8 @@ class Follower:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._since_checkpoint = 0
+        #: position of the last checkpoint this follower knows of (None: none yet)
+        self.checkpointed: Position | None = None
 
     def start(self) -> Follower:
         self._thread = threading.Thread(target=self.run, name="eventmodel-follower", daemon=True)
@@ -136,8 +138,14 @@ class Follower:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        if self.checkpointer is not None and self._since_checkpoint:
-            self.checkpointer.write(self.projection.state)  # type: ignore[attr-defined]
+        if self.checkpointer is not None and self.projection.state.position != self.checkpointed:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        state = self.projection.state
+        self.checkpointer.write(state)  # type: ignore[union-attr]
+        self.checkpointed = state.position
+        self._since_checkpoint = 0
 
     def run(self) -> None:
         backoff = self.poll
@@ -153,8 +161,7 @@ class Follower:
                 self.stale = None
                 backoff = self.poll
                 if self.checkpointer is not None and self._since_checkpoint >= self.checkpoint_every:
-                    self.checkpointer.write(self.projection.state)  # type: ignore[attr-defined]
-                    self._since_checkpoint = 0
+                    self._checkpoint()
                 if not moved:
                     self._stop.wait(self.poll)
             except Exception as exc:  # noqa: BLE001 - a follower never dies of a read error

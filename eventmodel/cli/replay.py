@@ -174,7 +174,9 @@ def register(app: typer.Typer) -> None:
         projection: Projection = start(lg, ck)
         for why in ck.skipped:
             err.print(f"[yellow]skipped checkpoint:[/] {why}")
-        follower = Follower(lg, projection, checkpointer=ck, checkpoint_every=every).start()
+        follower = Follower(lg, projection, checkpointer=ck, checkpoint_every=every)
+        follower.checkpointed = ck.loaded_position
+        follower.start()
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
