@@ -281,6 +281,16 @@ class SnapshotCompleted(_Payload):
 
 
 @attrs.frozen(slots=True)
+class SnapshotAborted(_Payload):
+    """A full sync failed part-way: nothing it observed may cause deletions."""
+
+    TYPE = "snapshot.aborted"
+    EFFECT = "marker"
+    snapshot_id: str
+    reason: str = ""
+
+
+@attrs.frozen(slots=True)
 class Unknown(_Payload):
     """A record whose type this process does not know (e.g. a plugin not installed)."""
 
@@ -305,10 +315,11 @@ BUILTIN_PAYLOADS: tuple[type, ...] = (
     ComputeServiceObserved,
     SnapshotStarted,
     SnapshotCompleted,
+    SnapshotAborted,
 )
 
 #: types that a log writes to every partition
-BROADCAST_TYPES = frozenset({SnapshotStarted.TYPE, SnapshotCompleted.TYPE})
+BROADCAST_TYPES = frozenset({SnapshotStarted.TYPE, SnapshotCompleted.TYPE, SnapshotAborted.TYPE})
 
 
 def entity_of(payload: object) -> object | None:

@@ -17,6 +17,8 @@ Rules (DESIGN.md, "Ordering, idempotence, reconciliation"):
   ``started`` is deleted, with the started time as the tombstone's version.
 * Observed records that changed the model plus those deletions are the snapshot's
   drift: what lost notifications had left wrong.
+* ``snapshot.aborted`` closes a failed sync without deletions; a completed sync also
+  closes any sync that started before it and never finished.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Iterable
 import attrs
 import immutables
 
-from eventmodel.events import INSTANCE, SnapshotCompleted, SnapshotStarted, entity_of
+from eventmodel.events import INSTANCE, SnapshotAborted, SnapshotCompleted, SnapshotStarted, entity_of
 from eventmodel.log.base import Position, Record
 from projections.state import EMPTY, ClusterState, OpenSnapshot, SnapshotResult
 
@@ -137,25 +139,25 @@ class _Builder:
         self.applied += 1
         payload = env.payload
         effect = payload.EFFECT
-        if effect == "upsert":
-            self._upsert(payload, p)
-        elif effect == "delete":
-            self._delete(payload, p)
-        elif effect == "observe":
-            self._observe(payload)
-        elif effect == "marker":
-            if isinstance(payload, SnapshotStarted):
-                self._started(payload, p, env.occurred_at)
-            elif isinstance(payload, SnapshotCompleted):
-                self._completed(payload, p, env.occurred_at)
-
-    def _upsert(self, payload: object, partition: int) -> None:
-        """The hot path: a live record carrying an entity's new state."""
-        kind = payload.KIND  # type: ignore[attr-defined]
-        entity = getattr(payload, payload.ENTITY or kind)  # type: ignore[attr-defined]
+        if effect != "upsert":
+            if effect == "delete":
+                self._delete(payload, p)
+            elif effect == "observe":
+                self._observe(payload)
+            elif effect == "marker":
+                if isinstance(payload, SnapshotStarted):
+                    self._started(payload, p, env.occurred_at)
+                elif isinstance(payload, SnapshotCompleted):
+                    self._completed(payload, p, env.occurred_at)
+                elif isinstance(payload, SnapshotAborted):
+                    self.snaps.pop(payload.snapshot_id, None)
+            return
+        # The hot path, inlined: a live record carrying an entity's new state.
+        kind = payload.KIND
+        entity = getattr(payload, payload.ENTITY or kind)
         key = entity.key
         if self.snaps:
-            self._touch(kind, key, partition)
+            self._touch(kind, key, p)
         table = self.tables.get(kind)
         if table is None:
             table = self._table(kind)
@@ -239,6 +241,11 @@ class _Builder:
             self.snaps[m.snapshot_id] = snap
             return
         del self.snaps[m.snapshot_id]
+        # A sync that started before this one and never finished was abandoned
+        # (its syncer died): this one supersedes it.
+        for sid, other in list(self.snaps.items()):
+            if other.started_at < snap.started_at:
+                del self.snaps[sid]
         deleted = 0
         for kind in snap.scope:
             table = self._snapshot_of(self.tables, kind, self.state.tables)

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "replay",
     "normalize",
     "bridge",
+    "sync",
 )
 
 

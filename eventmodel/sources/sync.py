@@ -112,8 +112,13 @@ class Snapshotter:
                 if progress:
                     progress(len(pending))
         except Exception as exc:  # noqa: BLE001 - an unreachable API must not crash the syncer
-            _log.error("full sync %s failed, the model is left as it was: %s", sid, exc)
-            return SyncResult(sid, counts, started, self.clock(), error=f"{type(exc).__name__}: {exc}")
+            reason = f"{type(exc).__name__}: {exc}"
+            _log.error("full sync %s failed, the model is left as it was: %s", sid, reason)
+            try:
+                self.log.append([env(ev.SnapshotAborted(sid, reason[:1000]), self.clock())])
+            except Exception as log_exc:  # noqa: BLE001 - the next completed sync supersedes it
+                _log.error("could not record the abort of sync %s: %s", sid, log_exc)
+            return SyncResult(sid, counts, started, self.clock(), error=reason)
         completed = self.clock()
         self.log.append([env(ev.SnapshotCompleted(sid, dict(counts)), completed)])
         return SyncResult(sid, counts, started, completed)
