@@ -1,0 +1,162 @@
+"""``eventmodel bridge`` (RabbitMQ → log) and ``eventmodel deadletters`` (what could not
+become events)."""
+
+from __future__ import annotations
+
+import collections
+import json
+import sys
+from typing import Optional
+
+import typer
+
+from eventmodel.cli.common import LOG_ENV, fail, log_option, open_or_fail
+from eventmodel.clock import format_time
+from eventmodel.sources.amqp import (
+    DEFAULT_AMQP_URL,
+    DEFAULT_QUEUE,
+    DEFAULT_TARGETS,
+    BridgeConfig,
+    BridgeConfigError,
+    BridgeStats,
+)
+
+
+def _open_writer(url: str | None, types=None):  # noqa: ANN001, ANN202
+    """The log the bridge appends to (a new SQLite file is created)."""
+    from eventmodel.codec import Codec
+    from eventmodel.log import LogError, open_log
+
+    if not url:
+        raise fail(f"no log given: pass --log URL or set {LOG_ENV}")
+    try:
+        return open_log(url, Codec(types) if types is not None else None)
+    except LogError as exc:
+        raise fail(str(exc)) from None
+
+
+def bridge(
+    log: Optional[str] = log_option(),  # noqa: UP007 - typer needs Optional
+    amqp: str = typer.Option(
+        DEFAULT_AMQP_URL, "--amqp", envvar="EVENTMODEL_AMQP_URL",
+        help="RabbitMQ URL (amqp://user:pass@host:5672/vhost; oslo's rabbit:// works too).",
+    ),
+    topic: list[str] = typer.Option(
+        list(DEFAULT_TARGETS), "--topic",
+        help="<exchange>.<topic> to consume, like Watcher's notification_topics; repeatable.",
+    ),
+    queue: str = typer.Option(DEFAULT_QUEUE, "--queue", help="The bridge's own queue (created if missing)."),
+    batch: int = typer.Option(500, "--batch", min=1, help="Append after this many messages ..."),
+    batch_ms: float = typer.Option(20.0, "--batch-ms", min=0, help="... or this many ms after a batch's first message."),
+    prefetch: int = typer.Option(1000, "--prefetch", min=0, max=65535, help="Unacknowledged messages RabbitMQ may send ahead."),
+    priority: list[str] = typer.Option(
+        ["info", "error"], "--priority", help="Notification priorities to bind (routing key <topic>.<priority>); repeatable."
+    ),
+    durable_exchange: bool = typer.Option(
+        False, "--durable-exchange/--transient-exchange",
+        help="Flags for declaring the exchange if it does not exist yet; match the cloud's "
+        "[oslo_messaging_rabbit] amqp_durable_queues. An existing exchange is used as it is.",
+    ),
+    declare_exchange: bool = typer.Option(
+        True, "--declare-exchange/--wait-for-exchange",
+        help="Create a missing exchange (with the flags above), or never create it and wait until Nova has.",
+    ),
+    quorum: bool = typer.Option(False, "--quorum", help="Declare the bridge's queue as a quorum queue."),
+    stats_every: float = typer.Option(10.0, "--stats-every", min=0, help="Seconds between stats lines (0: only the summary)."),
+    json_stats: bool = typer.Option(False, "--json", help="Print stats lines as JSON objects."),
+) -> None:
+    """Consume Nova's notifications from RabbitMQ and append their events to the log.
+
+    Every message ends as events, irrelevant or a dead letter; a batch is acknowledged
+    only after the log stored it. SIGTERM or Ctrl-C stops cleanly: the current batch is
+    stored and acknowledged first.
+    """
+    from eventmodel.codec import EventTypes
+    from eventmodel.sources.amqp import default_normalizer, run_forever
+
+    try:
+        config = BridgeConfig(
+            amqp_url=amqp, targets=tuple(topic), queue=queue, priorities=tuple(p.lower() for p in priority),
+            batch_size=batch, batch_ms=batch_ms, prefetch=prefetch, exchange_durable=durable_exchange,
+            declare_exchange=declare_exchange,
+            queue_type="quorum" if quorum else "classic", stats_interval=stats_every,
+        )
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    types = EventTypes.builtin()
+    normalizer = default_normalizer(types)
+    event_log = _open_writer(log, types)
+
+    def show(stats: BridgeStats, label: str = "bridge") -> None:
+        if json_stats:
+            d = stats.as_dict()
+            d["at"] = format_time(stats.started_at)
+            typer.echo(json.dumps({"label": label, **d}))
+        else:
+            typer.echo(f"{label}: {stats.line()}")
+        sys.stdout.flush()
+
+    from eventmodel.sources.amqp import _safe_url
+
+    typer.echo(
+        f"bridge: {', '.join(str(t) for t in config.targets)} "
+        f"({'/'.join(config.priorities)}) on {_safe_url(amqp)} -> queue {queue} -> {log}"
+    )
+    sys.stdout.flush()
+    try:
+        final = run_forever(event_log, config, normalizer=normalizer, on_stats=show)
+    except BridgeConfigError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        event_log.close()
+    typer.echo(
+        f"bridge stopped: {final.acked} messages stored and acknowledged "
+        f"({final.event_messages} with events, {final.events} events, {final.irrelevant} irrelevant, "
+        f"{final.dead} dead letters) in {final.batches} batches; {final.reconnects} reconnects"
+        + (f"; {final.abandoned} left unacknowledged for redelivery" if final.abandoned else "")
+    )
+
+
+def _preview(raw: bytes, width: int) -> str:
+    text = repr(raw[:width])[2:-1]
+    return text + ("..." if len(raw) > width else "")
+
+
+def deadletters(
+    log: Optional[str] = log_option(),  # noqa: UP007
+    limit: int = typer.Option(20, "--limit", min=0, help="Show the newest N (0: all)."),
+    raw: bool = typer.Option(False, "--raw", help="Write only the raw bytes of each, exactly as received, each followed by a newline."),
+    width: int = typer.Option(100, "--width", min=8, help="Bytes of each message to preview."),
+) -> None:
+    """List the stored dead letters: messages that could not become events, with why."""
+    event_log = open_or_fail(log)
+    try:
+        total = 0
+        shown: collections.deque = collections.deque(maxlen=limit or None)
+        for letter in event_log.dead_letters():
+            total += 1
+            shown.append(letter)
+    finally:
+        event_log.close()
+    if raw:
+        out = sys.stdout.buffer
+        for letter in shown:
+            out.write(letter.raw + b"\n")
+        out.flush()
+        return
+    if not total:
+        typer.echo(f"no dead letters in {log}")
+        return
+    typer.echo(f"{total} dead letters in {log}" + (f" (newest {len(shown)})" if len(shown) < total else ""))
+    for letter in shown:
+        typer.echo(
+            f"#{letter.offset}  {format_time(letter.at)}  {letter.source}  {len(letter.raw)} bytes\n"
+            f"    reason: {letter.reason}\n"
+            f"    bytes:  {_preview(letter.raw, width)}"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bridge")(bridge)
+    app.command("deadletters")(deadletters)
+

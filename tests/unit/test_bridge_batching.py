@@ -1,0 +1,368 @@
+"""The bridge's batch/ack rules, with fakes (no broker): a batch is acknowledged only
+after its events and dead letters are stored; a failing append is retried and nothing
+is acknowledged meanwhile."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import attrs
+import pytest
+
+from eventmodel.events import ComputeService, ComputeServiceChanged, envelope
+from eventmodel.log.base import DeadLetter, LogError
+from eventmodel.sources.amqp import (
+    Batch,
+    BatchWriter,
+    Bridge,
+    BridgeConfig,
+    BridgeStats,
+    Target,
+    _Backoff,
+    _Stopping,
+    amqp_url,
+    oslo_url,
+)
+
+
+def _env(i: int):
+    svc = ComputeService(host=f"host{i}", binary="nova-compute", version=i)
+    return envelope(ComputeServiceChanged(svc), source="nova-compute:host1", message_id=f"m{i}",
+                    occurred_at=i, recorded_at=i)
+
+
+def _letter(i: int) -> DeadLetter:
+    return DeadLetter(raw=b"garbage%d" % i, reason="not JSON", source="amqp", at=i)
+
+
+class Clock:
+    """A fake monotonic clock that sleep() advances."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.sleeps.append(s)
+        self.t += s
+
+
+class FakeLog:
+    url = "fake://log"
+
+    def __init__(self, calls: list, fail_appends: int = 0, fail_letters: int = 0) -> None:
+        self.calls = calls
+        self.fail_appends = fail_appends
+        self.fail_letters = fail_letters
+        self.events: list = []
+        self.letters: list = []
+
+    def append(self, envelopes) -> None:
+        if self.fail_appends:
+            self.fail_appends -= 1
+            self.calls.append(("append-failed", len(envelopes)))
+            raise LogError("broker unreachable")
+        self.events.extend(envelopes)
+        self.calls.append(("append", len(envelopes)))
+
+    def append_dead_letters(self, letters) -> None:
+        if self.fail_letters:
+            self.fail_letters -= 1
+            self.calls.append(("dead-failed", len(letters)))
+            raise LogError("disk full")
+        self.letters.extend(letters)
+        self.calls.append(("dead", len(letters)))
+
+
+def _batch(events: int, letters: int, irrelevant: int = 0) -> Batch:
+    b = Batch(opened=0.0)
+    tag = 0
+    for i in range(events):
+        tag += 1
+        b.tags.append(tag)
+        b.events.append(_env(i))
+        b.event_messages += 1
+    for i in range(letters):
+        tag += 1
+        b.tags.append(tag)
+        b.letters.append(_letter(i))
+    for _ in range(irrelevant):
+        tag += 1
+        b.tags.append(tag)
+        b.irrelevant += 1
+    return b
+
+
+def _writer(log: FakeLog, calls: list, clock: Clock, **kw: Any) -> tuple[BatchWriter, BridgeStats]:
+    stats = BridgeStats()
+    w = BatchWriter(
+        log, lambda tag: calls.append(("ack", tag)), stats,
+        retry_initial=0.1, retry_max=5.0, sleep=clock.sleep, clock=clock, **kw,
+    )
+    return w, stats
+
+
+def test_ack_only_after_append_and_dead_letters() -> None:
+    calls: list = []
+    clock = Clock()
+    log = FakeLog(calls)
+    w, stats = _writer(log, calls, clock)
+    batch = _batch(events=3, letters=2, irrelevant=4)
+    w.commit(batch)
+    assert calls == [("append", 3), ("dead", 2), ("ack", 9)]  # one append, one ack (multiple)
+    assert (stats.acked, stats.events, stats.event_messages, stats.dead, stats.irrelevant, stats.batches) == (
+        9, 3, 3, 2, 4, 1)
+    assert clock.sleeps == []
+
+
+def test_append_failure_is_retried_and_nothing_acked_meanwhile() -> None:
+    calls: list = []
+    clock = Clock()
+    log = FakeLog(calls, fail_appends=4)
+    w, stats = _writer(log, calls, clock)
+    w.commit(_batch(events=5, letters=1))
+    assert calls == [("append-failed", 5)] * 4 + [("append", 5), ("dead", 1), ("ack", 6)]
+    assert stats.append_failures == 4 and stats.acked == 6
+    assert "broker unreachable" in (stats.last_error or "")
+    # exponential backoff between attempts
+    assert len(clock.sleeps) >= 4
+    assert clock.sleeps[0] < clock.sleeps[-1]
+
+
+def test_dead_letters_are_stored_before_ack_and_events_not_repeated() -> None:
+    calls: list = []
+    clock = Clock()
+    log = FakeLog(calls, fail_letters=2)
+    w, stats = _writer(log, calls, clock)
+    w.commit(_batch(events=2, letters=3))
+    # the events were stored once; only the failed dead-letter append is retried
+    assert calls == [("append", 2), ("dead-failed", 3), ("dead-failed", 3), ("dead", 3), ("ack", 5)]
+    assert len(log.events) == 2 and len(log.letters) == 3
+    assert stats.dead == 3
+
+
+def test_batch_of_only_dead_letters_is_acked_after_storing_them() -> None:
+    calls: list = []
+    w, _ = _writer(FakeLog(calls), calls, Clock())
+    w.commit(_batch(events=0, letters=2))
+    assert calls == [("dead", 2), ("ack", 2)]
+
+
+def test_irrelevant_only_batch_is_acked_without_append() -> None:
+    calls: list = []
+    w, stats = _writer(FakeLog(calls), calls, Clock())
+    w.commit(_batch(events=0, letters=0, irrelevant=3))
+    assert calls == [("ack", 3)] and stats.irrelevant == 3
+
+
+def test_stop_while_append_fails_abandons_without_ack() -> None:
+    calls: list = []
+    clock = Clock()
+    stop = {"now": False}
+
+    def keepalive() -> None:
+        if clock.t > 1003:
+            stop["now"] = True
+
+    w, stats = _writer(FakeLog(calls, fail_appends=10**6), calls, clock, keepalive=keepalive,
+                       stopping=lambda: stop["now"])
+    with pytest.raises(_Stopping):
+        w.commit(_batch(events=2, letters=0))
+    assert not any(c[0] == "ack" for c in calls)
+    assert stats.acked == 0 and stats.append_failures >= 2
+
+
+def test_connection_loss_during_retry_abandons_without_ack() -> None:
+    calls: list = []
+    clock = Clock()
+    beats = {"n": 0}
+
+    def keepalive() -> None:  # the AMQP heartbeat check notices the connection is gone
+        beats["n"] += 1
+        if beats["n"] > 3:
+            raise ConnectionResetError("connection lost")
+
+    w, _ = _writer(FakeLog(calls, fail_appends=10**6), calls, clock, keepalive=keepalive)
+    with pytest.raises(ConnectionResetError):
+        w.commit(_batch(events=1, letters=0))
+    assert not any(c[0] == "ack" for c in calls)
+
+
+def test_heartbeat_kept_alive_during_long_backoff() -> None:
+    calls: list = []
+    clock = Clock()
+    beats: list[float] = []
+    w, _ = _writer(FakeLog(calls, fail_appends=8), calls, clock, keepalive=lambda: beats.append(clock.t))
+    w.commit(_batch(events=1, letters=0))
+    gaps = [b - a for a, b in zip(beats, beats[1:])]
+    assert max(gaps) <= 1.0 + 1e-9  # never more than a second without a heartbeat check
+    assert calls[-1] == ("ack", 1)
+
+
+def test_retry_log_lines_are_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    calls: list = []
+    clock = Clock()
+    w, stats = _writer(FakeLog(calls, fail_appends=500), calls, clock)
+    w.error_log_interval = 60.0
+    with caplog.at_level(logging.WARNING, logger="eventmodel.sources.amqp"):
+        w.commit(_batch(events=1, letters=0))
+    elapsed = clock.t - 1000.0
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert stats.append_failures == 500
+    assert len(errors) <= 1 + elapsed / 60.0 + 1
+    assert any("stored the batch after 500 failed attempts" in r.getMessage() for r in caplog.records)
+
+
+def test_backoff_is_capped() -> None:
+    b = _Backoff(0.5, 30.0)
+    delays = [b.next() for _ in range(50)]
+    assert max(delays) <= 30.0 and delays[0] <= 0.5
+    b.reset()
+    assert b.next() <= 0.5
+
+
+# ---------------------------------------------------------------------------
+# The bridge's message handling (fake channel, fake normalizer)
+# ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Outcome:
+    status: str
+    events: tuple = ()
+    reason: str = ""
+    event_type: str = ""
+
+
+class FakeNormalizer:
+    def normalize(self, raw, *, recorded_at=None):
+        if raw.startswith(b"ev"):
+            return Outcome("events", (_env(int(raw[2:])),))
+        if raw == b"irrelevant":
+            return Outcome("irrelevant", (), "not in the model", "flavor.create")
+        if raw == b"boom":
+            raise RuntimeError("normalizer bug")
+        if raw == b"weird":
+            return Outcome("maybe", ())
+        return Outcome("dead", (), "not JSON")
+
+
+class FakeMsg:
+    def __init__(self, tag: int, body: bytes | str) -> None:
+        self.body = body
+        self.properties = {"content_encoding": "utf-8"}
+        self.delivery_info = {"delivery_tag": tag, "exchange": "nova", "routing_key": "versioned_notifications.info"}
+
+
+class FakeChannel:
+    def __init__(self, calls: list) -> None:
+        self.calls = calls
+
+    def basic_ack(self, tag: int, multiple: bool = False) -> None:
+        self.calls.append(("basic_ack", tag, multiple))
+
+
+class FakeConn:
+    def heartbeat_check(self) -> None:
+        pass
+
+
+def test_bridge_batches_every_message_into_one_outcome() -> None:
+    calls: list = []
+    log = FakeLog(calls)
+    bridge = Bridge(log, BridgeConfig(batch_size=100), normalizer=FakeNormalizer())
+    bodies = [b"ev1", b"irrelevant", b"junk", b"ev2", b"boom", b"weird", "ev3"]
+    for tag, body in enumerate(bodies, 1):
+        bridge._on_message(FakeMsg(tag, body))
+    batch = bridge._batch
+    assert batch is not None and len(batch) == 7
+    writer = bridge._writer(FakeConn(), FakeChannel(calls))
+    writer.commit(batch)
+    assert calls == [("append", 3), ("dead", 3), ("basic_ack", 7, True)]
+    s = bridge.stats
+    assert (s.received, s.acked, s.event_messages, s.events, s.irrelevant, s.dead) == (7, 7, 3, 3, 1, 3)
+    assert s.event_messages + s.irrelevant + s.dead == s.received
+    reasons = {d.raw: d.reason for d in log.letters}
+    assert reasons[b"junk"] == "not JSON"
+    assert reasons[b"boom"].startswith("normalizer error: RuntimeError")
+    assert "unexpected normalizer status 'maybe'" in reasons[b"weird"]
+    assert all(d.source == "amqp:nova/versioned_notifications.info" for d in log.letters)
+
+
+def test_batch_due_by_size_or_age() -> None:
+    bridge = Bridge(FakeLog([]), BridgeConfig(batch_size=3, batch_ms=50), normalizer=FakeNormalizer())
+    import time
+
+    b = Batch(opened=time.monotonic())
+    b.tags.extend([1, 2])
+    assert not bridge._due(b)
+    b.tags.append(3)
+    assert bridge._due(b)
+    old = Batch(opened=time.monotonic() - 0.06)
+    old.tags.append(1)
+    assert bridge._due(old)
+
+
+def test_config_and_urls() -> None:
+    assert Target.parse("nova.versioned_notifications") == Target("nova", "versioned_notifications")
+    assert Target("nova", "versioned_notifications").routing_keys(["info", "error"]) == [
+        "versioned_notifications.info", "versioned_notifications.error"]
+    with pytest.raises(ValueError):
+        Target.parse("nodot")
+    cfg = BridgeConfig(targets=["nova.versioned_notifications", "cinder.notifications"])
+    assert cfg.targets[1] == Target("cinder", "notifications")
+    with pytest.raises(ValueError):
+        BridgeConfig(queue_type="stream")
+    assert amqp_url("rabbit://guest:guest@127.0.0.1:5672/") == "amqp://guest:guest@127.0.0.1:5672//"
+    assert oslo_url("amqp://guest:guest@127.0.0.1:5672//") == "rabbit://guest:guest@127.0.0.1:5672/"
+
+
+class EncodingLog(FakeLog):
+    """A log whose codec cannot encode one particular event (a bug, not an outage)."""
+
+    class codec:  # noqa: N801
+        @staticmethod
+        def encode(env):
+            if env.key == "host13/nova-compute":
+                raise TypeError("cannot encode")
+            return b"{}"
+
+    def append(self, envelopes) -> None:
+        for e in envelopes:
+            self.codec.encode(e)
+        super().append(envelopes)
+
+
+def test_unencodable_event_becomes_a_dead_letter_instead_of_blocking() -> None:
+    calls: list = []
+    log = EncodingLog(calls)
+    bridge = Bridge(log, BridgeConfig(batch_size=100), normalizer=FakeNormalizer())
+    for tag, body in enumerate([b"ev1", b"ev13", b"ev2"], 1):
+        bridge._on_message(FakeMsg(tag, body))
+    writer = bridge._writer(FakeConn(), FakeChannel(calls))
+    writer.sleep = lambda s: None
+    writer.commit(bridge._batch)
+    assert calls == [("append", 2), ("dead", 1), ("basic_ack", 3, True)]
+    assert [d.raw for d in log.letters] == [b"ev13"]
+    assert "cannot be encoded" in log.letters[0].reason
+    s = bridge.stats
+    assert (s.event_messages, s.events, s.dead, s.acked) == (2, 2, 1, 3)
+
+
+def test_empty_and_odd_bodies_do_not_stop_the_bridge() -> None:
+    calls: list = []
+    log = FakeLog(calls)
+    bridge = Bridge(log, BridgeConfig(batch_size=100), normalizer=FakeNormalizer())
+    bridge._on_message(FakeMsg(1, ""))  # py-amqp gives '' for an empty body
+    bridge._on_message(FakeMsg(2, memoryview(b"ev4")))
+    bridge._on_message(FakeMsg(3, object()))  # not bytes at all
+    writer = bridge._writer(FakeConn(), FakeChannel(calls))
+    writer.commit(bridge._batch)
+    assert calls[-1] == ("basic_ack", 3, True)
+    assert log.letters[0].raw == b""
+    assert log.letters[1].reason.startswith("unreadable AMQP body")
+    assert bridge.stats.event_messages == 1
