@@ -118,3 +118,13 @@ def test_follow_writes_a_checkpoint_and_restarts_from_it(demo_log: tuple[str, st
     newest.write_bytes(newest.read_bytes()[:-3])
     out = run("replay", "--log", url, "--checkpoint-dir", str(ck))
     assert "skipped checkpoint" in out.stderr
+
+
+def test_demo_through_rabbitmq_and_the_bridge(rabbitmq_url: str, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/bus.db"
+    out = run("demo", "--hosts", "5", "--instances", "40", "--duration", "2", "--log", url,
+              "--bus", rabbitmq_url, "--seed", "3").stdout
+    line = next(x for x in out.splitlines() if "projection equals ground truth" in x)
+    assert "YES" in line
+    events = next(x for x in out.splitlines() if "events appended" in x)
+    assert int(events.split("│")[2].split()[0].replace(",", "")) > 0
