@@ -122,7 +122,6 @@ def register(app: typer.Typer) -> None:
         lg = open_or_fail(log)
         codec = Codec()
         found = 0
-        t = Table("position", "recorded", "type", "source", "host", "node", "state", "version")
         for rec in history(lg, key):
             found += 1
             env = rec.envelope
@@ -134,14 +133,17 @@ def register(app: typer.Typer) -> None:
                 console.out(msgspec.json.encode(d).decode(), highlight=False)
                 continue
             ent = getattr(env.payload, getattr(env.payload, "ENTITY", None) or "instance", None)
-            t.add_row(f"{rec.partition}:{rec.offset}", format_time(env.recorded_at), env.type, env.source,
-                      str(getattr(ent, "host", "")), str(getattr(ent, "node", "")),
-                      str(getattr(ent, "vm_state", getattr(ent, "disabled", ""))),
-                      format_time(ent.version) if hasattr(ent, "version") else "")
+            fields = [f"{name}={getattr(ent, name)}" for name in
+                      ("host", "node", "vm_state", "power_state", "task_state", "disabled", "forced_down")
+                      if hasattr(ent, name)]
+            if hasattr(ent, "flavor"):
+                fields.append(f"flavor={ent.flavor.name}")
+            if hasattr(ent, "version"):
+                fields.append(f"version={format_time(ent.version)}")
+            console.out(f"{rec.partition}:{rec.offset}  {format_time(env.recorded_at)}  {env.type:24} "
+                        f"{env.source}  {' '.join(fields)}", highlight=False)
         if not found:
             raise fail(f"no events for key {key!r} in {lg.url}", code=1)
-        if not as_json:
-            console.print(t)
 
     @app.command("diff")
     def diff_cmd(

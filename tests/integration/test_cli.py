@@ -128,3 +128,23 @@ def test_demo_through_rabbitmq_and_the_bridge(rabbitmq_url: str, tmp_path: Path)
     assert "YES" in line
     events = next(x for x in out.splitlines() if "events appended" in x)
     assert int(events.split("│")[2].split()[0].replace(",", "")) > 0
+
+
+def test_demo_replay_history_export_on_kafka(kafka_url: str, tmp_path: Path) -> None:
+    out = run("demo", "--hosts", "6", "--instances", "50", "--duration", "2", "--log", kafka_url,
+              "--seed", "5").stdout
+    assert "YES" in next(x for x in out.splitlines() if "projection equals ground truth" in x)
+    log = open_log(kafka_url)
+    assert log.partitions() == 3
+    end = log.end()
+    half = ",".join(f"{p}:{o // 2}" for p, o in enumerate(end.offsets))
+    out = run("replay", "--log", kafka_url, "--to", half).stdout
+    assert half in out.replace("\n", "").replace(" ", "").replace("│", "") or "position" in out
+    snap = tmp_path / "k.json"
+    run("export", "--log", kafka_url, "-o", str(snap))
+    exported = load_snapshot(snap)
+    assert dict(exported.instances()) == dict(model_at(log).instances())
+    uuid = next(iter(exported.instances()))
+    lines = [json.loads(x) for x in run("history", "--log", kafka_url, uuid, "--json").stdout.splitlines() if x]
+    assert lines and {x["key"] for x in lines} == {uuid}
+    assert len({x["partition"] for x in lines}) == 1  # one key, one partition

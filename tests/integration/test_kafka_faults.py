@@ -165,3 +165,90 @@ def test_appends_block_and_retry_across_a_broker_outage(tmp_path: Path) -> None:
         if writer is not None:
             writer.stop.set()
         stop_broker(**where)
+
+
+class PipelineWriter(threading.Thread):
+    """The demo's write path: simulated cloud → normalizer → Kafka log, ``batches`` times."""
+
+    def __init__(self, log, sim, batches: int) -> None:  # noqa: ANN001
+        super().__init__(name="pipeline-writer", daemon=True)
+        from eventmodel.sources.nova import NovaNormalizer
+
+        self.log, self.sim, self.batches = log, sim, batches
+        self.normalizer = NovaNormalizer()
+        self.cond = threading.Condition()
+        self.done = 0
+        self.in_append = False
+        self.errors: list[BaseException] = []
+
+    def run(self) -> None:
+        try:
+            for _ in range(self.batches):
+                envelopes = []
+                for raw in self.sim.step(20):
+                    out = self.normalizer.normalize(raw)
+                    assert out.status != "dead", out.reason
+                    envelopes.extend(out.events)
+                with self.cond:
+                    self.in_append = True
+                    self.cond.notify_all()
+                self.log.append(envelopes)
+                with self.cond:
+                    self.in_append = False
+                    self.done += 1
+                    self.cond.notify_all()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            with self.cond:
+                self.errors.append(exc)
+                self.cond.notify_all()
+
+
+@pytest.mark.kafka
+def test_model_equals_ground_truth_after_a_broker_outage(tmp_path: Path) -> None:
+    from eventmodel.sim.cloud import Faults, SimCloud, diff_truth
+    from eventmodel.sources.sync import Snapshotter
+    from projections.projection import Follower, Projection
+
+    where = {"port": PORT + 10, "controller_port": PORT + 11, "data": tmp_path / "kafka-fault2"}
+    assert not broker_running(**where)
+    start_broker(**where)
+    follower = None
+    try:
+        url = f"kafka://127.0.0.1:{PORT + 10}/pipeline?partitions=3&delivery_timeout_ms=180000"
+        log = open_log(url)
+        sim = SimCloud(8, 60, seed=11, faults=Faults(drop=0.05, duplicate=0.05, reorder=0.05))
+        syncer = Snapshotter(sim, log, clock=lambda: sim.clock_us)
+        assert syncer.run_once().ok
+        projection = Projection(partitions=log.partitions())
+        follower = Follower(open_log(url), projection, poll=0.02).start()
+
+        writer = PipelineWriter(log, sim, batches=60)
+        writer.start()
+        wait_for(lambda: writer.done >= 15 or bool(writer.errors), 60, "15 batches before the outage", writer.cond)
+        stop_broker(**where)
+        wait_for(lambda: writer.in_append or bool(writer.errors), 60, "an append during the outage", writer.cond)
+        done_at_stop = writer.done
+        start_broker(**where)
+        wait_for(lambda: writer.done == 60 or bool(writer.errors), 240, "all batches after the restart",
+                 writer.cond)
+        assert not writer.errors, writer.errors
+        assert done_at_stop < 60
+
+        writer.join(timeout=30)
+        sim_rest = sim.flush()
+        from eventmodel.sources.nova import NovaNormalizer
+
+        norm = NovaNormalizer()
+        log.append([e for raw in sim_rest for e in norm.normalize(raw).events])
+        assert syncer.run_once().ok
+        end = log.end()
+        model = projection.wait_for(lambda m: m.position.covers(end), timeout=120)
+        assert follower.stale is None
+        truth = sim.truth()
+        assert diff_truth(truth, model.instances(), model.compute_nodes(), model.services()) == []
+        assert len(model.instances()) == len(truth.instances) > 0
+        log.close()
+    finally:
+        if follower is not None:
+            follower.stop()
+        stop_broker(**where)
