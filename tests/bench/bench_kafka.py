@@ -137,6 +137,9 @@ def stop_broker() -> None:
 # ---------------------------------------------------------------------------
 
 
+from projections.projection import Projection, catch_up  # noqa: E402
+
+
 def timed(fn: Callable[[], int]) -> tuple[int, float]:
     t0 = time.perf_counter()
     n = fn()
@@ -171,6 +174,15 @@ def measure(log: EventLog, envs: list[ev.Envelope], batch: int) -> dict[str, flo
     n, t = timed(read_raw)
     assert n == len(envs), (n, len(envs))
     out["raw"], out["raw_s"] = n / t, t
+
+    def replay_fold() -> int:
+        projection = Projection(partitions=log.partitions())
+        catch_up(projection, log, batch=batch)  # what start-up and `eventmodel replay` do
+        return projection.state.applied
+
+    n, t = timed(replay_fold)
+    assert n == len(envs), (n, len(envs))
+    out["fold"], out["fold_s"] = n / t, t
     return out
 
 
@@ -218,14 +230,18 @@ def main(argv: list[str] | None = None) -> None:
 
     print()
     print(f"N = {len(envs):,} events, batch {args.batch:,}")
-    head = f"{'backend':<24}{'append ev/s':>14}{'read+decode ev/s':>19}{'read_raw ev/s':>16}"
+    head = (f"{'backend':<24}{'append ev/s':>14}{'read+decode ev/s':>19}{'read_raw ev/s':>16}"
+            f"{'replay+fold ev/s':>19}")
     print(head)
     print("-" * len(head))
     for name, r in results.items():
-        print(f"{name:<24}{r['append']:>14,.0f}{r['read']:>19,.0f}{r['raw']:>16,.0f}")
+        print(f"{name:<24}{r['append']:>14,.0f}{r['read']:>19,.0f}{r['raw']:>16,.0f}{r['fold']:>19,.0f}")
     print()
     for name, r in results.items():
-        print(f"{name}: append {r['append_s']:.2f} s, read+decode {r['read_s']:.2f} s, read_raw {r['raw_s']:.2f} s")
+        print(f"{name}: append {r['append_s']:.2f} s, read+decode {r['read_s']:.2f} s, read_raw {r['raw_s']:.2f} s, "
+              f"replay+fold {r['fold_s']:.2f} s")
+    if took is not None:
+        print(f"broker start (compose/kafka.sh start): {took:.1f} s")
 
 
 if __name__ == "__main__":
