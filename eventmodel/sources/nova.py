@@ -579,17 +579,9 @@ def is_nova_publisher(publisher_id: object) -> bool:
 # ---------------------------------------------------------------------------
 
 
-class NovaNormalizer:
-    """Nova versioned notifications → typed event envelopes. Stateless apart from caches."""
+class MessageNormalizer:
+    """Parses the wire form once; subclasses turn the parsed message into an Outcome."""
 
-    #: compute service binaries whose notifications become events
-    COMPUTE_BINARIES = frozenset({"nova-compute"})
-
-    def __init__(self, types: EventTypes | None = None) -> None:
-        self.types = types or EventTypes.builtin()
-        self._flavors: dict[tuple, ev.Flavor] = {}
-
-    # -- the API ---------------------------------------------------------
     def normalize(self, raw: bytes | str | dict, *, recorded_at: int | None = None) -> Outcome:
         """One notification → an Outcome. Never raises on bad input."""
         if recorded_at is None:
@@ -601,6 +593,22 @@ class NovaNormalizer:
         except Exception as exc:  # noqa: BLE001 - never crash the bridge on input
             return dead(f"unreadable message: {type(exc).__name__}: {exc}", guess_event_type(raw))
         return self.normalize_message(msg, recorded_at=recorded_at)
+
+    def normalize_message(self, msg: Message, *, recorded_at: int) -> Outcome:
+        raise NotImplementedError
+
+
+class NovaNormalizer(MessageNormalizer):
+    """Nova versioned notifications → typed event envelopes. Stateless apart from caches."""
+
+    #: compute service binaries whose notifications become events
+    COMPUTE_BINARIES = frozenset({"nova-compute"})
+
+    def __init__(self, types: EventTypes | None = None) -> None:
+        self.types = types or EventTypes.builtin()
+        self._flavors: dict[tuple, ev.Flavor] = {}
+
+    # -- the API ---------------------------------------------------------
 
     def claims(self, msg: Message) -> bool:
         """True when this normalizer should have ``msg`` rather than a plugin."""

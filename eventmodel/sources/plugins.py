@@ -43,7 +43,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from eventmodel.clock import now_us, parse_time
+from eventmodel.clock import parse_time
 from eventmodel.codec import EventTypes, Upcaster
 from eventmodel.events import Envelope
 from eventmodel.log.base import DeadLetter
@@ -51,14 +51,12 @@ from eventmodel.sources.nova import (
     DEAD,
     EVENTS,
     IRRELEVANT,
-    Invalid,
     Message,
+    MessageNormalizer,
     NovaNormalizer,
     Outcome,
     dead,
     dead_letter,
-    guess_event_type,
-    parse_message,
 )
 
 __all__ = [
@@ -201,7 +199,7 @@ def _fail(failures: list[PluginFailure] | None, where: str, reason: str) -> None
         failures.append(PluginFailure(where, reason))
 
 
-class CompositeNormalizer:
+class CompositeNormalizer(MessageNormalizer):
     """Nova's normalizer plus the plugins' normalizers, behind the same interface."""
 
     def __init__(
@@ -221,17 +219,6 @@ class CompositeNormalizer:
         """Load the installed plugins into ``types`` (default: the built-in ones)."""
         types = types or EventTypes.builtin()
         return cls(load_plugins(types), types=types)
-
-    def normalize(self, raw: bytes | str | dict, *, recorded_at: int | None = None) -> Outcome:
-        if recorded_at is None:
-            recorded_at = now_us()
-        try:
-            msg = parse_message(raw, recorded_at)
-        except Invalid as exc:
-            return dead(str(exc), guess_event_type(raw))
-        except Exception as exc:  # noqa: BLE001
-            return dead(f"unreadable message: {type(exc).__name__}: {exc}", guess_event_type(raw))
-        return self.normalize_message(msg, recorded_at=recorded_at)
 
     def normalize_message(self, msg: Message, *, recorded_at: int) -> Outcome:
         if not self._routes or self.nova.claims(msg):

@@ -54,7 +54,7 @@ def test_replay_history_export_and_diff(demo_log: tuple[str, str], tmp_path: Pat
     mid = end // 2
 
     out = run("replay", "--log", url, "--to", str(mid), "--nodes", "3").stdout
-    assert f"position" in out and str(mid) in out
+    assert "position" in out and str(mid) in out
     expected = model_at(log, to=log.end().__class__((mid,)))
     assert f"{len(expected.instances()):,}" in out
 
