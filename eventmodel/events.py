@@ -10,6 +10,7 @@ import uuid
 from typing import ClassVar
 
 import attrs
+import msgspec
 
 # ---------------------------------------------------------------------------
 # Entity states (the full state after a change; the projection stores them as-is)
@@ -333,13 +334,15 @@ def entity_of(payload: object) -> object | None:
 # ---------------------------------------------------------------------------
 
 
-@attrs.frozen(slots=True)
-class Envelope:
+class Envelope(msgspec.Struct, frozen=True, gc=False):
     """One record on the log.
 
     ``event_id`` is deterministic (uuid5 of source and source message id), so a
     duplicate delivery is recognisable. ``type``/``schema`` name the payload class
     and its version; older versions are upcast when read.
+
+    Unlike the payloads (attrs classes), the envelope is a msgspec Struct: it is
+    created once per record read, and a Struct is built ~10× faster (ADR 0001).
     """
 
     event_id: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import attrs
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -196,9 +197,9 @@ def test_folding_in_pieces_equals_folding_at_once(payloads: list[object], data: 
 def test_abandoned_snapshot_is_superseded_by_a_later_completed_one() -> None:
     a = UUIDS[0]
     recs = records([ev.InstanceCreated(inst(a, 1)), ev.SnapshotStarted("dead", ev.KINDS, 1)])
-    recs[1] = Record(0, 1, attrs.evolve(recs[1].envelope, occurred_at=5))
+    recs[1] = Record(0, 1, msgspec.structs.replace(recs[1].envelope, occurred_at=5))
     later = records(_sync("s2", [inst(a, 1)], 10), start=2)
-    later = [Record(r.partition, r.offset, attrs.evolve(r.envelope, occurred_at=10)) for r in later]
+    later = [Record(r.partition, r.offset, msgspec.structs.replace(r.envelope, occurred_at=10)) for r in later]
     s = fold(ClusterState.empty(), recs)
     assert set(s.open_snapshots.keys()) == {"dead"}
     s = fold(s, later)

@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 import attrs
+import msgspec
 import pytest
 
 from eventmodel import events as ev
@@ -292,7 +293,7 @@ class _Accepting:
 
 def _thing_env(type_name: str = "test.thing") -> ev.Envelope:
     env = ev.envelope(Thing("x"), source="thing.h", message_id="m", occurred_at=1, recorded_at=1, key="x")
-    return attrs.evolve(env, type=type_name)
+    return msgspec.structs.replace(env, type=type_name)
 
 
 def _composite(normalizer: object) -> CompositeNormalizer:
