@@ -98,6 +98,8 @@ def _encode_state(state: ClusterState) -> bytes:
         "last_snapshot": _converter.unstructure(state.last_snapshot) if state.last_snapshot else None,
         "recorded_at": state.recorded_at,
         "applied": state.applied,
+        "rejected": state.rejected,
+        "last_rejected": state.last_rejected,
     }
     return msgspec.msgpack.encode(body)
 
@@ -160,6 +162,8 @@ def _decode_state(body: bytes, position: Position) -> ClusterState:
         last_snapshot=_converter.structure(last, SnapshotResult) if last else None,
         recorded_at=d["recorded_at"],
         applied=d["applied"],
+        rejected=d.get("rejected", 0),
+        last_rejected=d.get("last_rejected"),
     )
 
 

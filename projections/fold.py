@@ -23,6 +23,7 @@ Rules (DESIGN.md, "Ordering, idempotence, reconciliation"):
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 import attrs
@@ -32,6 +33,8 @@ from eventmodel.events import INSTANCE, SnapshotAborted, SnapshotCompleted, Snap
 from eventmodel.log.base import Position, Record
 from projections.state import EMPTY, ClusterState, OpenSnapshot, SnapshotResult
 
+_log = logging.getLogger(__name__)
+
 #: how many completed snapshot ids are remembered to recognise duplicate markers
 RECENT_SNAPSHOTS = 32
 #: tombstones older than this (source time) before a completed snapshot are dropped
@@ -39,10 +42,18 @@ TOMBSTONE_TTL_US = 24 * 3600 * 1_000_000
 
 
 def fold(state: ClusterState, records: Iterable[Record]) -> ClusterState:
-    """Apply records in order and return the new state."""
+    """Apply records in order and return the new state.
+
+    A record the rules cannot apply (e.g. a plugin's event whose entity has no
+    ``key``/``version``) is counted in ``rejected`` and skipped: one bad record never
+    stops the model."""
     b = _Builder(state)
+    apply = b.apply
     for rec in records:
-        b.apply(rec)
+        try:
+            apply(rec)
+        except Exception as exc:  # noqa: BLE001
+            b.reject(rec, exc)
     return b.finish()
 
 
@@ -55,7 +66,7 @@ class _Builder:
 
     __slots__ = (
         "state", "tables", "tombs", "by_node", "snaps", "offsets", "recorded_at",
-        "applied", "recent", "last_snapshot",
+        "applied", "recent", "last_snapshot", "rejected", "last_rejected",
     )
 
     def __init__(self, state: ClusterState) -> None:
@@ -69,6 +80,8 @@ class _Builder:
         self.applied = state.applied
         self.recent = state.recent_snapshots
         self.last_snapshot = state.last_snapshot
+        self.rejected = state.rejected
+        self.last_rejected = state.last_rejected
 
     # -- plumbing ----------------------------------------------------------
     def _table(self, kind: str) -> immutables.MapMutation:
@@ -126,6 +139,15 @@ class _Builder:
         for sid, snap in self.snaps.items():
             if partition in snap.started:
                 self.snaps[sid] = attrs.evolve(snap, touched=snap.touched.set((kind, key), None))
+
+    def reject(self, rec: Record, exc: Exception) -> None:
+        p = rec.partition
+        if rec.offset >= self.offsets[p]:
+            self.offsets[p] = rec.offset + 1
+        self.rejected += 1
+        self.last_rejected = (f"{rec.partition}:{rec.offset} {rec.envelope.type}: "
+                              f"{type(exc).__name__}: {exc}")[:500]
+        _log.warning("fold: skipped record %s", self.last_rejected)
 
     # -- records -----------------------------------------------------------
     def apply(self, rec: Record) -> None:
@@ -297,4 +319,6 @@ class _Builder:
             last_snapshot=self.last_snapshot,
             recorded_at=self.recorded_at,
             applied=self.applied,
+            rejected=self.rejected,
+            last_rejected=self.last_rejected,
         )

@@ -64,6 +64,8 @@ class ClusterState:
     last_snapshot: SnapshotResult | None = None
     recorded_at: int = 0  # recorded_at of the last folded record (µs)
     applied: int = 0  # records folded
+    rejected: int = 0  # records skipped because the rules could not apply them
+    last_rejected: str | None = None  # which, and why
 
     @classmethod
     def empty(cls, partitions: int = 1) -> ClusterState:

@@ -204,3 +204,21 @@ def test_abandoned_snapshot_is_superseded_by_a_later_completed_one() -> None:
     assert set(s.open_snapshots.keys()) == {"dead"}
     s = fold(s, later)
     assert len(s.open_snapshots) == 0 and a in ClusterModel(s).instances()
+
+
+def test_a_record_the_rules_cannot_apply_is_skipped_not_fatal() -> None:
+    @attrs.frozen
+    class Odd:  # a plugin event whose entity has no key/version
+        TYPE = "odd.changed"
+        KIND = "odd"
+        ENTITY = "thing"
+        EFFECT = "upsert"
+        thing: str = "x"
+
+    bad = Record(0, 1, ev.Envelope("e", Odd.TYPE, "k", "s", 1, 1, Odd()))
+    recs = records([ev.InstanceCreated(inst(UUIDS[0], 1))]) + [bad] + records(
+        [ev.InstanceCreated(inst(UUIDS[1], 1))], start=2)
+    s = fold(ClusterState.empty(), recs)
+    assert set(ClusterModel(s).instances()) == {UUIDS[0], UUIDS[1]}
+    assert s.rejected == 1 and "odd.changed" in s.last_rejected
+    assert s.position == Position((3,))
