@@ -32,6 +32,7 @@ from cattrs.preconf.msgspec import make_converter
 from eventmodel.clock import now_us
 from eventmodel.events import INSTANCE, Flavor
 from eventmodel.log.base import Position
+from projections.projection import bulk
 from projections.state import ClusterState, OpenSnapshot, SnapshotResult
 
 FORMAT = "eventmodel.checkpoint"
@@ -58,8 +59,11 @@ def _load_class(path: str) -> type:
     return obj
 
 
+_FLAVOR_ROW = operator.attrgetter(*(f.name for f in attrs.fields(Flavor)))
+
+
 def _encode_state(state: ClusterState) -> bytes:
-    flavors: dict[Flavor, int] = {}
+    flavors: dict[tuple, int] = {}  # flavor as a plain tuple (C-speed hashing) → index
     kinds: dict[str, Any] = {}
     for kind, table in state.tables.items():
         if not len(table):
@@ -74,7 +78,7 @@ def _encode_state(state: ClusterState) -> bytes:
         for ent in table.values():
             row = list(getter(ent))
             if fi >= 0:
-                fl = row[fi]
+                fl = _FLAVOR_ROW(row[fi])
                 idx = flavors.get(fl)
                 if idx is None:
                     idx = flavors[fl] = len(flavors)
@@ -82,7 +86,7 @@ def _encode_state(state: ClusterState) -> bytes:
             append(row)
         kinds[kind] = {"class": _class_path(cls), "fields": names, "flavor_field": fi, "rows": rows}
     body = {
-        "flavors": [attrs.astuple(f) for f in flavors],
+        "flavors": list(flavors),
         "kinds": kinds,
         "tombstones": {k: list(t.items()) for k, t in state.tombstones.items()},
         "open_snapshots": [
@@ -169,7 +173,8 @@ def _decode_state(body: bytes, position: Position) -> ClusterState:
 
 def write_checkpoint(path: Path, state: ClusterState, *, log_url: str = "") -> Path:
     """Write ``state`` to ``path`` atomically (temp file, fsync, rename, fsync dir)."""
-    body = _encode_state(state)
+    with bulk():
+        body = _encode_state(state)
     header = {
         "format": FORMAT,
         "schema": SCHEMA,
@@ -226,7 +231,8 @@ def read_checkpoint(path: Path) -> ClusterState:
     if hashlib.sha256(body).hexdigest() != header.get("sha256"):
         raise CheckpointError(f"{path}: checksum mismatch (corrupt)")
     try:
-        return _decode_state(body, Position(tuple(header["position"])))
+        with bulk():
+            return _decode_state(body, Position(tuple(header["position"])))
     except CheckpointError:
         raise
     except Exception as exc:  # noqa: BLE001
