@@ -152,12 +152,13 @@ class Follower:
         while not self._stop.is_set():
             try:
                 moved = 0
-                for records in self.log.read(self.projection.latest().position, None, self.batch):
-                    self.projection.apply(records)
-                    moved += len(records)
-                    self._since_checkpoint += len(records)
-                    if self._stop.is_set():
-                        break
+                with bulk():
+                    for records in self.log.read(self.projection.latest().position, None, self.batch):
+                        self.projection.apply(records)
+                        moved += len(records)
+                        self._since_checkpoint += len(records)
+                        if self._stop.is_set():
+                            break
                 self.stale = None
                 backoff = self.poll
                 if self.checkpointer is not None and self._since_checkpoint >= self.checkpoint_every:
