@@ -104,6 +104,7 @@ def _encode_state(state: ClusterState) -> bytes:
         "applied": state.applied,
         "rejected": state.rejected,
         "last_rejected": state.last_rejected,
+        "sync_error": state.sync_error,
     }
     return msgspec.msgpack.encode(body)
 
@@ -168,6 +169,7 @@ def _decode_state(body: bytes, position: Position) -> ClusterState:
         applied=d["applied"],
         rejected=d.get("rejected", 0),
         last_rejected=d.get("last_rejected"),
+        sync_error=d.get("sync_error"),
     )
 
 

@@ -66,7 +66,7 @@ class _Builder:
 
     __slots__ = (
         "state", "tables", "tombs", "by_node", "snaps", "offsets", "recorded_at",
-        "applied", "recent", "last_snapshot", "rejected", "last_rejected",
+        "applied", "recent", "last_snapshot", "rejected", "last_rejected", "sync_error",
     )
 
     def __init__(self, state: ClusterState) -> None:
@@ -81,6 +81,7 @@ class _Builder:
         self.recent = state.recent_snapshots
         self.last_snapshot = state.last_snapshot
         self.rejected = state.rejected
+        self.sync_error = state.sync_error
         self.last_rejected = state.last_rejected
 
     # -- plumbing ----------------------------------------------------------
@@ -172,7 +173,8 @@ class _Builder:
                 elif isinstance(payload, SnapshotCompleted):
                     self._completed(payload, p, env.occurred_at)
                 elif isinstance(payload, SnapshotAborted):
-                    self.snaps.pop(payload.snapshot_id, None)
+                    if self.snaps.pop(payload.snapshot_id, None) is not None or self.sync_error is None:
+                        self.sync_error = f"full sync {payload.snapshot_id} failed: {payload.reason}"
             return
         # The hot path, inlined: a live record carrying an entity's new state.
         kind = payload.KIND
@@ -285,6 +287,7 @@ class _Builder:
             observed=len(snap.observed), corrected=snap.corrected + deleted, deleted=deleted,
         )
         self.recent = (*self.recent, snap.snapshot_id)[-RECENT_SNAPSHOTS:]
+        self.sync_error = None
 
     def _prune_tombstones(self, kind: str, older_than: int) -> None:
         current = self._snapshot_of(self.tombs, kind, self.state.tombstones)
@@ -321,4 +324,5 @@ class _Builder:
             applied=self.applied,
             rejected=self.rejected,
             last_rejected=self.last_rejected,
+            sync_error=self.sync_error,
         )

@@ -76,6 +76,11 @@ class ClusterModel:
     def last_snapshot(self) -> SnapshotResult | None:
         return self.state.last_snapshot
 
+    @property
+    def stale(self) -> str | None:
+        """Why this model may be out of date (its last full sync failed), else None."""
+        return self.state.sync_error
+
     def describe(self) -> str:
         t = format_time(self.recorded_at) if self.recorded_at else "-"
         return f"position {self.position} (recorded {t})"

@@ -64,6 +64,7 @@ class ClusterState:
     last_snapshot: SnapshotResult | None = None
     recorded_at: int = 0  # recorded_at of the last folded record (µs)
     applied: int = 0  # records folded
+    sync_error: str | None = None  # why the last full sync failed (cleared by the next good one)
     rejected: int = 0  # records skipped because the rules could not apply them
     last_rejected: str | None = None  # which, and why
 

@@ -63,6 +63,8 @@ def print_summary(model: ClusterModel, title: str = "model") -> None:
     if snap is not None:
         t.add_row("last full sync", f"{snap.snapshot_id} observed {snap.observed:,}, corrected {snap.corrected:,} "
                   f"(deleted {snap.deleted:,})")
+    if model.stale:
+        t.add_row("stale", model.stale)
     if model.state.rejected:
         t.add_row("records skipped", f"{model.state.rejected:,} (last: {model.state.last_rejected})")
     if len(model.state.open_snapshots):

@@ -87,3 +87,7 @@ def test_failed_sync_leaves_the_model_alone(tmp_path) -> None:
     assert len(p.latest().instances()) == 1  # nothing deleted by the failed sync
     assert p.latest().last_snapshot.snapshot_id == ok.snapshot_id
     assert len(p.latest().state.open_snapshots) == 0  # the aborted sync is closed, not left open
+    assert p.latest().stale and "nova-api unreachable" in p.latest().stale
+    assert Snapshotter(OpenStackReader(FakeConn([SERVER])), log).run_once().ok
+    catch_up(p, log)
+    assert p.latest().stale is None
