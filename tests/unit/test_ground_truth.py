@@ -87,6 +87,11 @@ class CloudVersusModel(RuleBasedStateMachine):
     def without_faults_notifications_alone_keep_the_model_exact(self) -> None:
         assert self._differences() == []
 
+    @invariant()
+    def no_record_was_rejected(self) -> None:
+        if hasattr(self, "projection"):
+            assert self.projection.state.rejected == 0, self.projection.state.last_rejected
+
     @precondition(lambda self: self.synced)
     @invariant()
     def replay_from_zero_gives_the_same_model(self) -> None:
