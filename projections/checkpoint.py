@@ -30,7 +30,7 @@ import msgspec
 from cattrs.preconf.msgspec import make_converter
 
 from eventmodel.clock import now_us
-from eventmodel.events import INSTANCE, Flavor
+from eventmodel.events import INSTANCE, ComputeNode, ComputeService, Flavor, Instance
 from eventmodel.log.base import Position
 from projections.projection import bulk
 from projections.state import ClusterState, OpenSnapshot, SnapshotResult
@@ -59,6 +59,9 @@ def _load_class(path: str) -> type:
     return obj
 
 
+#: entity classes stored as positional rows (fast); any other (a plugin's) goes through cattrs
+ROW_CLASSES = (Instance, ComputeNode, ComputeService)
+
 _FLAVOR_ROW = operator.attrgetter(*(f.name for f in attrs.fields(Flavor)))
 
 
@@ -70,6 +73,10 @@ def _encode_state(state: ClusterState) -> bytes:
             kinds[kind] = {"class": None, "fields": [], "rows": []}
             continue
         cls = type(next(iter(table.values())))
+        if cls not in ROW_CLASSES:
+            # A plugin's entity: cattrs keeps its field types (tuples, nested attrs).
+            kinds[kind] = {"class": _class_path(cls), "dicts": [_converter.unstructure(e) for e in table.values()]}
+            continue
         names = [f.name for f in attrs.fields(cls)]
         getter = operator.attrgetter(*names)
         fi = names.index("flavor") if "flavor" in names else -1
@@ -89,12 +96,13 @@ def _encode_state(state: ClusterState) -> bytes:
         "flavors": list(flavors),
         "kinds": kinds,
         "tombstones": {k: list(t.items()) for k, t in state.tombstones.items()},
+        "homes": {k: list(t.items()) for k, t in state.homes.items()},
         "open_snapshots": [
             {
                 "snapshot_id": s.snapshot_id, "scope": list(s.scope), "partitions": s.partitions,
                 "started_at": s.started_at, "started": sorted(s.started), "completed": sorted(s.completed),
                 "observed": [list(k) for k in s.observed], "touched": [list(k) for k in s.touched],
-                "corrected": s.corrected,
+                "corrected": s.corrected, "deleted": s.deleted,
             }
             for s in state.open_snapshots.values()
         ],
@@ -117,7 +125,12 @@ def _decode_state(body: bytes, position: Position) -> ClusterState:
     by_node = immutables.Map().mutate()
     for kind, spec in d["kinds"].items():
         m = immutables.Map().mutate()
-        if spec["class"] is not None:
+        if "dicts" in spec:
+            cls = _load_class(spec["class"])
+            for item in spec["dicts"]:
+                ent = _converter.structure(item, cls)
+                m[ent.key] = ent
+        elif spec["class"] is not None:
             cls = _load_class(spec["class"])
             names = [f.name for f in attrs.fields(cls)]
             if names != spec["fields"]:
@@ -147,6 +160,7 @@ def _decode_state(body: bytes, position: Position) -> ClusterState:
             for node, g in groups.items():
                 by_node[node] = g.finish()
     tombstones = {k: immutables.Map(v) for k, v in d["tombstones"].items()}
+    homes = {k: immutables.Map(v) for k, v in d.get("homes", {}).items()}
     snaps = {}
     for s in d["open_snapshots"]:
         snaps[s["snapshot_id"]] = OpenSnapshot(
@@ -154,7 +168,7 @@ def _decode_state(body: bytes, position: Position) -> ClusterState:
             frozenset(s["started"]), frozenset(s["completed"]),
             immutables.Map({tuple(k): None for k in s["observed"]}),
             immutables.Map({tuple(k): None for k in s["touched"]}),
-            s["corrected"],
+            s["corrected"], s.get("deleted", 0),
         )
     last = d["last_snapshot"]
     return ClusterState(
@@ -162,6 +176,7 @@ def _decode_state(body: bytes, position: Position) -> ClusterState:
         tables=immutables.Map(tables),
         tombstones=immutables.Map(tombstones),
         by_node=by_node.finish(),
+        homes=immutables.Map(homes),
         open_snapshots=immutables.Map(snaps),
         recent_snapshots=tuple(d["recent_snapshots"]),
         last_snapshot=_converter.structure(last, SnapshotResult) if last else None,
@@ -173,7 +188,7 @@ def _decode_state(body: bytes, position: Position) -> ClusterState:
     )
 
 
-def write_checkpoint(path: Path, state: ClusterState, *, log_url: str = "") -> Path:
+def write_checkpoint(path: Path, state: ClusterState, *, log_url: str = "", log_id: str = "") -> Path:
     """Write ``state`` to ``path`` atomically (temp file, fsync, rename, fsync dir)."""
     with bulk():
         body = _encode_state(state)
@@ -181,6 +196,7 @@ def write_checkpoint(path: Path, state: ClusterState, *, log_url: str = "") -> P
         "format": FORMAT,
         "schema": SCHEMA,
         "log": log_url,
+        "log_id": log_id,
         "position": list(state.position.offsets),
         "recorded_at": state.recorded_at,
         "created_at": now_us(),
@@ -243,13 +259,20 @@ def read_checkpoint(path: Path) -> ClusterState:
 
 @attrs.define
 class Checkpointer:
-    """Writes checkpoints into a directory, keeps the newest ``keep``, loads the newest valid one."""
+    """Writes checkpoints into a directory, keeps the newest ``keep`` of its log's, and
+    loads the newest valid one. ``log_id`` (the log's identity) keeps checkpoints of
+    another log — or of a log that was recreated — from ever being used or counted."""
 
     directory: Path = attrs.field(converter=Path)
     log_url: str = ""
+    log_id: str = ""
     keep: int = 3
     skipped: list[str] = attrs.field(factory=list)  # why files were skipped at the last load
     loaded_position: Position | None = None  # position of the checkpoint the last load returned
+
+    @classmethod
+    def for_log(cls, directory: str | Path, log: object, keep: int = 3) -> Checkpointer:
+        return cls(directory, log_url=getattr(log, "url", ""), log_id=getattr(log, "log_id", ""), keep=keep)
 
     def __attrs_post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -258,18 +281,32 @@ class Checkpointer:
         """Checkpoint files, newest position first."""
         return sorted(self.directory.glob(f"checkpoint-*{SUFFIX}"), reverse=True)
 
+    def _ours(self, path: Path) -> bool:
+        try:
+            other = read_header(path).get("log_id", "")
+        except (CheckpointError, OSError):
+            return False
+        return not (self.log_id and other and other != self.log_id)
+
     def write(self, state: ClusterState) -> Path:
         name = f"checkpoint-{state.position.total:015d}-{now_us()}{SUFFIX}"
-        path = write_checkpoint(self.directory / name, state, log_url=self.log_url)
-        for old in self.files()[self.keep:]:
+        path = write_checkpoint(self.directory / name, state, log_url=self.log_url, log_id=self.log_id)
+        # Keep the newest few of this log's; never the one just written, never another log's.
+        mine = [p for p in self.files() if p != path and self._ours(p)]
+        for old in mine[max(0, self.keep - 1):]:
             old.unlink(missing_ok=True)
         return path
 
     def load(self, partitions: int, log_end: Position | None = None) -> ClusterState | None:
         """The newest checkpoint that verifies and fits the log; None if there is none."""
         self.skipped = []
+        self.loaded_position = None
         for path in self.files():
             try:
+                header = read_header(path)
+                other = header.get("log_id", "")
+                if self.log_id and other and other != self.log_id:
+                    raise CheckpointError(f"{path}: made for another log ({other}, this is {self.log_id})")
                 state = read_checkpoint(path)
                 if len(state.position.offsets) != partitions:
                     raise CheckpointError(

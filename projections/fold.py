@@ -12,9 +12,13 @@ Rules (DESIGN.md, "Ordering, idempotence, reconciliation"):
   ``snapshot.completed`` (every partition). An observed record applies like a live one,
   except that on an equal version it loses to an entity that a live record touched
   since the snapshot started (the observation may predate that record; DBLog's
-  watermark rule). When ``completed`` has been read on every partition, each entity
-  of the snapshot's scope that it did not observe and that no record touched since
-  ``started`` is deleted, with the started time as the tombstone's version.
+  watermark rule). When ``completed`` is read on a partition, each entity of the
+  snapshot's scope that lives in that partition, that the snapshot did not observe
+  and that no record touched since ``started`` on that partition is deleted (the
+  started time is the tombstone's version). All of an entity's records are in its
+  key's partition, so the outcome does not depend on how a reader interleaves
+  partitions; with several partitions the fold remembers each key's partition.
+  The snapshot's result is reported when every partition has completed.
 * Observed records that changed the model plus those deletions are the snapshot's
   drift: what lost notifications had left wrong.
 * ``snapshot.aborted`` closes a failed sync without deletions; a completed sync also
@@ -67,6 +71,7 @@ class _Builder:
     __slots__ = (
         "state", "tables", "tombs", "by_node", "snaps", "offsets", "recorded_at",
         "applied", "recent", "last_snapshot", "rejected", "last_rejected", "sync_error",
+        "homes", "multi",
     )
 
     def __init__(self, state: ClusterState) -> None:
@@ -83,6 +88,8 @@ class _Builder:
         self.rejected = state.rejected
         self.sync_error = state.sync_error
         self.last_rejected = state.last_rejected
+        self.homes: dict[str, immutables.MapMutation] = {}
+        self.multi = len(self.offsets) > 1  # several partitions: remember each key's
 
     # -- plumbing ----------------------------------------------------------
     def _table(self, kind: str) -> immutables.MapMutation:
@@ -100,6 +107,12 @@ class _Builder:
         done = m.finish()
         mutations[kind] = done.mutate()
         return done
+
+    def _home(self, kind: str) -> immutables.MapMutation:
+        t = self.homes.get(kind)
+        if t is None:
+            t = self.homes[kind] = self.state.homes.get(kind, EMPTY).mutate()
+        return t
 
     def _tomb(self, kind: str) -> immutables.MapMutation:
         t = self.tombs.get(kind)
@@ -123,8 +136,10 @@ class _Builder:
         if node is not None:
             self.by_node[node] = self.by_node.get(node, EMPTY).set(inst.uuid, None)  # type: ignore[attr-defined]
 
-    def _put(self, kind: str, key: str, old: object | None, new: object) -> None:
+    def _put(self, kind: str, key: str, old: object | None, new: object, partition: int) -> None:
         self._table(kind)[key] = new
+        if old is None and self.multi:
+            self._home(kind)[key] = partition
         if kind == INSTANCE and (old is None or old.node != new.node):  # type: ignore[attr-defined]
             if old is not None:
                 self._index_remove(old)
@@ -137,8 +152,11 @@ class _Builder:
         self._tomb(kind)[key] = version
 
     def _touch(self, kind: str, key: str, partition: int) -> None:
+        """A live record inside a snapshot's window on its partition (after that
+        partition's ``started``, before its ``completed``). Only the window counts, so
+        the outcome does not depend on how a reader interleaves partitions."""
         for sid, snap in self.snaps.items():
-            if partition in snap.started:
+            if partition in snap.started and partition not in snap.completed:
                 self.snaps[sid] = attrs.evolve(snap, touched=snap.touched.set((kind, key), None))
 
     def reject(self, rec: Record, exc: Exception) -> None:
@@ -166,7 +184,7 @@ class _Builder:
             if effect == "delete":
                 self._delete(payload, p)
             elif effect == "observe":
-                self._observe(payload)
+                self._observe(payload, p)
             elif effect == "marker":
                 if isinstance(payload, SnapshotStarted):
                     self._started(payload, p, env.occurred_at)
@@ -192,12 +210,12 @@ class _Builder:
                 if entity.version <= tomb:
                     return
                 del self._tomb(kind)[key]
-            self._put(kind, key, None, entity)
+            self._put(kind, key, None, entity, p)
         elif entity.version >= old.version:
             if kind == INSTANCE and old.node == entity.node:
                 table[key] = entity
             else:
-                self._put(kind, key, old, entity)
+                self._put(kind, key, old, entity, p)
 
     def _delete(self, payload: object, partition: int) -> None:
         kind = payload.KIND  # type: ignore[attr-defined]
@@ -214,7 +232,7 @@ class _Builder:
         elif version >= old.version:
             self._remove(kind, key, old, version)
 
-    def _observe(self, payload: object) -> None:
+    def _observe(self, payload: object, partition: int) -> None:
         kind = payload.KIND  # type: ignore[attr-defined]
         entity = entity_of(payload)
         sid = payload.snapshot_id  # type: ignore[attr-defined]
@@ -231,7 +249,7 @@ class _Builder:
         if old is None:
             tomb = self._tomb(kind).get(key)
             if tomb is None or version > tomb:
-                self._put(kind, key, None, entity)
+                self._put(kind, key, None, entity, partition)
                 if tomb is not None:
                     del self._tomb(kind)[key]
                 changed = True
@@ -240,7 +258,7 @@ class _Builder:
         ):
             if old != entity:
                 changed = not _same_but_version(old, entity)
-                self._put(kind, key, old, entity)
+                self._put(kind, key, old, entity, partition)
         if snap is not None:
             if changed:
                 snap = attrs.evolve(snap, corrected=snap.corrected + 1)
@@ -258,9 +276,24 @@ class _Builder:
 
     def _completed(self, m: SnapshotCompleted, partition: int, occurred_at: int) -> None:
         snap = self.snaps.get(m.snapshot_id)
-        if snap is None:
+        if snap is None or partition in snap.completed or partition not in snap.started:
             return  # duplicate, or its start predates what this state has read
-        snap = attrs.evolve(snap, completed=snap.completed | {partition})
+        # Reconcile this partition's entities now: every record of theirs is in this
+        # partition, so what a reader interleaves from other partitions cannot matter.
+        deleted = 0
+        for kind in snap.scope:
+            table = self._snapshot_of(self.tables, kind, self.state.tables)
+            homes = self._snapshot_of(self.homes, kind, self.state.homes) if self.multi else None
+            gone = [
+                (key, ent)
+                for key, ent in table.items()
+                if (homes is None or homes.get(key, partition) == partition)
+                and (kind, key) not in snap.observed and (kind, key) not in snap.touched
+            ]
+            for key, ent in gone:
+                self._remove(kind, key, ent, max(snap.started_at, ent.version))
+            deleted += len(gone)
+        snap = attrs.evolve(snap, completed=snap.completed | {partition}, deleted=snap.deleted + deleted)
         if len(snap.completed) < snap.partitions:
             self.snaps[m.snapshot_id] = snap
             return
@@ -270,21 +303,11 @@ class _Builder:
         for sid, other in list(self.snaps.items()):
             if other.started_at < snap.started_at:
                 del self.snaps[sid]
-        deleted = 0
         for kind in snap.scope:
-            table = self._snapshot_of(self.tables, kind, self.state.tables)
-            gone = [
-                (key, ent)
-                for key, ent in table.items()
-                if (kind, key) not in snap.observed and (kind, key) not in snap.touched
-            ]
-            for key, ent in gone:
-                self._remove(kind, key, ent, max(snap.started_at, ent.version))
-            deleted += len(gone)
             self._prune_tombstones(kind, snap.started_at - TOMBSTONE_TTL_US)
         self.last_snapshot = SnapshotResult(
             snap.snapshot_id, snap.started_at, occurred_at,
-            observed=len(snap.observed), corrected=snap.corrected + deleted, deleted=deleted,
+            observed=len(snap.observed), corrected=snap.corrected + snap.deleted, deleted=snap.deleted,
         )
         self.recent = (*self.recent, snap.snapshot_id)[-RECENT_SNAPSHOTS:]
         self.sync_error = None
@@ -312,8 +335,15 @@ class _Builder:
             for kind, m in self.tombs.items():
                 tm[kind] = m.finish()
             tombstones = tm.finish()
+        homes = s.homes
+        if self.homes:
+            hm = homes.mutate()
+            for kind, m in self.homes.items():
+                hm[kind] = m.finish()
+            homes = hm.finish()
         return ClusterState(
             position=Position(tuple(self.offsets)),
+            homes=homes,
             tables=tables,
             tombstones=tombstones,
             by_node=self.by_node.finish(),

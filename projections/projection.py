@@ -43,6 +43,7 @@ class Projection:
     def __init__(self, state: ClusterState | None = None, *, partitions: int = 1, journal: int = 1000) -> None:
         self._model = ClusterModel(state or ClusterState.empty(partitions))
         self._cond = threading.Condition()
+        self._apply_lock = threading.Lock()
         self.read_journal: deque[Read] = deque(maxlen=journal)
 
     def latest(self, reader: str | None = None) -> ClusterModel:
@@ -57,11 +58,13 @@ class Projection:
         return self._model.state
 
     def apply(self, records: Iterable[Record]) -> ClusterModel:
-        """Fold records and publish the new model."""
-        model = ClusterModel(fold(self._model.state, records))
-        with self._cond:
-            self._model = model
-            self._cond.notify_all()
+        """Fold records and publish the new model. Writers are serialised (readers never
+        wait: they take whatever model was published last)."""
+        with self._apply_lock:
+            model = ClusterModel(fold(self._model.state, records))
+            with self._cond:
+                self._model = model
+                self._cond.notify_all()
         return model
 
     def wait_for(self, predicate: Callable[[ClusterModel], bool], timeout: float) -> ClusterModel:
@@ -152,7 +155,10 @@ class Follower:
         while not self._stop.is_set():
             try:
                 moved = 0
-                with bulk():
+                # The collector is paused only to catch up on a backlog: a follower that
+                # keeps up must not keep it off for everything else in the process.
+                behind = self.log.end().total - self.projection.latest().position.total
+                with bulk() if behind > self.batch else contextlib.nullcontext():
                     for records in self.log.read(self.projection.latest().position, None, self.batch):
                         self.projection.apply(records)
                         moved += len(records)
@@ -167,6 +173,6 @@ class Follower:
                     self._stop.wait(self.poll)
             except Exception as exc:  # noqa: BLE001 - a follower never dies of a read error
                 self.stale = f"{type(exc).__name__}: {exc}"
-                _log.warning("follower: reading %s failed, retrying in %.1fs: %s", self.log.url, backoff, exc)
+                _log.warning("follower on %s: %s; retrying in %.1fs", self.log.url, self.stale, backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10.0)

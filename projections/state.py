@@ -33,6 +33,7 @@ class OpenSnapshot:
     observed: immutables.Map = EMPTY  # (kind, key) -> None
     touched: immutables.Map = EMPTY  # (kind, key) -> None, by live records in the window
     corrected: int = 0  # observed records that changed the model
+    deleted: int = 0  # entities removed by the partitions reconciled so far
 
 
 @attrs.frozen(slots=True)
@@ -59,6 +60,8 @@ class ClusterState:
     tables: immutables.Map = EMPTY
     tombstones: immutables.Map = EMPTY
     by_node: immutables.Map = EMPTY
+    #: with several partitions, the partition each key lives in (``homes[kind][key]``)
+    homes: immutables.Map = EMPTY
     open_snapshots: immutables.Map = EMPTY  # snapshot id -> OpenSnapshot
     recent_snapshots: tuple[str, ...] = ()  # ids of completed snapshots, newest last
     last_snapshot: SnapshotResult | None = None

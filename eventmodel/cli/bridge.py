@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from eventmodel.cli.common import LOG_ENV, fail, log_option, open_or_fail
+from eventmodel.cli.common import fail, log_option, open_or_fail
 from eventmodel.clock import format_time
 from eventmodel.sources.amqp import (
     DEFAULT_AMQP_URL,
@@ -25,14 +25,8 @@ from eventmodel.sources.amqp import (
 def _open_writer(url: str | None, types=None):  # noqa: ANN001, ANN202
     """The log the bridge appends to (a new SQLite file is created)."""
     from eventmodel.codec import Codec
-    from eventmodel.log import LogError, open_log
 
-    if not url:
-        raise fail(f"no log given: pass --log URL or set {LOG_ENV}")
-    try:
-        return open_log(url, Codec(types) if types is not None else None)
-    except LogError as exc:
-        raise fail(str(exc)) from None
+    return open_or_fail(url, create=True, codec=Codec(types) if types is not None else None)
 
 
 def bridge(

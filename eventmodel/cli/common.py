@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator
 
 import typer
@@ -11,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from eventmodel.clock import parse_time
+from eventmodel.codec import Codec
 from eventmodel.log import EventLog, LogError, Position, open_log
 
 console = Console()
@@ -29,17 +29,13 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def open_or_fail(url: str | None) -> EventLog:
+def open_or_fail(url: str | None, *, create: bool = False, codec: Codec | None = None) -> EventLog:
+    """Open a log for a command; a clear error instead of a traceback. Reading commands
+    never create an embedded log file; writing ones (bridge, sync) pass ``create``."""
     if not url:
         raise fail(f"no log given: pass --log URL or set {LOG_ENV}")
-    if url.startswith("sqlite:") and not os.environ.get("EVENTMODEL_CREATE_LOGS"):
-        path = url.split("://", 1)[1]
-        path = path[1:] if path.startswith("/") else path
-        path = path.split("?", 1)[0]
-        if not os.path.exists(path):
-            raise fail(f"{url}: no such log file ({os.path.abspath(path)})")
     try:
-        return open_log(url)
+        return open_log(url, codec, create=create)
     except LogError as exc:
         raise fail(str(exc)) from None
 

@@ -23,7 +23,7 @@ from eventmodel.cli.common import (
     parse_when,
     progress,
 )
-from eventmodel.log import EventLog, Position
+from eventmodel.log import EventLog, LogError, Position
 from projections.checkpoint import Checkpointer
 from projections.export import export_snapshot
 from projections.model import ClusterModel
@@ -43,9 +43,15 @@ def _model(log: EventLog, to: str | None, at: str | None, checkpoint_dir: Path |
     pos, when = parse_position(to), parse_when(at)
     if pos is not None and len(pos.offsets) != log.partitions():
         raise fail(f"position {pos} names {len(pos.offsets)} partitions, {log.url} has {log.partitions()}")
-    ck = Checkpointer(checkpoint_dir, log_url=log.url) if checkpoint_dir else None
-    with progress("replaying", _target_total(log, pos, when), enabled=not quiet) as advance:
-        model = model_at(log, to=pos, at=when, checkpointer=ck, progress=advance)
+    try:
+        end = log.end()
+        if pos is not None and not end.covers(pos):
+            raise fail(f"position {pos} is past the end of {log.url} ({end})")
+        ck = Checkpointer.for_log(checkpoint_dir, log) if checkpoint_dir else None
+        with progress("replaying", _target_total(log, pos, when), enabled=not quiet) as advance:
+            model = model_at(log, to=pos, at=when, checkpointer=ck, progress=advance)
+    except LogError as exc:
+        raise fail(f"reading {log.url} failed: {exc}") from None
     if ck is not None and ck.skipped:
         for why in ck.skipped:
             err.print(f"[yellow]skipped checkpoint:[/] {why}")
@@ -126,7 +132,11 @@ def register(app: typer.Typer) -> None:
         lg = open_or_fail(log)
         codec = Codec()
         found = 0
-        for rec in history(lg, key):
+        try:
+            records = list(history(lg, key))
+        except LogError as exc:
+            raise fail(f"reading {lg.url} failed: {exc}") from None
+        for rec in records:
             found += 1
             env = rec.envelope
             if as_json:
@@ -171,12 +181,12 @@ def register(app: typer.Typer) -> None:
     def follow(
         log: str = log_option(),
         checkpoint_dir: Path = typer.Option(..., "--checkpoint-dir", envvar="EVENTMODEL_CHECKPOINT_DIR"),
-        every: int = typer.Option(500_000, "--checkpoint-every", help="Records between checkpoints."),
-        status: float = typer.Option(30.0, "--status-every", help="Seconds between status lines."),
+        every: int = typer.Option(500_000, "--checkpoint-every", min=1, help="Records between checkpoints."),
+        status: float = typer.Option(30.0, "--status-every", min=0.1, help="Seconds between status lines."),
     ) -> None:
         """Tail the log into a projection, writing checkpoints, until SIGTERM/SIGINT."""
         lg = open_or_fail(log)
-        ck = Checkpointer(checkpoint_dir, log_url=lg.url)
+        ck = Checkpointer.for_log(checkpoint_dir, lg)
         projection: Projection = start(lg, ck)
         for why in ck.skipped:
             err.print(f"[yellow]skipped checkpoint:[/] {why}")

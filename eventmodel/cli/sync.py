@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         server. SIGUSR1 runs a sync now; SIGTERM stops."""
         from eventmodel.sources.openstack import OpenStackReader
 
-        lg = open_or_fail(log)
+        lg = open_or_fail(log, create=True)
         try:
             reader = OpenStackReader.connect(cloud)
         except Exception as exc:  # noqa: BLE001 - openstacksdk raises many kinds

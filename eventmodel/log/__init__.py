@@ -19,11 +19,14 @@ __all__ = ["DeadLetter", "EventLog", "LogError", "Position", "RawRecord", "Recor
 DEFAULT_URL = "sqlite:///eventmodel.db"
 
 
-def open_log(url: str, codec: Codec | None = None) -> EventLog:
+def open_log(url: str, codec: Codec | None = None, *, create: bool = True) -> EventLog:
     """Open the log a URL names.
 
     - ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` — embedded default;
     - ``kafka://host:port[,host:port]/topic?partitions=6&...`` — Apache Kafka.
+
+    Without ``create`` an embedded log must already exist (readers use this so that a
+    typo does not leave an empty log file behind).
     """
     scheme, _, rest = url.partition("://")
     if not rest:
@@ -35,7 +38,7 @@ def open_log(url: str, codec: Codec | None = None) -> EventLog:
         path, _, _query = path.partition("?")
         if not path:
             raise LogError(f"{url!r} names no file")
-        return SqliteEventLog(path, codec, url=url)
+        return SqliteEventLog(path, codec, url=url, create=create)
     if scheme == "kafka":
         from eventmodel.log.kafka import KafkaEventLog
 

@@ -106,7 +106,8 @@ class EventLog(Protocol):
     partition. Readers see a position vector, never a consumer-group share.
     """
 
-    url: str
+    url: str  # for display; secrets masked
+    log_id: str  # identity of the log itself (checkpoints are only used on the log that made them)
 
     def partitions(self) -> int:
         """How many partitions the log has."""

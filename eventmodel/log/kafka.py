@@ -262,8 +262,8 @@ class KafkaEventLog:
         self.bootstrap = bootstrap
         self.topic = topic
         self.dead_letter_topic = topic + DEAD_LETTER_SUFFIX
-        self.url = url or f"kafka://{bootstrap}/{topic}"
-        self._where = redact(self.url)
+        self.url = redact(url or f"kafka://{bootstrap}/{topic}")  # for display: secrets masked
+        self._where = self.url
         self.codec = codec or Codec()
         self.delivery_timeout_ms = delivery_timeout_ms
         self.connect_timeout_s = connect_timeout_s
@@ -292,6 +292,8 @@ class KafkaEventLog:
         except KafkaException as exc:
             raise LogError(f"{self._where}: bad client configuration: {exc}") from exc
         self._n = self._ensure_topics(partitions, replication, retention_ms, dict(topic_config or {}))
+        #: what this log is, whatever URL names it: the cluster's id and the topic
+        self.log_id = f"kafka:{self._metadata(None, self.connect_timeout_s).cluster_id}/{topic}"
         # Start the producer now: an idempotent producer spends ~0.5 s getting its
         # producer id, which then overlaps with whatever the caller does before the
         # first append.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
 
 from eventmodel.codec import Codec
@@ -56,16 +57,28 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 class SqliteEventLog:
     """The embedded default backend (``sqlite:///relative.db``, ``sqlite:////abs.db``)."""
 
-    def __init__(self, path: str, codec: Codec | None = None, *, url: str | None = None) -> None:
+    def __init__(self, path: str, codec: Codec | None = None, *, url: str | None = None,
+                 create: bool = True) -> None:
+        """Open (and with ``create``, make if needed) the log file at ``path``. Without
+        ``create``, a missing file or one that is not an eventmodel log is refused and
+        left untouched."""
         self.path = path
         self.url = url or f"sqlite:///{path}"
         self.codec = codec or Codec()
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(parent):
             raise LogError(f"cannot open {self.url}: directory {parent} does not exist")
+        if not create and not os.path.exists(path):
+            raise LogError(f"{self.url}: no such log file ({os.path.abspath(path)})")
         self._lock = threading.Lock()
         try:
             self._w = self._connect()
+            if not create:
+                has_meta = self._w.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+                if not has_meta:
+                    self._w.close()
+                    raise LogError(f"{self.url}: not an eventmodel log (no meta table)")
             with self._w:
                 self._w.executescript(_SCHEMA)
                 row = self._w.execute("SELECT value FROM meta WHERE name='format'").fetchone()
@@ -73,6 +86,9 @@ class SqliteEventLog:
                     self._w.execute("INSERT INTO meta VALUES ('format', ?)", (FORMAT,))
                 elif row[0] != FORMAT:
                     raise LogError(f"{path}: log format {row[0]}, this version reads {FORMAT}")
+                self._w.execute("INSERT OR IGNORE INTO meta VALUES ('log_id', ?)", (f"sqlite:{uuid.uuid4()}",))
+                #: what this log is, wherever the file moves: made once, when the log is created
+                self.log_id = self._w.execute("SELECT value FROM meta WHERE name='log_id'").fetchone()[0]
             self._r = self._connect()
         except sqlite3.DatabaseError as exc:
             raise LogError(f"cannot open {self.url}: {exc}") from exc

@@ -73,7 +73,7 @@ class Snapshotter:
         self.clock = clock
 
     def run_once(self, progress: Callable[[int], None] | None = None) -> SyncResult:
-        """One full sync. Never raises for API errors: the result says what failed."""
+        """One full sync. Never raises for API or log errors: the result says what failed."""
         sid = str(uuid.uuid4())
         source = f"{self.source}:{sid}"
         started = self.clock()
@@ -85,7 +85,12 @@ class Snapshotter:
             seq += 1
             return ev.envelope(payload, source=source, message_id=str(seq), occurred_at=at, recorded_at=now_us())
 
-        self.log.append([env(ev.SnapshotStarted(sid, ev.KINDS, self.log.partitions()), started)])
+        try:
+            self.log.append([env(ev.SnapshotStarted(sid, ev.KINDS, self.log.partitions()), started)])
+        except Exception as exc:  # noqa: BLE001 - the log is down: nothing was started
+            reason = f"cannot append to {self.log.url}: {type(exc).__name__}: {exc}"
+            _log.error("full sync %s not started: %s", sid, reason)
+            return SyncResult(sid, counts, started, self.clock(), error=reason)
         try:
             pending: list[ev.Envelope] = []
 
@@ -120,7 +125,12 @@ class Snapshotter:
                 _log.error("could not record the abort of sync %s: %s", sid, log_exc)
             return SyncResult(sid, counts, started, self.clock(), error=reason)
         completed = self.clock()
-        self.log.append([env(ev.SnapshotCompleted(sid, dict(counts)), completed)])
+        try:
+            self.log.append([env(ev.SnapshotCompleted(sid, dict(counts)), completed)])
+        except Exception as exc:  # noqa: BLE001 - left open; the next completed sync supersedes it
+            reason = f"cannot append to {self.log.url}: {type(exc).__name__}: {exc}"
+            _log.error("full sync %s not completed: %s", sid, reason)
+            return SyncResult(sid, counts, started, self.clock(), error=reason)
         return SyncResult(sid, counts, started, completed)
 
 
@@ -153,6 +163,9 @@ class PeriodicSync:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.last = self.snapshotter.run_once()
+            try:
+                self.last = self.snapshotter.run_once()
+            except Exception:  # noqa: BLE001 - a bug must not end the periodic sync silently
+                _log.exception("full sync crashed; trying again in %gs", self.period)
             self._wake.wait(self.period)
             self._wake.clear()

@@ -161,3 +161,19 @@ def test_demo_replay_history_export_on_kafka(kafka_url: str, tmp_path: Path) -> 
     lines = [json.loads(x) for x in run("history", "--log", kafka_url, uuid, "--json").stdout.splitlines() if x]
     assert lines and {x["key"] for x in lines} == {uuid}
     assert len({x["partition"] for x in lines}) == 1  # one key, one partition
+
+
+def test_position_past_the_end_and_foreign_files_are_refused(demo_log: tuple[str, str], tmp_path: Path) -> None:
+    url, _ = demo_log
+    past = run("replay", "--log", url, "--to", "99999999", check=False)
+    assert past.returncode == 2 and "past the end" in past.stderr
+    import sqlite3
+
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as c:
+        c.execute("CREATE TABLE t(x)")
+    out = run("replay", "--log", f"sqlite:///{foreign}", check=False)
+    assert out.returncode == 2 and "not an eventmodel log" in out.stderr
+    with sqlite3.connect(foreign) as c:
+        tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert tables == {"t"}  # left untouched

@@ -91,3 +91,19 @@ def test_failed_sync_leaves_the_model_alone(tmp_path) -> None:
     assert Snapshotter(OpenStackReader(FakeConn([SERVER])), log).run_once().ok
     catch_up(p, log)
     assert p.latest().stale is None
+
+
+def test_a_log_outage_fails_the_sync_without_raising(tmp_path) -> None:
+    from eventmodel.log import LogError
+
+    class DownLog:
+        url = "kafka://down:9092/t"
+
+        def partitions(self) -> int:
+            return 1
+
+        def append(self, envelopes) -> None:  # noqa: ANN001
+            raise LogError("broker unreachable")
+
+    result = Snapshotter(OpenStackReader(FakeConn([SERVER])), DownLog()).run_once()
+    assert not result.ok and "broker unreachable" in result.error
