@@ -43,6 +43,8 @@ cleanly) or :func:`run_forever` in a process (SIGTERM/SIGINT stop it cleanly).
 
 from __future__ import annotations
 
+import concurrent.futures
+
 import logging
 import random
 import signal
@@ -349,6 +351,7 @@ class BatchWriter:
         stopping: Callable[[], bool] = lambda: False,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        executor: concurrent.futures.ThreadPoolExecutor | None = None,
     ) -> None:
         self.log = log
         self.ack = ack
@@ -360,6 +363,9 @@ class BatchWriter:
         self.stopping = stopping
         self.sleep = sleep
         self.clock = clock
+        #: the one writer thread (shared by every writer of a bridge, so that appends of a
+        #: batch abandoned on a lost connection and of its redelivery stay in order)
+        self._pool = executor
 
     def commit(self, batch: Batch) -> None:
         """Store then acknowledge; raises only when the batch must be abandoned."""
@@ -384,11 +390,11 @@ class BatchWriter:
             try:
                 if not batch.events_stored:
                     if batch.events:
-                        self.log.append(batch.events)
+                        self._call(self.log.append, batch.events)
                     batch.events_stored = True
                 if not batch.letters_stored:
                     if batch.letters:
-                        self.log.append_dead_letters(batch.letters)
+                        self._call(self.log.append_dead_letters, batch.letters)
                     batch.letters_stored = True
             except Exception as exc:  # noqa: BLE001 - any failure to store is retried
                 if not batch.events_stored and not isinstance(exc, LogError) and self._set_aside(batch, exc):
@@ -419,6 +425,21 @@ class BatchWriter:
                     attempts, self.clock() - first_failure,
                 )
             return
+
+    def _call(self, fn: Callable[[Any], None], arg: Any) -> None:
+        """Run one append on the writer thread while this (the AMQP connection's) thread
+        keeps the heartbeat going: an append that blocks through a log outage (Kafka
+        retries for minutes) must not let RabbitMQ drop the connection and redeliver a
+        batch that is about to be stored. Appends stay in order: one writer thread."""
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bridge-append")
+        future = self._pool.submit(fn, arg)
+        while True:
+            try:
+                future.result(timeout=1.0)
+                return
+            except concurrent.futures.TimeoutError:
+                self.keepalive()  # may raise: the batch is abandoned, RabbitMQ redelivers it
 
     def _set_aside(self, batch: Batch, exc: Exception) -> int:
         """After an append failed with something other than LogError (a bug, not an
@@ -493,6 +514,7 @@ class Bridge:
         self._next_stats = 0.0
         self._normalizer_errors = 0
         self.error: BaseException | None = None  # why run() ended, if not by stop()
+        self._appender: concurrent.futures.ThreadPoolExecutor | None = None
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> threading.Thread:
@@ -538,6 +560,7 @@ class Bridge:
         backoff = _Backoff(cfg.reconnect_initial, cfg.reconnect_max)
         last_logged = 0.0
         self._next_stats = time.monotonic() + cfg.stats_interval if cfg.stats_interval else float("inf")
+        self._appender = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bridge-append")
         _log.info(
             "bridge: %s -> queue %s -> %s",
             ", ".join(str(t) for t in cfg.targets), cfg.queue, getattr(self.log, "url", self.log),
@@ -572,6 +595,7 @@ class Bridge:
         finally:
             self.stats.connected = self.stats.consuming = False
             self._ready.clear()
+            self._appender.shutdown(wait=True)  # an append under way finishes before we return
             self._done.set()
             _log.info("bridge stopped: %s", self.stats.line())
             if self.on_stats is not None:
@@ -652,6 +676,7 @@ class Bridge:
             error_log_interval=cfg.error_log_interval,
             keepalive=conn.heartbeat_check,
             stopping=self._stop.is_set,
+            executor=self._appender,
         )
 
     def _commit(self, writer: BatchWriter, batch: Batch) -> None:

@@ -366,3 +366,33 @@ def test_empty_and_odd_bodies_do_not_stop_the_bridge() -> None:
     assert log.letters[0].raw == b""
     assert log.letters[1].reason.startswith("unreadable AMQP body")
     assert bridge.stats.event_messages == 1
+
+
+def test_heartbeat_kept_alive_while_an_append_blocks() -> None:
+    """An append that blocks (a Kafka outage) runs on the writer thread while the AMQP
+    thread keeps calling keepalive; the ack comes only after the append returned."""
+    import threading
+
+    release = threading.Event()
+    calls: list = []
+
+    class BlockingLog(FakeLog):
+        def append(self, envelopes) -> None:  # noqa: ANN001
+            assert release.wait(30), "keepalive was never called while the append blocked"
+            super().append(envelopes)
+
+    beats: list[int] = []
+
+    def keepalive() -> None:
+        beats.append(1)
+        calls.append(("heartbeat",))
+        if len(beats) >= 2:
+            release.set()
+
+    log = BlockingLog(calls)
+    w, stats = _writer(log, calls, Clock(), keepalive=keepalive)
+    w.commit(_batch(3, 0))
+    assert len(beats) >= 2
+    assert calls.index(("append", 3)) < calls.index(("ack", 3))
+    assert calls.index(("heartbeat",)) < calls.index(("append", 3))
+    assert stats.acked == 3
