@@ -90,11 +90,11 @@ def bridge(
             typer.echo(f"{label}: {stats.line()}")
         sys.stdout.flush()
 
-    from eventmodel.sources.amqp import _safe_url
+    from eventmodel.urls import redact
 
     typer.echo(
         f"bridge: {', '.join(str(t) for t in config.targets)} "
-        f"({'/'.join(config.priorities)}) on {_safe_url(amqp)} -> queue {queue} -> {log}"
+        f"({'/'.join(config.priorities)}) on {redact(amqp)} -> queue {queue} -> {log}"
     )
     sys.stdout.flush()
     try:

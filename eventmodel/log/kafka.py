@@ -90,6 +90,7 @@ from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from eventmodel.codec import Codec
 from eventmodel.events import Envelope
+from eventmodel.urls import redact
 from eventmodel.log.base import (
     DeadLetter,
     LogError,
@@ -112,9 +113,6 @@ DEFAULTS: dict[str, Any] = {
     "connect_timeout_s": 30.0,
     "read_timeout_s": 60.0,
 }
-
-_SECRET_KEYS = ("password", "secret", "token", "key.pem", "credentials")
-
 
 # ---------------------------------------------------------------------------
 # The partitioner (Java-compatible murmur2)
@@ -159,29 +157,6 @@ def partition_for(key: str | bytes, partitions: int) -> int:
 # ---------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------
-
-
-def redact(url: str) -> str:
-    """The URL without passwords (userinfo password, secret-looking query values)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    netloc, slash, tail = rest.partition("/")
-    if "@" in netloc:
-        user, _, host = netloc.rpartition("@")
-        if ":" in user:
-            user = user.split(":", 1)[0] + ":***"
-        netloc = f"{user}@{host}"
-    path, q, query = tail.partition("?")
-    if query:
-        parts = []
-        for item in query.split("&"):
-            name, eq, _value = item.partition("=")
-            if eq and any(s in name.lower() for s in _SECRET_KEYS):
-                item = f"{name}=***"
-            parts.append(item)
-        query = "&".join(parts)
-    return f"{scheme}{sep}{netloc}{slash}{path}{q}{query}"
 
 
 def _as_int(name: str, value: Any) -> int:

@@ -60,6 +60,7 @@ import attrs
 from eventmodel.clock import now_us
 from eventmodel.codec import EventTypes
 from eventmodel.events import Envelope
+from eventmodel.urls import redact
 from eventmodel.log.base import DeadLetter, EventLog, LogError
 
 _log = logging.getLogger(__name__)
@@ -588,7 +589,7 @@ class Bridge:
                         last_logged = now
                         _log.warning(
                             "AMQP connection to %s lost or refused (%s: %s); reconnecting in "
-                            "%.1fs (attempt %d)", _safe_url(cfg.amqp_url), type(exc).__name__,
+                            "%.1fs (attempt %d)", redact(cfg.amqp_url), type(exc).__name__,
                             exc, delay, backoff.attempt,
                         )
                     self._stop.wait(delay)
@@ -632,7 +633,7 @@ class Bridge:
             self.stats.consuming = True
             self._ready.set()
             backoff.reset()
-            _log.info("consuming from queue %s on %s", cfg.queue, _safe_url(cfg.amqp_url))
+            _log.info("consuming from queue %s on %s", cfg.queue, redact(cfg.amqp_url))
             writer = self._writer(conn, channel)
             amqp_conn = conn.connection
             while not self._stop.is_set():
@@ -856,15 +857,6 @@ def _raw_body(body: Any) -> bytes:
     if isinstance(body, str):
         return body.encode("utf-8", "surrogatepass")
     return bytes(body)
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its password, for logs."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    return url
 
 
 def run_forever(

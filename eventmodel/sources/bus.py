@@ -31,7 +31,8 @@ from typing import Any
 
 import msgspec
 
-from eventmodel.sources.amqp import DEFAULT_AMQP_URL, _safe_url, amqp_url
+from eventmodel.sources.amqp import DEFAULT_AMQP_URL, amqp_url
+from eventmodel.urls import redact
 
 _log = logging.getLogger(__name__)
 
@@ -222,9 +223,9 @@ class AmqpBus:
                 self._close_quietly()
                 if time.monotonic() >= deadline:
                     raise PublishError(
-                        f"could not publish to {_safe_url(self.url)} for {self.retry_for:.0f}s: {exc}"
+                        f"could not publish to {redact(self.url)} for {self.retry_for:.0f}s: {exc}"
                     ) from exc
-                _log.warning("publish to %s failed (%s); retrying in %.1fs", _safe_url(self.url), exc, delay)
+                _log.warning("publish to %s failed (%s); retrying in %.1fs", redact(self.url), exc, delay)
                 self.republished += len(todo)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
