@@ -65,19 +65,53 @@ def _same_but_version(a: object, b: object) -> bool:
     return attrs.evolve(a, version=b.version) == b  # type: ignore[attr-defined]
 
 
+class _PerKind:
+    """A ``kind → Map`` being changed in one fold: a mutation per kind, made on first use."""
+
+    __slots__ = ("base", "open")
+
+    def __init__(self, base: immutables.Map) -> None:
+        self.base = base
+        self.open: dict[str, immutables.MapMutation] = {}
+
+    def __call__(self, kind: str) -> immutables.MapMutation:
+        m = self.open.get(kind)
+        if m is None:
+            m = self.open[kind] = self.base.get(kind, EMPTY).mutate()
+        return m
+
+    def current(self, kind: str) -> immutables.Map:
+        """What the kind's map holds now (a mutation cannot be iterated)."""
+        m = self.open.get(kind)
+        if m is None:
+            return self.base.get(kind, EMPTY)
+        done = m.finish()
+        self.open[kind] = done.mutate()
+        return done
+
+    def finish(self) -> immutables.Map:
+        if not self.open:
+            return self.base
+        out = self.base.mutate()
+        for kind, m in self.open.items():
+            out[kind] = m.finish()
+        return out.finish()
+
+
 class _Builder:
     """Batches mutations of one fold call; never visible outside :func:`fold`."""
 
     __slots__ = (
-        "state", "tables", "tombs", "by_node", "snaps", "offsets", "recorded_at",
+        "state", "_table", "_tomb", "_home", "by_node", "snaps", "offsets", "recorded_at",
         "applied", "recent", "last_snapshot", "rejected", "last_rejected", "sync_error",
-        "homes", "multi",
+        "multi",
     )
 
     def __init__(self, state: ClusterState) -> None:
         self.state = state
-        self.tables: dict[str, immutables.MapMutation] = {}
-        self.tombs: dict[str, immutables.MapMutation] = {}
+        self._table = _PerKind(state.tables)
+        self._tomb = _PerKind(state.tombstones)
+        self._home = _PerKind(state.homes)
         self.by_node = state.by_node.mutate()
         self.snaps: dict[str, OpenSnapshot] = dict(state.open_snapshots.items())
         self.offsets = list(state.position.offsets)
@@ -88,38 +122,9 @@ class _Builder:
         self.rejected = state.rejected
         self.sync_error = state.sync_error
         self.last_rejected = state.last_rejected
-        self.homes: dict[str, immutables.MapMutation] = {}
         self.multi = len(self.offsets) > 1  # several partitions: remember each key's
 
     # -- plumbing ----------------------------------------------------------
-    def _table(self, kind: str) -> immutables.MapMutation:
-        t = self.tables.get(kind)
-        if t is None:
-            t = self.tables[kind] = self.state.tables.get(kind, EMPTY).mutate()
-        return t
-
-    def _snapshot_of(self, mutations: dict[str, immutables.MapMutation], kind: str,
-                     base: immutables.Map) -> immutables.Map:
-        """The current contents of a table being mutated (mutations cannot be iterated)."""
-        m = mutations.get(kind)
-        if m is None:
-            return base.get(kind, EMPTY)
-        done = m.finish()
-        mutations[kind] = done.mutate()
-        return done
-
-    def _home(self, kind: str) -> immutables.MapMutation:
-        t = self.homes.get(kind)
-        if t is None:
-            t = self.homes[kind] = self.state.homes.get(kind, EMPTY).mutate()
-        return t
-
-    def _tomb(self, kind: str) -> immutables.MapMutation:
-        t = self.tombs.get(kind)
-        if t is None:
-            t = self.tombs[kind] = self.state.tombstones.get(kind, EMPTY).mutate()
-        return t
-
     def _index_remove(self, inst: object) -> None:
         node = inst.node  # type: ignore[attr-defined]
         if node is not None:
@@ -200,9 +205,7 @@ class _Builder:
         key = entity.key
         if self.snaps:
             self._touch(kind, key, p)
-        table = self.tables.get(kind)
-        if table is None:
-            table = self._table(kind)
+        table = self._table(kind)
         old = table.get(key)
         if old is None:
             tomb = self._tomb(kind).get(key)
@@ -282,8 +285,8 @@ class _Builder:
         # partition, so what a reader interleaves from other partitions cannot matter.
         deleted = 0
         for kind in snap.scope:
-            table = self._snapshot_of(self.tables, kind, self.state.tables)
-            homes = self._snapshot_of(self.homes, kind, self.state.homes) if self.multi else None
+            table = self._table.current(kind)
+            homes = self._home.current(kind) if self.multi else None
             gone = [
                 (key, ent)
                 for key, ent in table.items()
@@ -313,7 +316,7 @@ class _Builder:
         self.sync_error = None
 
     def _prune_tombstones(self, kind: str, older_than: int) -> None:
-        current = self._snapshot_of(self.tombs, kind, self.state.tombstones)
+        current = self._tomb.current(kind)
         old = [k for k, v in current.items() if v < older_than]
         if old:
             tombs = self._tomb(kind)
@@ -322,30 +325,11 @@ class _Builder:
 
     # -- result ------------------------------------------------------------
     def finish(self) -> ClusterState:
-        s = self.state
-        tables = s.tables
-        if self.tables:
-            tm = tables.mutate()
-            for kind, m in self.tables.items():
-                tm[kind] = m.finish()
-            tables = tm.finish()
-        tombstones = s.tombstones
-        if self.tombs:
-            tm = tombstones.mutate()
-            for kind, m in self.tombs.items():
-                tm[kind] = m.finish()
-            tombstones = tm.finish()
-        homes = s.homes
-        if self.homes:
-            hm = homes.mutate()
-            for kind, m in self.homes.items():
-                hm[kind] = m.finish()
-            homes = hm.finish()
         return ClusterState(
             position=Position(tuple(self.offsets)),
-            homes=homes,
-            tables=tables,
-            tombstones=tombstones,
+            homes=self._home.finish(),
+            tables=self._table.finish(),
+            tombstones=self._tomb.finish(),
             by_node=self.by_node.finish(),
             open_snapshots=immutables.Map(self.snaps),
             recent_snapshots=self.recent,
