@@ -15,9 +15,11 @@ from projections.state import ClusterState
 
 
 def start(log: EventLog, checkpointer: Checkpointer | None = None, *, until: Position | None = None,
-          progress: Callable[[int], None] | None = None) -> Projection:
+          progress: Callable[[int], None] | None = None,
+          on_start: Callable[[Position, Position], None] | None = None) -> Projection:
     """A projection at ``until`` (default: the log's end now), starting from the newest
-    valid checkpoint at or before it and replaying the tail."""
+    valid checkpoint at or before it and replaying the tail. ``on_start(from, to)`` is
+    told where the replay starts and ends; ``progress(n)`` after each batch."""
     end = until or log.end()
     state = None
     if checkpointer is not None:
@@ -25,20 +27,23 @@ def start(log: EventLog, checkpointer: Checkpointer | None = None, *, until: Pos
         if state is not None and not end.covers(state.position):
             state = None  # the checkpoint is past the requested point
     projection = Projection(state or ClusterState.empty(log.partitions()))
+    if on_start is not None:
+        on_start(projection.latest().position, end)
     catch_up(projection, log, end, progress=progress)
     return projection
 
 
 def model_at(log: EventLog, *, to: Position | None = None, at: int | None = None,
              checkpointer: Checkpointer | None = None,
-             progress: Callable[[int], None] | None = None) -> ClusterModel:
+             progress: Callable[[int], None] | None = None,
+             on_start: Callable[[Position, Position], None] | None = None) -> ClusterModel:
     """The model after the records before position ``to``, or recorded at or before time ``at`` (µs)."""
     if to is not None and at is not None:
         raise ValueError("give a position or a time, not both")
     if to is not None and len(to.offsets) != log.partitions():
         raise ValueError(f"position {to} has {len(to.offsets)} partitions, the log has {log.partitions()}")
     until = to if to is not None else (log.position_at(at) if at is not None else None)
-    return start(log, checkpointer, until=until, progress=progress).latest()
+    return start(log, checkpointer, until=until, progress=progress, on_start=on_start).latest()
 
 
 def history(log: EventLog, key: str) -> Iterator[Record]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import typer
 from rich.console import Console
@@ -58,22 +58,33 @@ def parse_when(text: str | None) -> int | None:
         raise fail(f"{exc} (use ISO 8601, e.g. 2026-11-25T15:31:37Z)") from None
 
 
+class Advance:
+    """What :func:`progress` yields: call it with a count; ``set_total`` when known."""
+
+    def __init__(self, bar: Progress | None = None, task: object = None) -> None:
+        self.bar, self.task = bar, task
+
+    def __call__(self, n: int) -> None:
+        if self.bar is None:
+            return
+        self.bar.update(self.task, advance=n)
+        t = self.bar.tasks[0]
+        if t.elapsed:
+            self.bar.update(self.task, rate=f"{t.completed / t.elapsed:,.0f}/s")
+
+    def set_total(self, total: int | None) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, total=total)
+
+
 @contextlib.contextmanager
-def progress(description: str, total: int | None, enabled: bool = True) -> Iterator[Callable[[int], None]]:
-    """A progress bar; yields ``advance(n)``. Quiet when not on a terminal unless forced."""
+def progress(description: str, total: int | None, enabled: bool = True) -> Iterator[Advance]:
+    """A progress bar on stderr (transient); yields an :class:`Advance`."""
     if not enabled:
-        yield lambda n: None
+        yield Advance()
         return
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err, transient=True,
     ) as bar:
-        task = bar.add_task(description, total=total, rate="")
-
-        def advance(n: int) -> None:
-            bar.update(task, advance=n)
-            t = bar.tasks[0]
-            if t.elapsed:
-                bar.update(task, rate=f"{t.completed / t.elapsed:,.0f}/s")
-
-        yield advance
+        yield Advance(bar, bar.add_task(description, total=total, rate=""))

@@ -23,17 +23,12 @@ from eventmodel.cli.common import (
     parse_when,
     progress,
 )
-from eventmodel.log import EventLog, LogError, Position
+from eventmodel.log import EventLog, LogError
 from projections.checkpoint import Checkpointer
 from projections.export import export_snapshot
 from projections.model import ClusterModel
 from projections.projection import Follower, Projection
 from projections.replay import diff, history, model_at, start
-
-
-def _target_total(log: EventLog, to: Position | None, at: int | None) -> int:
-    end = to or (log.position_at(at) if at is not None else log.end())
-    return end.total
 
 
 def _model(log: EventLog, to: str | None, at: str | None, checkpoint_dir: Path | None,
@@ -48,8 +43,9 @@ def _model(log: EventLog, to: str | None, at: str | None, checkpoint_dir: Path |
         if pos is not None and not end.covers(pos):
             raise fail(f"position {pos} is past the end of {log.url} ({end})")
         ck = Checkpointer.for_log(checkpoint_dir, log) if checkpoint_dir else None
-        with progress("replaying", _target_total(log, pos, when), enabled=not quiet) as advance:
-            model = model_at(log, to=pos, at=when, checkpointer=ck, progress=advance)
+        with progress("replaying", None, enabled=not quiet) as advance:
+            model = model_at(log, to=pos, at=when, checkpointer=ck, progress=advance,
+                             on_start=lambda a, b: advance.set_total(b.total - a.total))
     except LogError as exc:
         raise fail(f"reading {log.url} failed: {exc}") from None
     if ck is not None and ck.skipped:
