@@ -42,6 +42,7 @@ from eventmodel.log.base import EventLog, Position
 from eventmodel.sources.amqp import Bridge, BridgeConfig
 from eventmodel.sources.bus import AmqpBus
 from eventmodel.sources.nova import NovaNormalizer, nova_time
+from tests.fixtures.rabbitmq import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "compose" / "rabbitmq.sh"
@@ -114,11 +115,7 @@ def _bus(exchange: str) -> AmqpBus:
 
 
 def _wait(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out waiting for {what}")
-        time.sleep(0.005)
+    wait_until(cond, timeout, what, interval=0.005)
 
 
 # ---------------------------------------------------------------------------
