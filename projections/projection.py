@@ -157,9 +157,9 @@ class Follower:
                 moved = 0
                 # The collector is paused only to catch up on a backlog: a follower that
                 # keeps up must not keep it off for everything else in the process.
-                behind = self.log.end().total - self.projection.latest().position.total
-                with bulk() if behind > self.batch else contextlib.nullcontext():
-                    for records in self.log.read(self.projection.latest().position, None, self.batch):
+                start, end = self.projection.latest().position, self.log.end()
+                with bulk() if end.total - start.total > self.batch else contextlib.nullcontext():
+                    for records in self.log.read(start, end, self.batch):
                         self.projection.apply(records)
                         moved += len(records)
                         self._since_checkpoint += len(records)

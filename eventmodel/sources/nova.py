@@ -280,18 +280,12 @@ def parse_message(raw: bytes | str | dict, recorded_at: int) -> Message:
         message_id = filled["message_id"] = _derived_message_id(body)
     elif type(message_id) is not str or not message_id:
         raise Invalid(f"{event_type}: message_id must be a non-empty string, got {_kind(message_id)}")
-    if stamp is None:
+    occurred_at = _time_field(stamp, f"{event_type}: timestamp")
+    if occurred_at is None:
         occurred_at = recorded_at
         if filled is None:
             filled = dict(body)
         filled["timestamp"] = nova_time(recorded_at)
-    elif type(stamp) is str:
-        try:
-            occurred_at = parse_time(stamp)
-        except ValueError:
-            raise Invalid(f"{event_type}: timestamp {stamp[:64]!r} is not a time") from None
-    else:
-        raise Invalid(f"{event_type}: timestamp must be a string, got {_kind(stamp)}")
     return Message(filled if filled is not None else body, event_type, _intern(publisher), message_id, occurred_at)
 
 
@@ -350,16 +344,22 @@ def _nova_data(obj: Any, where: str) -> dict:
 
 def _version_of(stamp: Any, fallback: int, where: str) -> int:
     """``updated_at`` (else ``fallback``) in µs, floored to the whole second."""
-    if stamp is None:
+    us = _time_field(stamp, f"field {where}'updated_at'")
+    if us is None:
         us = fallback
-    elif type(stamp) is str:
-        try:
-            us = parse_time(stamp)
-        except ValueError:
-            raise Invalid(f"field {where}'updated_at' is not a time: {stamp[:64]!r}") from None
-    else:
-        raise Invalid(f"field {where}'updated_at' must be a string or null, got {_kind(stamp)}")
     return us - us % _SECOND
+
+
+def _time_field(stamp: Any, what: str) -> int | None:
+    """A time field of a notification in µs; None when absent; Invalid naming ``what``."""
+    if stamp is None:
+        return None
+    if type(stamp) is not str:
+        raise Invalid(f"{what} must be a string or null, got {_kind(stamp)}")
+    try:
+        return parse_time(stamp)
+    except ValueError:
+        raise Invalid(f"{what} is not a time: {stamp[:64]!r}") from None
 
 
 # ---------------------------------------------------------------------------
