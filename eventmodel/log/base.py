@@ -16,7 +16,31 @@ _log = logging.getLogger(__name__)
 
 
 class LogError(RuntimeError):
-    """The log could not do what was asked (unreachable, refused, misconfigured)."""
+    """The log could not do what was asked (unreachable, refused, misconfigured).
+
+    Raised by ``append`` it means *transient*: some records of the batch may have been
+    stored, none is refused for good, and the same batch may be appended again (the
+    fold recognises the copies by ``event_id``)."""
+
+
+class RecordsRejected(LogError):
+    """The log refused some records of a batch *permanently* (too large, invalid for
+    its rules): appending them again cannot help, the caller dead-letters them.
+
+    ``rejected`` maps the index of each refused record in the batch to the reason.
+    Every other record of the batch was stored durably."""
+
+    def __init__(self, rejected: dict[int, str]) -> None:
+        self.rejected = dict(rejected)
+        first = next(iter(self.rejected.items()), (None, ""))
+        super().__init__(f"{len(self.rejected)} record(s) refused permanently, e.g. #{first[0]}: {first[1]}")
+
+
+class PositionNotCovered(LogError):
+    """A read position that this log does not hold: records before it were deleted
+    (retention, a truncated or recreated log) or it lies past the end (a checkpoint or
+    follower of another incarnation of the log). Reading on would lose records
+    silently, so the reader must be told; the message says what to do."""
 
 
 @attrs.frozen(slots=True)
@@ -86,15 +110,35 @@ class Record(msgspec.Struct, frozen=True, gc=False):
     envelope: Envelope
 
 
+#: raw bytes kept in a dead letter; the rest is dropped (its size and hash stay)
+DEAD_LETTER_MAX_BYTES = 64 * 1024
+
+
 @attrs.frozen(slots=True)
 class DeadLetter:
-    """Input that could not become events: kept with its bytes and the reason."""
+    """Input that could not become events: kept with (a bounded prefix of) its bytes,
+    its full size and SHA-256, and the reason."""
 
     raw: bytes
     reason: str
     source: str
     at: int  # µs
     offset: int = -1
+    size: int = -1  # the input's full size in bytes (-1: unknown, ``raw`` is whole)
+    sha256: str = ""  # hex digest of the full input ("" : not computed)
+
+    @classmethod
+    def of(cls, raw: bytes, reason: str, source: str, at: int,
+           max_bytes: int = DEAD_LETTER_MAX_BYTES) -> DeadLetter:
+        """A dead letter for ``raw``, truncated to ``max_bytes`` (size and hash of the whole kept)."""
+        import hashlib
+
+        data = bytes(raw)
+        return cls(data[:max_bytes], reason, source, at, -1, len(data), hashlib.sha256(data).hexdigest())
+
+    @property
+    def truncated(self) -> bool:
+        return self.size > len(self.raw)
 
 
 @runtime_checkable
@@ -110,7 +154,11 @@ class EventLog(Protocol):
     log_id: str  # identity of the log itself (checkpoints are only used on the log that made them)
 
     def partitions(self) -> int:
-        """How many partitions the log has."""
+        """How many partitions the log has now (re-read from the log, not cached for long)."""
+        ...
+
+    def start(self) -> Position:
+        """The first position the log still holds (records before it were deleted)."""
         ...
 
     def append(self, envelopes: Sequence[Envelope]) -> None:
