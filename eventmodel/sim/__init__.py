@@ -3,22 +3,25 @@
 from eventmodel.sim.cloud import (
     DEFAULT_FLAVORS,
     DEFAULT_WEIGHTS,
-    Faults,
     HostSpec,
     OperationError,
     OpRecord,
+    PartialInstance,
     SimCloud,
     Truth,
     diff_truth,
 )
+from eventmodel.sim.faults import Delivery, Faults
 
 __all__ = [
     "DEFAULT_FLAVORS",
     "DEFAULT_WEIGHTS",
+    "Delivery",
     "Faults",
     "HostSpec",
     "OpRecord",
     "OperationError",
+    "PartialInstance",
     "SimCloud",
     "Truth",
     "diff_truth",
