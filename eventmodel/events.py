@@ -39,7 +39,8 @@ class Instance:
 
     ``host`` is the compute service host, ``node`` the hypervisor hostname; both are
     ``None`` while the instance is being scheduled or after a shelve offload.
-    ``version`` is the source's ``updated_at`` (else the notification time), in µs.
+    ``version`` is the source's ``updated_at``, else its ``created_at``, else
+    :data:`LOWEST_VERSION`, in µs (never a clock of ours).
     """
 
     uuid: str
@@ -105,6 +106,26 @@ class ComputeService:
         return service_key(self.host, self.binary)
 
 
+@attrs.frozen(slots=True)
+class PartialInstance:
+    """A server an API listing returned without what the model needs: Nova's minimal
+    record (id, status ``UNKNOWN``, tenant) for a server in a cell it cannot reach.
+
+    A full sync counts it as seen (it is not reconciled away) and changes nothing."""
+
+    uuid: str
+    status: str = "UNKNOWN"
+    project_id: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.uuid
+
+
+#: the version of a record whose source gave no time at all: every other version beats it
+LOWEST_VERSION = 0
+
+
 def service_key(host: str, binary: str) -> str:
     """The entity key of a service: ``host/binary``."""
     return f"{host}/{binary}"
@@ -127,7 +148,7 @@ class _Payload:
     VERSION: ClassVar[int] = 1
     #: entity kind this event changes, or None for markers
     KIND: ClassVar[str | None] = None
-    #: "upsert", "delete", "observe", "marker" or "ignore"
+    #: "upsert", "delete", "observe", "seen", "marker" or "ignore"
     EFFECT: ClassVar[str] = "upsert"
     #: the attribute that holds the entity state (by default, named after KIND)
     ENTITY: ClassVar[str | None] = None
@@ -221,6 +242,19 @@ class InstanceObserved(_Payload):
 
 
 @attrs.frozen(slots=True)
+class InstanceSeen(_Payload):
+    """A full sync listed this instance without its state (see :class:`PartialInstance`):
+    it exists, so reconciliation keeps it, and nothing about it changes."""
+
+    TYPE = "instance.seen"
+    KIND = INSTANCE
+    EFFECT = "seen"
+    snapshot_id: str
+    uuid: str
+    status: str = "UNKNOWN"
+
+
+@attrs.frozen(slots=True)
 class ComputeNodeObserved(_Payload):
     TYPE = "compute_node.observed"
     KIND = NODE
@@ -310,6 +344,7 @@ BUILTIN_PAYLOADS: tuple[type, ...] = (
     InstanceMigrated,
     InstanceDeleted,
     InstanceObserved,
+    InstanceSeen,
     ComputeNodeObserved,
     ComputeServiceChanged,
     ComputeServiceDeleted,
@@ -367,6 +402,14 @@ def event_id(source: str, message_id: str, index: int = 0) -> str:
     return str(uuid.uuid5(_EVENT_NS, f"{source}\x1f{message_id}\x1f{index}"))
 
 
+def entity_key(payload: object) -> str | None:
+    """The key of the entity a payload is about: its entity's key, else its ``uuid``."""
+    entity = entity_of(payload)
+    if entity is not None:
+        return entity.key  # type: ignore[attr-defined]
+    return getattr(payload, "uuid", None)
+
+
 def envelope(
     payload: object,
     *,
@@ -379,8 +422,7 @@ def envelope(
 ) -> Envelope:
     """Wrap a payload; the key defaults to the key of the entity it carries."""
     if key is None:
-        entity = entity_of(payload)
-        key = entity.key if entity is not None else ""
+        key = entity_key(payload) or ""
     return Envelope(
         event_id(source, message_id, index),
         payload.TYPE,  # type: ignore[attr-defined]

@@ -15,7 +15,6 @@ skipped; start-up then takes the next newest.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import logging
 import operator
@@ -30,6 +29,7 @@ import msgspec
 from cattrs.preconf.msgspec import make_converter
 
 from eventmodel.clock import now_us
+from eventmodel.codec import EventTypes
 from eventmodel.events import INSTANCE, ComputeNode, ComputeService, Flavor, Instance
 from eventmodel.log.base import Position
 from projections.projection import bulk
@@ -51,16 +51,37 @@ def _class_path(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def _load_class(path: str) -> type:
-    module, _, name = path.partition(":")
-    obj: Any = importlib.import_module(module)
-    for part in name.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 #: entity classes stored as positional rows (fast); any other (a plugin's) goes through cattrs
 ROW_CLASSES = (Instance, ComputeNode, ComputeService)
+
+
+def entity_classes(types: EventTypes | None = None) -> dict[str, type]:
+    """The entity classes a checkpoint may name, by class path: the built-in ones and
+    those carried by the registered event types (plugins). Nothing else is ever loaded:
+    a crafted file cannot make this process import a module."""
+    allowed = {_class_path(c): c for c in ROW_CLASSES}
+    types = types or EventTypes.builtin()
+    for name in types.names():
+        cls = types.get(name)
+        attr = getattr(cls, "ENTITY", None) or getattr(cls, "KIND", None)
+        if not attr or not attrs.has(cls):
+            continue
+        field = attrs.fields_dict(cls).get(attr)  # type: ignore[arg-type]
+        if field is not None and isinstance(field.type, type) and attrs.has(field.type):
+            allowed[_class_path(field.type)] = field.type
+        elif field is not None and isinstance(field.type, str):
+            mod = sys.modules.get(cls.__module__)
+            ent = getattr(mod, field.type, None) if mod is not None else None
+            if isinstance(ent, type) and attrs.has(ent):
+                allowed[_class_path(ent)] = ent
+    return allowed
+
+
+def _load_class(path: str, allowed: dict[str, type]) -> type:
+    cls = allowed.get(path)
+    if cls is None:
+        raise CheckpointError(f"entity class {path!r} is not a registered entity type (plugin not installed?)")
+    return cls
 
 _FLAVOR_ROW = operator.attrgetter(*(f.name for f in attrs.fields(Flavor)))
 
@@ -97,12 +118,14 @@ def _encode_state(state: ClusterState) -> bytes:
         "kinds": kinds,
         "tombstones": {k: list(t.items()) for k, t in state.tombstones.items()},
         "homes": {k: list(t.items()) for k, t in state.homes.items()},
+        "ids": {k: list(t.items()) for k, t in state.ids.items()},
         "open_snapshots": [
             {
                 "snapshot_id": s.snapshot_id, "scope": list(s.scope), "partitions": s.partitions,
                 "started_at": s.started_at, "started": sorted(s.started), "completed": sorted(s.completed),
+                "closed": sorted(s.closed),
                 "observed": [list(k) for k in s.observed], "touched": [list(k) for k in s.touched],
-                "corrected": s.corrected, "deleted": s.deleted,
+                "corrected": s.corrected, "deleted": s.deleted, "reason": s.reason,
             }
             for s in state.open_snapshots.values()
         ],
@@ -110,6 +133,7 @@ def _encode_state(state: ClusterState) -> bytes:
         "last_snapshot": _converter.unstructure(state.last_snapshot) if state.last_snapshot else None,
         "recorded_at": state.recorded_at,
         "applied": state.applied,
+        "duplicates": state.duplicates,
         "rejected": state.rejected,
         "last_rejected": state.last_rejected,
         "sync_error": state.sync_error,
@@ -117,7 +141,7 @@ def _encode_state(state: ClusterState) -> bytes:
     return msgspec.msgpack.encode(body)
 
 
-def _decode_state(body: bytes, position: Position) -> ClusterState:
+def _decode_state(body: bytes, position: Position, allowed: dict[str, type]) -> ClusterState:
     d = msgspec.msgpack.decode(body)
     flavors = [Flavor(*row) for row in d["flavors"]]
     intern = sys.intern
@@ -126,12 +150,12 @@ def _decode_state(body: bytes, position: Position) -> ClusterState:
     for kind, spec in d["kinds"].items():
         m = immutables.Map().mutate()
         if "dicts" in spec:
-            cls = _load_class(spec["class"])
+            cls = _load_class(spec["class"], allowed)
             for item in spec["dicts"]:
                 ent = _converter.structure(item, cls)
                 m[ent.key] = ent
         elif spec["class"] is not None:
-            cls = _load_class(spec["class"])
+            cls = _load_class(spec["class"], allowed)
             names = [f.name for f in attrs.fields(cls)]
             if names != spec["fields"]:
                 raise CheckpointError(f"{kind}: fields {spec['fields']} do not match {cls.__name__} {names}")
@@ -161,14 +185,18 @@ def _decode_state(body: bytes, position: Position) -> ClusterState:
                 by_node[node] = g.finish()
     tombstones = {k: immutables.Map(v) for k, v in d["tombstones"].items()}
     homes = {k: immutables.Map(v) for k, v in d.get("homes", {}).items()}
+    ids = {
+        k: immutables.Map((key, tuple(v) if v.__class__ is list else v) for key, v in items)
+        for k, items in d.get("ids", {}).items()
+    }
     snaps = {}
     for s in d["open_snapshots"]:
         snaps[s["snapshot_id"]] = OpenSnapshot(
             s["snapshot_id"], tuple(s["scope"]), s["partitions"], s["started_at"],
-            frozenset(s["started"]), frozenset(s["completed"]),
+            frozenset(s["started"]), frozenset(s["completed"]), frozenset(s.get("closed", s["completed"])),
             immutables.Map({tuple(k): None for k in s["observed"]}),
             immutables.Map({tuple(k): None for k in s["touched"]}),
-            s["corrected"], s.get("deleted", 0),
+            s["corrected"], s.get("deleted", 0), s.get("reason", ""),
         )
     last = d["last_snapshot"]
     return ClusterState(
@@ -177,11 +205,13 @@ def _decode_state(body: bytes, position: Position) -> ClusterState:
         tombstones=immutables.Map(tombstones),
         by_node=by_node.finish(),
         homes=immutables.Map(homes),
+        ids=immutables.Map(ids),
         open_snapshots=immutables.Map(snaps),
         recent_snapshots=tuple(d["recent_snapshots"]),
         last_snapshot=_converter.structure(last, SnapshotResult) if last else None,
         recorded_at=d["recorded_at"],
         applied=d["applied"],
+        duplicates=d.get("duplicates", 0),
         rejected=d.get("rejected", 0),
         last_rejected=d.get("last_rejected"),
         sync_error=d.get("sync_error"),
@@ -234,8 +264,11 @@ def read_header(path: Path) -> dict[str, Any]:
     return header
 
 
-def read_checkpoint(path: Path) -> ClusterState:
-    """Load and verify one checkpoint; raise CheckpointError saying what is wrong."""
+def read_checkpoint(path: Path, types: EventTypes | None = None) -> ClusterState:
+    """Load and verify one checkpoint; raise CheckpointError saying what is wrong.
+
+    Entity classes are looked up among the registered ones (:func:`entity_classes`
+    of ``types``), never imported by the name the file gives."""
     path = Path(path)
     try:
         header = read_header(path)
@@ -250,7 +283,7 @@ def read_checkpoint(path: Path) -> ClusterState:
         raise CheckpointError(f"{path}: checksum mismatch (corrupt)")
     try:
         with bulk():
-            return _decode_state(body, Position(tuple(header["position"])))
+            return _decode_state(body, Position(tuple(header["position"])), entity_classes(types))
     except CheckpointError:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -269,10 +302,13 @@ class Checkpointer:
     keep: int = 3
     skipped: list[str] = attrs.field(factory=list)  # why files were skipped at the last load
     loaded_position: Position | None = None  # position of the checkpoint the last load returned
+    types: EventTypes | None = None  # event types whose entity classes checkpoints may hold
 
     @classmethod
     def for_log(cls, directory: str | Path, log: object, keep: int = 3) -> Checkpointer:
-        return cls(directory, log_url=getattr(log, "url", ""), log_id=getattr(log, "log_id", ""), keep=keep)
+        codec = getattr(log, "codec", None)
+        return cls(directory, log_url=getattr(log, "url", ""), log_id=getattr(log, "log_id", ""), keep=keep,
+                   types=getattr(codec, "types", None))
 
     def __attrs_post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -307,7 +343,7 @@ class Checkpointer:
                 other = header.get("log_id", "")
                 if self.log_id and other and other != self.log_id:
                     raise CheckpointError(f"{path}: made for another log ({other}, this is {self.log_id})")
-                state = read_checkpoint(path)
+                state = read_checkpoint(path, self.types)
                 if len(state.position.offsets) != partitions:
                     raise CheckpointError(
                         f"{path}: made for {len(state.position.offsets)} partitions, the log has {partitions}")

@@ -18,22 +18,32 @@ EMPTY: immutables.Map = immutables.Map()
 
 @attrs.frozen(slots=True)
 class OpenSnapshot:
-    """A full sync whose ``snapshot.started`` was read and whose completion is pending.
+    """A full sync whose ``snapshot.started`` was read on some partition and that is
+    not yet closed on every partition.
 
-    ``started``/``completed`` are the partitions whose marker has been read; the
-    snapshot is reconciled when ``completed`` covers every partition.
+    Each partition has its own window: from its ``started`` marker to its
+    ``completed`` or ``aborted`` marker (``closed``). Every record of a key is in the
+    key's partition, so what happens in one partition's window never depends on how
+    a reader interleaves the others. The snapshot's outcome is reported once every
+    partition is closed.
     """
 
     snapshot_id: str
     scope: tuple[str, ...]
     partitions: int
-    started_at: int  # occurred_at of the started marker (µs): the version of its deletions
+    started_at: int  # occurred_at of the started marker (µs, the syncer's clock): orders syncs only
     started: frozenset[int] = frozenset()
     completed: frozenset[int] = frozenset()
+    closed: frozenset[int] = frozenset()  # completed or aborted (or superseded)
     observed: immutables.Map = EMPTY  # (kind, key) -> None
     touched: immutables.Map = EMPTY  # (kind, key) -> None, by live records in the window
     corrected: int = 0  # observed records that changed the model
     deleted: int = 0  # entities removed by the partitions reconciled so far
+    reason: str = ""  # why some partition was closed without completing
+
+    def open_on(self, partition: int) -> bool:
+        """True between this partition's ``started`` and its ``completed``/``aborted``."""
+        return partition in self.started and partition not in self.closed
 
 
 @attrs.frozen(slots=True)
@@ -53,7 +63,9 @@ class ClusterState:
     """Everything the fold knows, stamped with the log position it reflects.
 
     ``tables[kind][key]`` is the entity; ``tombstones[kind][key]`` the version of its
-    deletion; ``by_node[node][uuid]`` indexes instances by hypervisor.
+    deletion; ``by_node[node][uuid]`` indexes instances by hypervisor;
+    ``ids[kind][key]`` the event id (a str) or ids (a tuple) of the records applied at
+    the entity's current version, so that a duplicate at any distance is a no-op.
     """
 
     position: Position
@@ -62,12 +74,14 @@ class ClusterState:
     by_node: immutables.Map = EMPTY
     #: with several partitions, the partition each key lives in (``homes[kind][key]``)
     homes: immutables.Map = EMPTY
+    ids: immutables.Map = EMPTY
     open_snapshots: immutables.Map = EMPTY  # snapshot id -> OpenSnapshot
     recent_snapshots: tuple[str, ...] = ()  # ids of completed snapshots, newest last
     last_snapshot: SnapshotResult | None = None
     recorded_at: int = 0  # recorded_at of the last folded record (µs)
     applied: int = 0  # records folded
     sync_error: str | None = None  # why the last full sync failed (cleared by the next good one)
+    duplicates: int = 0  # records skipped as already applied (same event id, or at/below the position)
     rejected: int = 0  # records skipped because the rules could not apply them
     last_rejected: str | None = None  # which, and why
 

@@ -12,7 +12,8 @@ from eventmodel.codec import Codec
 pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.rabbitmq"]
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = Path(os.environ.get("EVENTMODEL_SAMPLES", ROOT.parent / "shared" / "nova-notification-samples"))
+#: Nova's notification samples travel with the project (tests/data/…/ORIGIN.md)
+SAMPLES = Path(os.environ.get("EVENTMODEL_SAMPLES", ROOT / "tests" / "data" / "nova-notification-samples"))
 
 
 @pytest.fixture

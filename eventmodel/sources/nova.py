@@ -61,11 +61,6 @@ the change, so the fold never needs the previous event)::
     instance.lock / instance.unlock          instance.lock_changed
     instance.live_migration_post_dest.end    instance.migrated       method=live, names the destination;
                                                                      source_host null (not in the payload)
-    instance.live_migration_post.end         instance.updated        live_migration_post: sent by the source
-                                                                     AFTER post_dest.end, still naming the
-                                                                     source host (stale). Its version is
-                                                                     floor(updated_at) - 1 µs so that it loses
-                                                                     even to a post_dest.end of the same second
     instance.live_migration_rollback.end     instance.updated        live_migration_rollback (stays on source,
                                                                      task_state cleared)
     instance.resize_finish.end               instance.resized        resize: new host and new flavor. Also the
@@ -100,6 +95,10 @@ Irrelevant (counted and skipped by the caller)::
     instance.live_migration_abort.end        only a request: rollback.end (or post_dest.end) follows
     instance.live_migration_force_complete.end
                                              only a request: post_dest.end follows
+    instance.live_migration_post.end         the source's stale copy, sent AFTER post_dest.end: still the
+                                             source host and its older updated_at (with clock skew between
+                                             the two computes it may even look newer, so no version rule
+                                             could be trusted with it)
     instance.live_migration_rollback_dest.end
                                              the destination's stale copy (task_state migrating);
                                              the source's rollback.end is authoritative
@@ -116,16 +115,21 @@ Irrelevant (counted and skipped by the caller)::
 Versions
 ========
 
-An instance's version is its ``updated_at`` (else the notification timestamp) in µs,
-floored to the whole second: Nova's ``updated_at`` has one-second resolution, and a
-sub-second fallback would wrongly beat a later ``updated_at`` of the same second. A
-service's version is its ``updated_at`` when the payload has one (ServiceStatusPayload
-does not) else the notification timestamp, floored likewise. ``occurred_at`` is the
-notification timestamp unfloored. Service ``up`` is ``not forced_down`` (the payload
-has no liveness; a forced-down service is reported down by the API).
+An instance's version is its ``updated_at``, else its ``created_at`` (Nova sends
+several ``instance.update``s for a new instance before its first save, with
+``updated_at`` null), else the lowest version; in µs floored to the whole second,
+because Nova's ``updated_at`` has one-second resolution. A service's version is its
+``updated_at``/``created_at`` when the payload has them (ServiceStatusPayload has
+neither), else ``last_seen_up`` — Nova's own time of the service's last heartbeat —
+floored likewise. Neither the notification's timestamp nor any clock of ours is ever
+a version: hosts' clocks differ and notifications can be re-published days later.
+``occurred_at`` is the notification timestamp, unfloored, for history only.
 
-Speed: plain dict access and a flavor cache, no cattrs on this path. Repeated strings
-(host, node, states, project and user ids, zones, flavor names) are interned.
+Values Nova means as one are held as one: an ``availability_zone`` of ``''`` (the
+API's form for an offloaded instance) and ``null`` (the notification's) are both
+``None``. A service's ``up`` is ``not forced_down`` here; the fold lets a live record
+say a service is down, never that it is up again (only the API knows liveness).
+
 """
 
 from __future__ import annotations
@@ -342,12 +346,23 @@ def _nova_data(obj: Any, where: str) -> dict:
     return data
 
 
-def _version_of(stamp: Any, fallback: int, where: str) -> int:
-    """``updated_at`` (else ``fallback``) in µs, floored to the whole second."""
-    us = _time_field(stamp, f"field {where}'updated_at'")
-    if us is None:
-        us = fallback
-    return us - us % _SECOND
+def _version_of(data: dict, fields: tuple[str, ...]) -> int:
+    """The first of ``fields`` that holds a time, in µs floored to the whole second;
+    :data:`~eventmodel.events.LOWEST_VERSION` when none does. Never a clock of ours
+    nor the notification's timestamp: see the module docstring."""
+    for name in fields:
+        us = _time_field(data.get(name), f"field {name!r}")
+        if us is not None:
+            return us - us % _SECOND
+    return ev.LOWEST_VERSION
+
+
+#: where an instance's version comes from, in order (Nova leaves ``updated_at`` null
+#: on a new instance's first notifications)
+INSTANCE_VERSION_FIELDS = ("updated_at", "created_at")
+#: a service's: ServiceStatusPayload has no updated_at; ``last_seen_up`` is Nova's own
+#: time of the service's last heartbeat
+SERVICE_VERSION_FIELDS = ("updated_at", "created_at", "last_seen_up")
 
 
 def _time_field(stamp: Any, what: str) -> int | None:
@@ -395,12 +410,6 @@ def _resized(action: str) -> _Handler:
     return handle
 
 
-def _live_post(self: NovaNormalizer, data: dict, msg: Message) -> object:
-    inst = self.instance(data, msg.occurred_at)
-    # Stale by construction (see the module docstring): one µs older than its second.
-    return ev.InstanceUpdated(attrs.evolve(inst, version=inst.version - 1), action="live_migration_post")
-
-
 def _service_changed(change: str | None) -> _Handler:
     def handle(self: NovaNormalizer, data: dict, msg: Message) -> object:
         svc = self.service(data, msg.occurred_at)
@@ -446,7 +455,6 @@ HANDLERS: dict[str, _Handler] = {
     "instance.lock": _instance_event(ev.InstanceLockChanged),
     "instance.unlock": _instance_event(ev.InstanceLockChanged),
     "instance.live_migration_post_dest.end": _instance_event(ev.InstanceMigrated, method="live"),
-    "instance.live_migration_post.end": _live_post,
     "instance.live_migration_rollback.end": _instance_event(ev.InstanceUpdated, action="live_migration_rollback"),
     "instance.resize_finish.end": _resized("resize"),
     "instance.resize_confirm.end": _resized("resize_confirm"),
@@ -475,7 +483,6 @@ EVENT_CLASS: dict[str, type] = {
     "instance.lock": ev.InstanceLockChanged,
     "instance.unlock": ev.InstanceLockChanged,
     "instance.live_migration_post_dest.end": ev.InstanceMigrated,
-    "instance.live_migration_post.end": ev.InstanceUpdated,
     "instance.live_migration_rollback.end": ev.InstanceUpdated,
     "instance.resize_finish.end": ev.InstanceResized,
     "instance.resize_confirm.end": ev.InstanceResized,
@@ -509,6 +516,10 @@ IRRELEVANT_TYPES: dict[str, str] = {
     ),
     "instance.live_migration_force_complete.end": (
         "force-complete is only requested; live_migration_post_dest.end tells the outcome"
+    ),
+    "instance.live_migration_post.end": (
+        "the source's stale copy, sent after the destination's live_migration_post_dest.end: it still "
+        "names the source host and its older updated_at (post_dest.end is authoritative)"
     ),
     "instance.live_migration_rollback_dest.end": (
         "the destination's stale copy after a rollback (task_state migrating); "
@@ -681,7 +692,7 @@ class NovaNormalizer(MessageNormalizer):
             flavor = self._flavors[key] = ev.Flavor(_intern(name), vcpus, memory_mb, root_gb, ephemeral_gb, swap_mb)
         return flavor
 
-    def instance(self, data: dict, fallback_version: int) -> ev.Instance:
+    def instance(self, data: dict, _occurred_at: int = 0) -> ev.Instance:
         uuid = _req_str(data, "uuid", "")
         vm_state = _intern(_req_str(data, "state", ""))
         flavor = self.flavor(data.get("flavor"))
@@ -692,7 +703,7 @@ class NovaNormalizer(MessageNormalizer):
             raise Invalid(f"field 'locked' must be a boolean, got {_kind(locked)}")
         return ev.Instance(
             uuid,
-            _version_of(data.get("updated_at"), fallback_version, ""),
+            _version_of(data, INSTANCE_VERSION_FIELDS),
             _opt_str(data, "host", ""),
             _opt_str(data, "node", ""),
             vm_state,
@@ -704,10 +715,10 @@ class NovaNormalizer(MessageNormalizer):
             _plain_str(data, "display_name"),
             locked,
             _plain_str_or_none(data, "locked_reason"),
-            _opt_str(data, "availability_zone", ""),
+            _opt_str(data, "availability_zone", "") or None,  # Nova means one thing by null and ''
         )
 
-    def service(self, data: dict, fallback_version: int) -> ev.ComputeService | None:
+    def service(self, data: dict, _occurred_at: int = 0) -> ev.ComputeService | None:
         """The service state, or None when it is not a compute service."""
         binary = _req_str(data, "binary", "")
         host = _req_str(data, "host", "")
@@ -718,7 +729,7 @@ class NovaNormalizer(MessageNormalizer):
         return ev.ComputeService(
             _intern(host),
             _intern(binary),
-            _version_of(data.get("updated_at"), fallback_version, ""),
+            _version_of(data, SERVICE_VERSION_FIELDS),
             disabled,
             _plain_str_or_none(data, "disabled_reason"),
             forced_down,

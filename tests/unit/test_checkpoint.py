@@ -177,12 +177,60 @@ class Volume:
         return self.id
 
 
+@attrs_mod.frozen
+class VolumeChanged:
+    """The plugin's event type that carries a Volume (registers the entity class)."""
+
+    TYPE = "test.volume.changed"
+    VERSION = 1
+    KIND = "volume"
+    ENTITY = "volume"
+    EFFECT = "upsert"
+    volume: Volume
+
+
+def _plugin_types():
+    from eventmodel.codec import EventTypes
+
+    types = EventTypes.builtin()
+    types.register(VolumeChanged)
+    return types
+
+
 def test_a_plugin_entity_keeps_its_types_through_a_checkpoint(tmp_path: Path) -> None:
     import immutables
 
     s = _state()
     vol = Volume("v1", 5, ("i1", "i2"), ev.Flavor("disk", 0, 0, 10))
     s = attrs_mod.evolve(s, tables=s.tables.set("volume", immutables.Map({"v1": vol})))
-    back = read_checkpoint(write_checkpoint(tmp_path / "c.ckpt", s))
+    path = write_checkpoint(tmp_path / "c.ckpt", s)
+    back = read_checkpoint(path, _plugin_types())
     assert back.tables["volume"]["v1"] == vol
     assert back == s
+    # Without the plugin's event types the class is not loadable: a clear error, no import.
+    with pytest.raises(CheckpointError, match="not a registered entity type"):
+        read_checkpoint(path)
+
+
+def test_a_crafted_checkpoint_cannot_import_a_module(tmp_path: Path) -> None:
+    """A file naming any installed class is refused before anything is imported."""
+    import hashlib
+    import json
+    import sys
+
+    import msgspec
+
+    victim = "xml.dom.pulldom"  # a stdlib module nothing here imports
+    sys.modules.pop(victim, None)
+    body = msgspec.msgpack.encode({
+        "flavors": [], "tombstones": {}, "open_snapshots": [], "recent_snapshots": [],
+        "last_snapshot": None, "recorded_at": 0, "applied": 0,
+        "kinds": {"evil": {"class": f"{victim}:PullDOM", "dicts": [{"x": 1}]}},
+    })
+    header = {"format": "eventmodel.checkpoint", "schema": 1, "position": [0], "body_bytes": len(body),
+              "sha256": hashlib.sha256(body).hexdigest()}
+    path = tmp_path / "evil.ckpt"
+    path.write_bytes(json.dumps(header).encode() + b"\n" + body)
+    with pytest.raises(CheckpointError, match="not a registered entity type"):
+        read_checkpoint(path)
+    assert victim not in sys.modules

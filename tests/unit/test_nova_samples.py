@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from eventmodel import events as ev
 from eventmodel.clock import parse_time
@@ -46,7 +49,6 @@ EXPECTED: dict[str, tuple[str, str | None]] = {
     "instance-lock-with-reason.json": ("instance.lock_changed", None),
     "instance-unlock.json": ("instance.lock_changed", None),
     "instance-live_migration_post_dest-end.json": ("instance.migrated", "live"),
-    "instance-live_migration_post-end.json": ("instance.updated", "live_migration_post"),
     "instance-live_migration_rollback-end.json": ("instance.updated", "live_migration_rollback"),
     "instance-resize_finish-end.json": ("instance.resized", "resize"),
     "instance-resize_confirm-end.json": ("instance.resized", "resize_confirm"),
@@ -63,11 +65,12 @@ def _files(samples_dir: Path) -> list[Path]:
     return sorted(samples_dir.glob("*.json"))
 
 
-def _wire(sample: dict, message_id: str = "5c7e9d2a-3b1f-4e8a-9c6d-0f1e2d3c4b5a") -> bytes:
+def _wire(sample: dict, message_id: str = "5c7e9d2a-3b1f-4e8a-9c6d-0f1e2d3c4b5a",
+          timestamp: str = WIRE_TIMESTAMP) -> bytes:
     inner = dict(sample)
     inner.update(
         message_id=message_id,
-        timestamp=WIRE_TIMESTAMP,
+        timestamp=timestamp,
         _unique_id="f3a6e1b2c4d5e6f7a8b9c0d1e2f3a4b5",
         _context_request_id="req-5b6c791d-5709-4f36-8fbe-c3e02869e35d",
         _context_user="fake",
@@ -149,13 +152,15 @@ def test_every_sample(samples_dir: Path, wire: bool) -> None:
         assert env.key == entity.key
         if isinstance(entity, ev.Instance):
             _check_instance(entity, data)
-            fallback = env.occurred_at - env.occurred_at % SECOND
-            stamp = parse_time(data["updated_at"]) if data["updated_at"] else fallback
-            shift = 1 if type_name == "instance.updated" and detail == "live_migration_post" else 0
-            assert entity.version == stamp - stamp % SECOND - shift, path.name
+            # updated_at, else created_at: never the notification's or our time
+            when = data["updated_at"] or data["created_at"]
+            stamp = parse_time(when) if when else ev.LOWEST_VERSION
+            assert entity.version == stamp - stamp % SECOND, path.name
         else:
             _check_service(entity, data)
-            assert entity.version == env.occurred_at - env.occurred_at % SECOND
+            # ServiceStatusPayload has no updated_at: Nova's last heartbeat time
+            stamp = parse_time(data["last_seen_up"]) if data["last_seen_up"] else ev.LOWEST_VERSION
+            assert entity.version == stamp - stamp % SECOND, path.name
         # what the log would store decodes to the same event
         assert codec.decode(codec.encode(env)) == env
         assert codec.from_dict(codec.to_dict(env)) == env
@@ -193,14 +198,17 @@ def test_wire_envelope_as_dict_and_inner_message(samples_dir: Path) -> None:
     assert len({r.events for r in results}) == 1
 
 
-def test_live_migration_post_end_loses_to_post_dest_end(samples_dir: Path) -> None:
-    """post.end (source, stale) comes after post_dest.end; its version must be older."""
+def test_live_migration_post_end_is_the_sources_stale_copy(samples_dir: Path) -> None:
+    """post.end (sent by the source after post_dest.end) still names the source host:
+    it is irrelevant whatever its updated_at, so no clock skew can move the instance back."""
     n = NovaNormalizer()
     dest = n.normalize((samples_dir / "instance-live_migration_post_dest-end.json").read_bytes(), recorded_at=RECORDED)
-    post = n.normalize((samples_dir / "instance-live_migration_post-end.json").read_bytes(), recorded_at=RECORDED)
-    d, p = dest.events[0].payload.instance, post.events[0].payload.instance
-    assert d.host == "host2" and p.host == "compute"
-    assert p.version < d.version
+    sample = json.loads((samples_dir / "instance-live_migration_post-end.json").read_bytes())
+    assert sample["payload"]["nova_object.data"]["host"] == "compute"
+    assert dest.events[0].payload.instance.host == "host2"
+    sample["payload"]["nova_object.data"]["updated_at"] = "2099-01-01T00:00:00Z"  # a skewed source clock
+    post = n.normalize(sample, recorded_at=RECORDED)
+    assert post.status == "irrelevant" and "stale" in post.reason and post.events == ()
 
 
 def test_shelve_offload_clears_host_and_unshelve_places(samples_dir: Path) -> None:
@@ -236,12 +244,40 @@ def test_service_update_change_names(samples_dir: Path) -> None:
     assert out.status == "irrelevant" and "nova-conductor" in out.reason
 
 
-def test_sub_second_fallback_is_floored(samples_dir: Path) -> None:
-    """updated_at null → the notification time floored to the second, never above a same-second updated_at."""
-    n = NovaNormalizer()
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)),
+       st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)),
+       st.booleans(), st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_version_is_updated_at_else_created_at_never_a_clock(
+    samples_dir: Path, created: datetime, sent: datetime, null_updated: bool, null_created: bool
+) -> None:
+    """A new instance's first updates have updated_at null: the version is created_at
+    (floored), else the lowest version — whatever the notification's timestamp or ours."""
     sample = json.loads((samples_dir / "instance-update.json").read_bytes())
-    out = n.normalize(_wire(sample), recorded_at=RECORDED)
-    assert out.events[0].payload.instance.version == parse_time("2026-11-25 15:31:37")
+    data = sample["payload"]["nova_object.data"]
+    data["created_at"] = None if null_created else created.isoformat() + "Z"
+    data["updated_at"] = None if null_updated else sent.replace(microsecond=0).isoformat() + "Z"
+    out = NovaNormalizer().normalize(_wire(sample, timestamp=sent.strftime("%Y-%m-%d %H:%M:%S.%f")),
+                                     recorded_at=RECORDED)
+    version = out.events[0].payload.instance.version
+    if not null_updated:
+        stamp = parse_time(data["updated_at"])
+    elif not null_created:
+        stamp = parse_time(data["created_at"])
+    else:
+        assert version == ev.LOWEST_VERSION
+        return
+    assert version == stamp - stamp % SECOND
+
+
+def test_null_and_empty_availability_zone_are_one_value(samples_dir: Path) -> None:
+    n = NovaNormalizer()
+    sample = json.loads((samples_dir / "instance-shelve_offload-end.json").read_bytes())
+    zones = set()
+    for az in (None, ""):
+        sample["payload"]["nova_object.data"]["availability_zone"] = az
+        zones.add(n.normalize(sample, recorded_at=RECORDED).events[0].payload.instance.availability_zone)
+    assert zones == {None}
 
 
 def test_strings_are_interned(samples_dir: Path) -> None:
