@@ -135,6 +135,7 @@ say a service is down, never that it is up again (only the API knows liveness).
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -773,8 +774,63 @@ def guess_event_type(raw: object) -> str:
     return et if type(et) is str else ""
 
 
+#: context keys (``_context_<name>`` in oslo's 2.0 envelope, ``_context.<name>`` in
+#: its Kafka driver's form) whose values are credentials
+_SECRET_WORDS = ("token", "password", "secret", "credential", "passwd")
+_REDACTED = "***"
+# A quoted key naming a secret, then its quoted value; quotes may be escaped once
+# (the inner message is a JSON string inside the envelope).
+_SECRET_RE = re.compile(
+    rb'(\\?"[^"\\]*(?:token|password|secret|credential|passwd)[^"\\]*\\?"\s*:\s*)'
+    rb'(\\?")(?:[^"\\]|\\\\|\\[^"])*(\\?")',
+    re.IGNORECASE,
+)
+
+
+def _is_secret(key: object) -> bool:
+    return type(key) is str and any(w in key.lower() for w in _SECRET_WORDS)
+
+
+def _redact_context(body: dict) -> dict:
+    out = {}
+    for k, v in body.items():
+        if type(k) is str and k.startswith("_context_") and _is_secret(k[len("_context_"):]):
+            out[k] = _REDACTED
+        elif k == "_context" and type(v) is dict:
+            out[k] = {ck: (_REDACTED if _is_secret(ck) else cv) for ck, cv in v.items()}
+        else:
+            out[k] = v
+    return out
+
+
+def redact_credentials(data: bytes) -> bytes:
+    """``data`` with the request context's credentials (auth tokens, passwords,
+    secrets) replaced by ``***``; everything else kept. A message that parses is
+    redacted field by field; one that does not, by pattern."""
+    try:
+        outer = msgspec.json.decode(data)
+    except (msgspec.DecodeError, UnicodeError):
+        return _SECRET_RE.sub(lambda m: m.group(1) + m.group(2) + _REDACTED.encode() + m.group(3), data)
+    if type(outer) is not dict:
+        return data
+    inner = outer.get("oslo.message")
+    if type(inner) is str:
+        try:
+            body = msgspec.json.decode(inner)
+        except (msgspec.DecodeError, UnicodeError):
+            return _SECRET_RE.sub(lambda m: m.group(1) + m.group(2) + _REDACTED.encode() + m.group(3), data)
+        if type(body) is dict:
+            redacted = _redact_context(body)
+            if redacted != body:
+                return msgspec.json.encode({**outer, "oslo.message": msgspec.json.encode(redacted).decode()})
+        return data
+    redacted = _redact_context(outer)
+    return msgspec.json.encode(redacted) if redacted != outer else data
+
+
 def dead_letter(raw: bytes | str | dict, outcome: Outcome, *, source: str = "amqp") -> DeadLetter:
-    """A dead-letter record for ``raw``: its bytes and the outcome's reason."""
+    """A dead-letter record for ``raw``: its bytes (credentials redacted, bounded in
+    size with the whole input's size and hash kept) and the outcome's reason."""
     if isinstance(raw, str):
         data = raw.encode("utf-8", "surrogatepass")
     elif isinstance(raw, (bytes, bytearray, memoryview)):
@@ -787,4 +843,4 @@ def dead_letter(raw: bytes | str | dict, outcome: Outcome, *, source: str = "amq
     reason = outcome.reason or f"status {outcome.status}"
     if outcome.event_type and not reason.startswith(outcome.event_type):
         reason = f"{outcome.event_type}: {reason}"
-    return DeadLetter(data, reason, source, now_us())
+    return DeadLetter.of(redact_credentials(data), reason, source, now_us())

@@ -19,16 +19,19 @@ import sys
 from typing import Any
 
 from eventmodel import events as ev
-from eventmodel.clock import floor_second, now_us, parse_time
+from eventmodel.clock import floor_second, parse_time
 
 #: Nova's power_state codes (nova/compute/power_state.py) by the names notifications use
 POWER_STATES = {0: "pending", 1: "running", 3: "paused", 4: "shutdown", 6: "crashed", 7: "suspended"}
 
 
-def _version(stamp: Any) -> int:
-    if not stamp:
-        return floor_second(now_us())
-    return floor_second(parse_time(str(stamp)))
+def _version(*stamps: Any) -> int:
+    """The first source time given (``updated_at``, then ``created_at``), floored to
+    the second; the lowest version when there is none. Never a clock of ours."""
+    for stamp in stamps:
+        if stamp:
+            return floor_second(parse_time(str(stamp)))
+    return ev.LOWEST_VERSION
 
 
 def _get(obj: Any, *names: str, default: Any = None) -> Any:
@@ -39,9 +42,14 @@ def _get(obj: Any, *names: str, default: Any = None) -> Any:
     return default
 
 
-def server_to_instance(s: Any) -> ev.Instance:
-    """An openstacksdk Server (or its dict form) as our Instance."""
+def server_to_instance(s: Any) -> ev.Instance | ev.PartialInstance:
+    """An openstacksdk Server (or its dict form) as our Instance; a minimal record (a
+    server in a cell the API cannot reach: no flavor, status ``UNKNOWN``, from compute
+    microversion 2.69) as a :class:`~eventmodel.events.PartialInstance`."""
     fl = _get(s, "flavor", default={}) or {}
+    if not fl or _get(s, "status") == "UNKNOWN":
+        return ev.PartialInstance(str(_get(s, "id")), str(_get(s, "status", default="UNKNOWN")),
+                                  str(_get(s, "project_id", "tenant_id", default="")))
     flavor = ev.Flavor(
         name=str(_get(fl, "original_name", "name", default="")),
         vcpus=int(_get(fl, "vcpus", default=0)),
@@ -56,7 +64,7 @@ def server_to_instance(s: Any) -> ev.Instance:
     node = _get(s, "hypervisor_hostname", "OS-EXT-SRV-ATTR:hypervisor_hostname")
     return ev.Instance(
         uuid=str(_get(s, "id")),
-        version=_version(_get(s, "updated_at")),
+        version=_version(_get(s, "updated_at"), _get(s, "created_at")),
         host=intern(host) if host else None,
         node=intern(node) if node else None,
         vm_state=intern(str(_get(s, "vm_state", "OS-EXT-STS:vm_state", default="unknown"))),
@@ -68,7 +76,8 @@ def server_to_instance(s: Any) -> ev.Instance:
         name=str(_get(s, "name", default="")),
         locked=bool(_get(s, "is_locked", "locked", default=False)),
         locked_reason=_get(s, "locked_reason"),
-        availability_zone=_get(s, "availability_zone", "OS-EXT-AZ:availability_zone"),
+        # '' (the API's form for an offloaded server) and null are one value
+        availability_zone=_get(s, "availability_zone", "OS-EXT-AZ:availability_zone") or None,
     )
 
 
@@ -88,7 +97,7 @@ class OpenStackReader:
         out = []
         for s in self.conn.compute.services(binary="nova-compute"):
             out.append(ev.ComputeService(
-                host=s.host, binary=s.binary, version=_version(s.updated_at),
+                host=s.host, binary=s.binary, version=_version(s.updated_at, getattr(s, "created_at", None)),
                 disabled=s.status == "disabled", disabled_reason=s.disabled_reason,
                 forced_down=bool(s.is_forced_down), up=s.state == "up", uuid=s.id,
             ))
@@ -97,7 +106,9 @@ class OpenStackReader:
     def list_nodes(self) -> list[ev.ComputeNode]:
         providers = {rp.id: rp for rp in self.conn.placement.resource_providers()}
         by_name = {rp.name: rp for rp in providers.values()}
-        now = floor_second(now_us())
+        # The hypervisors API gives no time of change; nodes change only through full
+        # syncs, whose observations are authoritative, so the lowest version will do.
+        now = ev.LOWEST_VERSION
         out = []
         for h in self.conn.compute.hypervisors(details=True):
             rp = providers.get(h.id) or by_name.get(h.name)
@@ -124,7 +135,8 @@ class OpenStackReader:
             ))
         return out
 
-    def list_servers(self, *, limit: int = 1000, marker: str | None = None) -> list[ev.Instance]:
+    def list_servers(self, *, limit: int = 1000, marker: str | None = None
+                     ) -> list[ev.Instance | ev.PartialInstance]:
         query: dict[str, Any] = {"all_projects": True, "limit": limit}
         if marker is not None:
             query["marker"] = marker

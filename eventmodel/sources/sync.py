@@ -31,7 +31,11 @@ class CloudReader(Protocol):
 
     def list_nodes(self) -> list[ev.ComputeNode]: ...
 
-    def list_servers(self, *, limit: int = 1000, marker: str | None = None) -> list[ev.Instance]: ...
+    def list_servers(self, *, limit: int = 1000, marker: str | None = None
+                     ) -> list[ev.Instance | ev.PartialInstance]:
+        """One page of servers after ``marker``; a server listed without what the model
+        needs (a down cell's minimal record) is a PartialInstance."""
+        ...
 
 
 @attrs.frozen
@@ -47,7 +51,7 @@ class SyncResult:
         return self.error is None
 
 
-def _pages(reader: CloudReader, limit: int) -> Iterator[list[ev.Instance]]:
+def _pages(reader: CloudReader, limit: int) -> Iterator[list[ev.Instance | ev.PartialInstance]]:
     marker: str | None = None
     while True:
         page = reader.list_servers(limit=limit, marker=marker)
@@ -87,9 +91,10 @@ class Snapshotter:
 
         try:
             self.log.append([env(ev.SnapshotStarted(sid, ev.KINDS, self.log.partitions()), started)])
-        except Exception as exc:  # noqa: BLE001 - the log is down: nothing was started
+        except Exception as exc:  # noqa: BLE001 - the log is down: the marker may be partial
             reason = f"cannot append to {self.log.url}: {type(exc).__name__}: {exc}"
             _log.error("full sync %s not started: %s", sid, reason)
+            self._abort(env, sid, f"not started: {reason}")
             return SyncResult(sid, counts, started, self.clock(), error=reason)
         try:
             pending: list[ev.Envelope] = []
@@ -111,7 +116,11 @@ class Snapshotter:
             emit(ev.ComputeNodeObserved(sid, n) for n in nodes)
             for page in _pages(self.reader, self.page_size):
                 counts[ev.INSTANCE] += len(page)
-                emit(ev.InstanceObserved(sid, i) for i in page)
+                partial = sum(1 for i in page if isinstance(i, ev.PartialInstance))
+                if partial:
+                    counts["partial"] = counts.get("partial", 0) + partial
+                emit(ev.InstanceSeen(sid, i.uuid, i.status) if isinstance(i, ev.PartialInstance)
+                     else ev.InstanceObserved(sid, i) for i in page)
             if pending:
                 self.log.append(pending)
                 if progress:
@@ -119,19 +128,31 @@ class Snapshotter:
         except Exception as exc:  # noqa: BLE001 - an unreachable API must not crash the syncer
             reason = f"{type(exc).__name__}: {exc}"
             _log.error("full sync %s failed, the model is left as it was: %s", sid, reason)
-            try:
-                self.log.append([env(ev.SnapshotAborted(sid, reason[:1000]), self.clock())])
-            except Exception as log_exc:  # noqa: BLE001 - the next completed sync supersedes it
-                _log.error("could not record the abort of sync %s: %s", sid, log_exc)
+            self._abort(env, sid, reason)
             return SyncResult(sid, counts, started, self.clock(), error=reason)
         completed = self.clock()
         try:
             self.log.append([env(ev.SnapshotCompleted(sid, dict(counts)), completed)])
-        except Exception as exc:  # noqa: BLE001 - left open; the next completed sync supersedes it
+        except Exception as exc:  # noqa: BLE001 - the marker may be partial: close the rest
             reason = f"cannot append to {self.log.url}: {type(exc).__name__}: {exc}"
             _log.error("full sync %s not completed: %s", sid, reason)
+            # Partitions the completed marker reached are reconciled; the others are
+            # closed by this abort, and the fold reports the sync as partial.
+            self._abort(env, sid, f"completed marker not stored everywhere: {reason}")
             return SyncResult(sid, counts, started, self.clock(), error=reason)
         return SyncResult(sid, counts, started, completed)
+
+    def _abort(self, env: Callable[[object, int], ev.Envelope], sid: str, reason: str) -> None:
+        """Append ``snapshot.aborted`` (to every partition); tried a few times, because a
+        marker that reached only some partitions leaves the others' windows open until
+        the next completed sync supersedes them."""
+        marker = env(ev.SnapshotAborted(sid, reason[:1000]), self.clock())
+        for attempt in range(3):
+            try:
+                self.log.append([marker])
+                return
+            except Exception as exc:  # noqa: BLE001 - the next completed sync supersedes it
+                _log.error("could not record the abort of sync %s (try %d): %s", sid, attempt + 1, exc)
 
 
 class PeriodicSync:

@@ -304,3 +304,4 @@ def test_dead_letter_keeps_bytes_and_reason() -> None:
     assert out.status == "dead" and "JSON" in out.reason
     letter = n.dead_letter(raw, out)
     assert letter.raw == raw and letter.reason == out.reason and letter.source == "amqp" and letter.at > 0
+    assert letter.size == len(raw) and not letter.truncated
