@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import sys
 from typing import Optional
 
@@ -56,6 +57,16 @@ def bridge(
         help="Create a missing exchange (with the flags above), or never create it and wait until Nova has.",
     ),
     quorum: bool = typer.Option(False, "--quorum", help="Declare the bridge's queue as a quorum queue."),
+    single_active: bool = typer.Option(
+        True, "--single-active-consumer/--no-single-active-consumer",
+        help="Declare the queue single-active-consumer: one bridge consumes, others wait as hot standbys "
+        "(per-key order). --no-... only for an old queue not migrated yet, with ONE bridge (see the README).",
+    ),
+    heartbeat: float = typer.Option(30.0, "--heartbeat", min=0, help="AMQP heartbeat in seconds (0: none)."),
+    stop_grace: float = typer.Option(
+        5.0, "--stop-grace", min=0,
+        help="On SIGTERM, seconds to wait for an append in flight before leaving its batch unacknowledged.",
+    ),
     stats_every: float = typer.Option(10.0, "--stats-every", min=0, help="Seconds between stats lines (0: only the summary)."),
     json_stats: bool = typer.Option(False, "--json", help="Print stats lines as JSON objects."),
 ) -> None:
@@ -63,7 +74,8 @@ def bridge(
 
     Every message ends as events, irrelevant or a dead letter; a batch is acknowledged
     only after the log stored it. SIGTERM or Ctrl-C stops cleanly: the current batch is
-    stored and acknowledged first.
+    stored and acknowledged first, unless the log stalls longer than --stop-grace; then it
+    stays unacknowledged and RabbitMQ delivers it to the next bridge.
     """
     from eventmodel.codec import EventTypes
     from eventmodel.sources.amqp import default_normalizer, run_forever
@@ -74,6 +86,7 @@ def bridge(
             batch_size=batch, batch_ms=batch_ms, prefetch=prefetch, exchange_durable=durable_exchange,
             declare_exchange=declare_exchange,
             queue_type="quorum" if quorum else "classic", stats_interval=stats_every,
+            single_active_consumer=single_active, heartbeat=heartbeat, stop_grace=stop_grace,
         )
     except ValueError as exc:
         raise fail(str(exc)) from None
@@ -97,18 +110,28 @@ def bridge(
         f"({'/'.join(config.priorities)}) on {redact(amqp)} -> queue {queue} -> {log}"
     )
     sys.stdout.flush()
+    final: BridgeStats | None = None
     try:
         final = run_forever(event_log, config, normalizer=normalizer, on_stats=show)
     except BridgeConfigError as exc:
         raise fail(str(exc)) from None
     finally:
-        event_log.close()
+        if final is None or not final.in_flight:
+            event_log.close()
     typer.echo(
         f"bridge stopped: {final.acked} messages stored and acknowledged "
         f"({final.event_messages} with events, {final.events} events, {final.irrelevant} irrelevant, "
         f"{final.dead} dead letters) in {final.batches} batches; {final.reconnects} reconnects"
         + (f"; {final.abandoned} left unacknowledged for redelivery" if final.abandoned else "")
+        + (f"; {final.rejected} records refused by the log (dead-lettered)" if final.rejected else "")
     )
+    if final.in_flight:
+        # the log is stalled inside an append we must not wait for (closing the log would
+        # wait for it too): leave now; the batch is unacknowledged, RabbitMQ redelivers it
+        typer.echo("bridge stopped with an append still in flight (the log is stalled); exiting without waiting for it")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _preview(raw: bytes, width: int) -> str:

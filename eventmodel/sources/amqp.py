@@ -44,8 +44,8 @@ cleanly) or :func:`run_forever` in a process (SIGTERM/SIGINT stop it cleanly).
 from __future__ import annotations
 
 import concurrent.futures
-
 import logging
+import queue
 import random
 import signal
 import socket
@@ -61,7 +61,7 @@ from eventmodel.clock import now_us
 from eventmodel.codec import EventTypes
 from eventmodel.events import Envelope
 from eventmodel.urls import redact
-from eventmodel.log.base import DeadLetter, EventLog, LogError
+from eventmodel.log.base import DEAD_LETTER_MAX_BYTES, DeadLetter, EventLog, LogError, RecordsRejected
 
 _log = logging.getLogger(__name__)
 
@@ -85,6 +85,11 @@ class ExchangeMissing(RuntimeError):
 
 class _Stopping(Exception):
     """Internal: stop was requested while a batch could not be stored."""
+
+    def __init__(self, in_flight: bool) -> None:
+        super().__init__("stopping" + (" with an append in flight" if in_flight else ""))
+        #: an append of the abandoned batch is still running on the writer thread
+        self.in_flight = in_flight
 
 
 # ---------------------------------------------------------------------------
@@ -164,7 +169,14 @@ class BridgeConfig:
     queue_durable: bool = True
     #: "classic" or "quorum" (quorum queues are always durable)
     queue_type: str = "classic"
+    #: declare the queue single-active-consumer: one bridge consumes, any other is a hot
+    #: standby (two consumers taking turns would break per-key order). False only for a
+    #: queue declared without it that cannot be migrated yet (see ``queue_migration``)
+    single_active_consumer: bool = True
     heartbeat: float = 30.0
+    #: after a stop request, how long an append in flight is waited for before its batch
+    #: is left unacknowledged (RabbitMQ redelivers it to the next bridge)
+    stop_grace: float = 5.0
     connect_timeout: float = 5.0
     #: reconnect backoff: first wait, cap
     reconnect_initial: float = 0.5
@@ -192,6 +204,8 @@ class BridgeConfig:
             raise ValueError("at least one target (exchange.topic) is needed")
         if not self.priorities:
             raise ValueError("at least one priority is needed")
+        if self.stop_grace < 0:
+            raise ValueError("stop_grace must not be negative")
 
 
 @attrs.define
@@ -208,6 +222,9 @@ class BridgeStats:
     append_failures: int = 0  # failed append attempts (each retried)
     reconnects: int = 0  # connections lost and re-established (attempted)
     abandoned: int = 0  # received messages left unacknowledged (redelivered later)
+    rejected: int = 0  # records the log refused for good (their messages dead-lettered)
+    unstorable: int = 0  # dead letters refused even without their bytes (logged, acknowledged)
+    in_flight: bool = False  # stopped while an append was still running (its batch unacknowledged)
     last_error: str | None = None
     last_error_at: int | None = None  # µs
     connected: bool = False
@@ -274,6 +291,8 @@ class Batch:
     irrelevant: int = 0
     events_stored: bool = False
     letters_stored: bool = False
+    #: the log refused some dead letters; ``letters`` now holds them without their bytes
+    letters_stripped: bool = False
     #: per message with events: (raw bytes, dead-letter source, its events), to set
     #: aside a message whose events the log cannot encode (see BatchWriter)
     origins: list[tuple[bytes, str, tuple[Envelope, ...]]] = attrs.field(factory=list)
@@ -289,20 +308,35 @@ class Batch:
     def set_aside(self, is_bad: Callable[[Envelope], str | None]) -> int:
         """Turn messages with an event ``is_bad`` objects to into dead letters; returns
         how many. ``is_bad`` returns the reason, or None for a good event."""
+        reasons = [next((r for r in map(is_bad, events) if r), None) for _, _, events in self.origins]
+        return self._move({i: r for i, r in enumerate(reasons) if r is not None})
+
+    def reject(self, rejected: dict[int, str]) -> int:
+        """The log refused the events at these indexes of ``events`` for good: their
+        messages become dead letters (the other events were stored). Returns how many."""
+        owner: list[int] = []
+        for i, (_, _, events) in enumerate(self.origins):
+            owner.extend([i] * len(events))
+        reasons: dict[int, str] = {}
+        for index, reason in sorted(rejected.items()):
+            if 0 <= index < len(owner):
+                reasons.setdefault(owner[index], f"refused by the log: {reason}")
+        return self._move(reasons)
+
+    def _move(self, reasons: dict[int, str]) -> int:
+        """Dead-letter the messages of ``origins`` at these indexes, with these reasons."""
+        if not reasons:
+            return 0
         keep: list[tuple[bytes, str, tuple[Envelope, ...]]] = []
-        moved = 0
-        for raw, source, events in self.origins:
-            reason = next((r for r in map(is_bad, events) if r), None)
-            if reason is None:
+        for i, (raw, source, events) in enumerate(self.origins):
+            if i in reasons:
+                self.letters.append(DeadLetter.of(raw, reasons[i], source, now_us()))
+            else:
                 keep.append((raw, source, events))
-                continue
-            moved += 1
-            self.letters.append(DeadLetter(raw=raw, reason=reason, source=source, at=now_us()))
-        if moved:
-            self.origins = keep
-            self.events = [e for _, _, evs in keep for e in evs]
-            self.event_messages -= moved
-        return moved
+        self.origins = keep
+        self.events = [e for _, _, evs in keep for e in evs]
+        self.event_messages -= len(reasons)
+        return len(reasons)
 
     @property
     def last_tag(self) -> int:
@@ -326,18 +360,94 @@ class _Backoff:
         self.attempt = 0
 
 
+class Appender:
+    """The bridge's one writer thread: runs one append at a time and never two.
+
+    Refusing a second append while one is in flight is what keeps an abandoned append
+    from being stored again later: nothing is ever queued behind a blocked append. The
+    thread is a daemon, so a process told to stop while an append is blocked (a Kafka
+    outage) can exit without waiting for it.
+    """
+
+    def __init__(self, name: str = "bridge-append") -> None:
+        self._name = name
+        self._jobs: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], Callable[[Any], Any], Any] | None] = (
+            queue.SimpleQueue()
+        )
+        self._current: concurrent.futures.Future[Any] | None = None
+        self._thread: threading.Thread | None = None
+
+    def submit(self, fn: Callable[[Any], Any], arg: Any) -> concurrent.futures.Future[Any]:
+        """Start ``fn(arg)`` on the writer thread; refuses while an append is in flight."""
+        if self.busy:
+            raise RuntimeError("an append is still in flight; the bridge never starts a second one")
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name=self._name, daemon=True)
+            self._thread.start()
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._current = future
+        self._jobs.put((future, fn, arg))
+        return future
+
+    @property
+    def busy(self) -> bool:
+        """True while an append runs (it may be one whose batch was abandoned)."""
+        current = self._current
+        return current is not None and not current.done()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the append in flight to end; True if none is."""
+        current = self._current
+        if current is None:
+            return True
+        concurrent.futures.wait([current], timeout)
+        return current.done()
+
+    def close(self) -> None:
+        """Let the thread end after the append in flight (never waits for it)."""
+        if self._thread is not None:
+            self._jobs.put(None)
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            future, fn, arg = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(arg))
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                future.set_exception(exc)
+
+
 class BatchWriter:
     """Stores a batch and only then acknowledges it.
 
     - events are appended with one ``log.append``, dead letters with one
       ``log.append_dead_letters``; each part is stored once (a retry does not repeat a
       part that succeeded);
-    - a failing append is retried with capped exponential backoff; nothing is
-      acknowledged meanwhile; ``keepalive`` is called at least every second while
-      waiting (the AMQP heartbeat) and may raise to abandon the batch (connection lost:
-      RabbitMQ redelivers); ``stopping`` returning True abandons it too;
+    - the append runs on the :class:`Appender`'s thread while this thread (the AMQP
+      connection's) calls ``pump(seconds)``, which serves the connection: it reads
+      frames (heartbeats, new deliveries) and sends heartbeats, so an append that
+      blocks for minutes does not cost the connection. ``pump`` raises when the
+      connection is lost: the batch is abandoned (RabbitMQ redelivers it) and the
+      append in flight is left to finish, never repeated meanwhile;
+    - a transient failure (``LogError``, or anything unexpected) is retried with capped
+      exponential backoff, nothing is acknowledged meanwhile;
+    - ``RecordsRejected`` (refused for good, the rest stored): the refused records'
+      messages become dead letters, nothing stored is appended again;
+    - once ``stopping()`` is true: no new attempt starts, and an append in flight is
+      waited for at most ``stop_grace`` seconds; then the batch is abandoned
+      (:class:`_Stopping`), unacknowledged;
     - ``ack(last_tag)`` acknowledges the whole batch (``basic.ack`` with ``multiple``).
     """
+
+    #: longest wait on the append before serving the connection again (seconds)
+    wait_slice = 0.2
+    #: how long each turn of serving the connection may take while an append runs
+    pump_slice = 0.05
 
     def __init__(
         self,
@@ -348,11 +458,11 @@ class BatchWriter:
         retry_initial: float = 0.1,
         retry_max: float = 10.0,
         error_log_interval: float = 60.0,
-        keepalive: Callable[[], None] = lambda: None,
+        pump: Callable[[float], None] = time.sleep,
         stopping: Callable[[], bool] = lambda: False,
-        sleep: Callable[[float], None] = time.sleep,
+        stop_grace: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
-        executor: concurrent.futures.ThreadPoolExecutor | None = None,
+        appender: Appender | None = None,
     ) -> None:
         self.log = log
         self.ack = ack
@@ -360,13 +470,13 @@ class BatchWriter:
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self.error_log_interval = error_log_interval
-        self.keepalive = keepalive
+        self.pump = pump
         self.stopping = stopping
-        self.sleep = sleep
+        self.stop_grace = stop_grace
         self.clock = clock
-        #: the one writer thread (shared by every writer of a bridge, so that appends of a
-        #: batch abandoned on a lost connection and of its redelivery stay in order)
-        self._pool = executor
+        #: the bridge's one writer thread, shared by every writer of a bridge
+        self.appender = appender if appender is not None else Appender()
+        self._stop_seen: float | None = None
 
     def commit(self, batch: Batch) -> None:
         """Store then acknowledge; raises only when the batch must be abandoned."""
@@ -391,13 +501,22 @@ class BatchWriter:
             try:
                 if not batch.events_stored:
                     if batch.events:
-                        self._call(self.log.append, batch.events)
+                        try:
+                            self._call(self.log.append, batch.events)
+                        except RecordsRejected as exc:
+                            self._rejected_events(batch, exc)
                     batch.events_stored = True
                 if not batch.letters_stored:
                     if batch.letters:
-                        self._call(self.log.append_dead_letters, batch.letters)
+                        try:
+                            self._call(self.log.append_dead_letters, batch.letters)
+                        except RecordsRejected as exc:
+                            if self._rejected_letters(batch, exc):
+                                continue  # store the refused ones again, without their bytes
                     batch.letters_stored = True
-            except Exception as exc:  # noqa: BLE001 - any failure to store is retried
+            except _Stopping:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any other failure to store is retried
                 if not batch.events_stored and not isinstance(exc, LogError) and self._set_aside(batch, exc):
                     continue  # an event the log cannot encode: its message is now a dead letter
                 attempts += 1
@@ -427,20 +546,53 @@ class BatchWriter:
                 )
             return
 
+    def _rejected_events(self, batch: Batch, exc: RecordsRejected) -> None:
+        moved = batch.reject(exc.rejected)
+        self.stats.rejected += len(exc.rejected)
+        _log.error(
+            "the log refused %d record(s) for good (%s); their %d message(s) are stored as "
+            "dead letters, the rest of the batch was stored", len(exc.rejected), exc, moved,
+        )
+
+    def _rejected_letters(self, batch: Batch, exc: RecordsRejected) -> bool:
+        """Dead letters refused for good (the others were stored). Once more without their
+        bytes (size and hash kept); refused again, they are counted and logged. Returns
+        True when some are to be stored again."""
+        refused = [batch.letters[i] for i in sorted(exc.rejected) if 0 <= i < len(batch.letters)]
+        self.stats.rejected += len(refused)
+        if batch.letters_stripped:
+            self.stats.unstorable += len(refused)
+            _log.error(
+                "the log refused %d dead letter(s) even without their bytes (%s); they are "
+                "acknowledged without a record: %s", len(refused), exc,
+                "; ".join(f"{d.source} {d.reason} ({_size(d)} bytes, sha256 {d.sha256 or '?'})" for d in refused),
+            )
+            return False
+        batch.letters = [_stripped(d, exc.rejected.get(i, "")) for i, d in
+                         ((i, batch.letters[i]) for i in sorted(exc.rejected) if 0 <= i < len(batch.letters))]
+        batch.letters_stripped = True
+        _log.error("the log refused %d dead letter(s) (%s); storing them again without their bytes",
+                   len(refused), exc)
+        return bool(batch.letters)
+
     def _call(self, fn: Callable[[Any], None], arg: Any) -> None:
-        """Run one append on the writer thread while this (the AMQP connection's) thread
-        keeps the heartbeat going: an append that blocks through a log outage (Kafka
-        retries for minutes) must not let RabbitMQ drop the connection and redeliver a
-        batch that is about to be stored. Appends stay in order: one writer thread."""
-        if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bridge-append")
-        future = self._pool.submit(fn, arg)
+        """Run one append on the writer thread while this thread serves the AMQP
+        connection; return its result or raise its error."""
+        future = self.appender.submit(fn, arg)
         while True:
-            try:
-                future.result(timeout=1.0)
+            concurrent.futures.wait([future], self.wait_slice)
+            if future.done():
+                future.result()
                 return
-            except concurrent.futures.TimeoutError:
-                self.keepalive()  # may raise: the batch is abandoned, RabbitMQ redelivers it
+            if self.stopping():
+                now = self.clock()
+                if self._stop_seen is None:
+                    self._stop_seen = now
+                    _log.warning("stop requested while an append is in flight; waiting up to %.0fs for it",
+                                 self.stop_grace)
+                elif now - self._stop_seen >= self.stop_grace:
+                    raise _Stopping(in_flight=True)
+            self.pump(self.pump_slice)  # may raise: connection lost, the batch is abandoned
 
     def _set_aside(self, batch: Batch, exc: Exception) -> int:
         """After an append failed with something other than LogError (a bug, not an
@@ -464,15 +616,38 @@ class BatchWriter:
         return moved
 
     def _wait(self, delay: float) -> None:
+        """Back off ``delay`` seconds, serving the connection; a stop ends it at once."""
         deadline = self.clock() + delay
         while True:
             if self.stopping():
-                raise _Stopping()
-            self.keepalive()
+                raise _Stopping(in_flight=False)
             left = deadline - self.clock()
             if left <= 0:
                 return
-            self.sleep(min(left, 1.0))
+            self.pump(min(left, 0.25))
+
+
+def _size(letter: DeadLetter) -> int:
+    return letter.size if letter.size >= 0 else len(letter.raw)
+
+
+def _stripped(letter: DeadLetter, why: str) -> DeadLetter:
+    """``letter`` without its bytes (their size and hash kept), for a log that refused it."""
+    import hashlib
+
+    sha = letter.sha256 or (hashlib.sha256(letter.raw).hexdigest() if letter.size < 0 else "")
+    return attrs.evolve(letter, raw=b"", size=_size(letter), sha256=sha,
+                        reason=f"{letter.reason} (bytes not kept: the log refused them: {why})")
+
+
+def bounded(letter: DeadLetter) -> DeadLetter:
+    """``letter`` with its bytes cut to the dead-letter bound (full size and hash kept)."""
+    if letter.size < 0:
+        return DeadLetter.of(letter.raw, letter.reason, letter.source, letter.at)
+    if len(letter.raw) > DEAD_LETTER_MAX_BYTES:
+        return attrs.evolve(letter, raw=letter.raw[:DEAD_LETTER_MAX_BYTES])
+    return letter
+
 
 
 # ---------------------------------------------------------------------------
@@ -515,7 +690,7 @@ class Bridge:
         self._next_stats = 0.0
         self._normalizer_errors = 0
         self.error: BaseException | None = None  # why run() ended, if not by stop()
-        self._appender: concurrent.futures.ThreadPoolExecutor | None = None
+        self._appender: Appender | None = None
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> threading.Thread:
@@ -561,18 +736,21 @@ class Bridge:
         backoff = _Backoff(cfg.reconnect_initial, cfg.reconnect_max)
         last_logged = 0.0
         self._next_stats = time.monotonic() + cfg.stats_interval if cfg.stats_interval else float("inf")
-        self._appender = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bridge-append")
+        self._appender = Appender()
         _log.info(
             "bridge: %s -> queue %s -> %s",
             ", ".join(str(t) for t in cfg.targets), cfg.queue, getattr(self.log, "url", self.log),
         )
         try:
             while not self._stop.is_set():
+                if not self._await_appender():
+                    break
                 try:
                     self._session(backoff)
                 except BridgeConfigError:
                     raise
-                except _Stopping:
+                except _Stopping as stopping:
+                    self.stats.in_flight = stopping.in_flight
                     break
                 except Exception as exc:  # noqa: BLE001 - nothing crashes the bridge
                     self._ready.clear()
@@ -596,7 +774,13 @@ class Bridge:
         finally:
             self.stats.connected = self.stats.consuming = False
             self._ready.clear()
-            self._appender.shutdown(wait=True)  # an append under way finishes before we return
+            if self._appender.busy:
+                self.stats.in_flight = True
+                _log.warning(
+                    "stopped with an append still in flight (the log is stalled); its batch is "
+                    "unacknowledged and RabbitMQ delivers it again, so if it still lands, its "
+                    "records are stored twice (the fold skips the copies)")
+            self._appender.close()  # never waits for an append in flight
             self._done.set()
             _log.info("bridge stopped: %s", self.stats.line())
             if self.on_stats is not None:
@@ -655,6 +839,10 @@ class Bridge:
                 batch, self._batch = self._batch, None
                 self._commit(writer, batch)
             clean = True
+        except _Stopping:
+            clean = True  # the connection is healthy: close it politely, RabbitMQ requeues at once
+            self._abandon_batch()
+            raise
         finally:
             self._channel = None
             self._conn = None
@@ -675,9 +863,10 @@ class Bridge:
             retry_initial=cfg.retry_initial,
             retry_max=cfg.retry_max,
             error_log_interval=cfg.error_log_interval,
-            keepalive=conn.heartbeat_check,
+            pump=lambda seconds: self._pump(conn, seconds),
             stopping=self._stop.is_set,
-            executor=self._appender,
+            stop_grace=cfg.stop_grace,
+            appender=self._appender,
         )
 
     def _commit(self, writer: BatchWriter, batch: Batch) -> None:
@@ -705,6 +894,39 @@ class Bridge:
             amqp_conn.drain_events(timeout=timeout)
         except socket.timeout:
             pass
+
+    def _pump(self, conn: Any, seconds: float) -> None:
+        """Serve the connection for about ``seconds`` while an append runs: read every
+        frame that arrives (heartbeats; deliveries go into the next batch) and send
+        heartbeats. Raises when the connection is lost."""
+        amqp_conn = conn.connection
+        deadline = time.monotonic() + seconds
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                amqp_conn.drain_events(timeout=max(left, 0.001))
+            except socket.timeout:
+                break
+        conn.heartbeat_check()
+        self._maybe_report()  # stats go on during a stall
+
+    def _await_appender(self) -> bool:
+        """Before (re)connecting: wait until no append of an abandoned batch is in
+        flight, so that two appends of one batch never run at once. False on stop."""
+        if self._appender is None or self._appender.wait_idle(0):
+            return True
+        _log.warning("an append of an abandoned batch is still in flight; reconnecting once it ends")
+        while not self._appender.wait_idle(0.25):
+            if self._stop.is_set():
+                return False
+        return True
+
+    @property
+    def append_in_flight(self) -> bool:
+        """True while an append runs on the writer thread (after a stop: one left behind)."""
+        return self._appender is not None and self._appender.busy
 
     def _poll_timeout(self) -> float:
         batch = self._batch
@@ -741,15 +963,24 @@ class Bridge:
         if cfg.queue_type == "quorum":
             args["x-queue-type"] = "quorum"
             durable = True
+        if cfg.single_active_consumer:
+            args["x-single-active-consumer"] = True
         try:
             channel.queue_declare(
                 queue=cfg.queue, durable=durable, exclusive=False, auto_delete=False,
                 arguments=args or None,
             )
         except PreconditionFailed as exc:
+            if "x-single-active-consumer" in str(exc):
+                raise BridgeConfigError(
+                    f"queue {cfg.queue!r} exists without single-active-consumer, and RabbitMQ "
+                    f"cannot change a queue's arguments ({exc}). "
+                    + queue_migration(cfg.queue)
+                ) from exc
             raise BridgeConfigError(
                 f"queue {cfg.queue!r} exists with other settings than asked "
-                f"(durable={durable}, type={cfg.queue_type}): {exc}; delete it or use --queue"
+                f"(durable={durable}, type={cfg.queue_type}, single_active_consumer="
+                f"{cfg.single_active_consumer}): {exc}; delete it or use --queue"
             ) from exc
         for target in cfg.targets:
             self._ensure_exchange(conn, channel, target.exchange)
@@ -798,7 +1029,7 @@ class Bridge:
             body = _raw_body(msg.body)
         except Exception as exc:  # noqa: BLE001 - a poison message must not stop the bridge
             batch.tags.append(tag)
-            batch.letters.append(DeadLetter(
+            batch.letters.append(DeadLetter.of(
                 raw=repr(msg.body).encode("utf-8", "replace"),
                 reason=f"unreadable AMQP body: {type(exc).__name__}: {exc}",
                 source=self._dl_source(exchange, routing_key), at=now_us(),
@@ -818,7 +1049,7 @@ class Bridge:
             if self._normalizer_errors <= 10:
                 _log.exception("normalizer failed on a %d-byte message", len(body))
             batch.letters.append(
-                DeadLetter(
+                DeadLetter.of(
                     raw=body, reason=f"normalizer error: {type(exc).__name__}: {exc}",
                     source=self._dl_source(exchange, routing_key), at=now_us(),
                 )
@@ -844,10 +1075,23 @@ class Bridge:
             reason = f"unexpected normalizer status {outcome.status!r}: {reason}"
         elif self._dead_letter is not None:
             try:
-                return self._dead_letter(body, outcome, source=source)
+                return bounded(self._dead_letter(body, outcome, source=source))
             except Exception:  # noqa: BLE001
                 _log.debug("normalizer.dead_letter failed; building the dead letter here", exc_info=True)
-        return DeadLetter(raw=body, reason=reason, source=source, at=now_us())
+        return DeadLetter.of(body, reason, source, now_us())
+
+
+def queue_migration(queue: str) -> str:
+    """What an operator does to move the bridge onto a single-active-consumer queue."""
+    return (
+        f"Migrate without losing notifications: run one bridge with a new queue name "
+        f"(--queue {queue}-sac), wait until it consumes, stop the bridges of the old queue "
+        f"once `rabbitmqctl list_queues name messages` shows {queue!r} at 0, then delete it "
+        f"(`rabbitmqctl delete_queue {queue}`). Or in place: stop every bridge, "
+        f"`rabbitmqctl delete_queue {queue}`, start the bridge (notifications sent meanwhile "
+        f"are lost; the next full sync repairs them). Until then --no-single-active-consumer "
+        f"keeps the old queue, with ONE bridge only."
+    )
 
 
 def _raw_body(body: Any) -> bytes:

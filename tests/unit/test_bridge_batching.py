@@ -97,11 +97,19 @@ def _batch(events: int, letters: int, irrelevant: int = 0) -> Batch:
     return b
 
 
-def _writer(log: FakeLog, calls: list, clock: Clock, **kw: Any) -> tuple[BatchWriter, BridgeStats]:
+def _writer(log: FakeLog, calls: list, clock: Clock, keepalive: Any = None, **kw: Any) -> tuple[BatchWriter, BridgeStats]:
+    """A writer whose ``pump`` (serving the AMQP connection) calls ``keepalive`` and
+    advances the fake clock."""
     stats = BridgeStats()
+
+    def pump(seconds: float) -> None:
+        if keepalive is not None:
+            keepalive()
+        clock.sleep(seconds)
+
     w = BatchWriter(
         log, lambda tag: calls.append(("ack", tag)), stats,
-        retry_initial=0.1, retry_max=5.0, sleep=clock.sleep, clock=clock, **kw,
+        retry_initial=0.1, retry_max=5.0, pump=pump, clock=clock, **kw,
     )
     return w, stats
 
@@ -128,9 +136,9 @@ def test_append_failure_is_retried_and_nothing_acked_meanwhile() -> None:
     assert calls == [("append-failed", 5)] * 4 + [("append", 5), ("dead", 1), ("ack", 6)]
     assert stats.append_failures == 4 and stats.acked == 6
     assert "broker unreachable" in (stats.last_error or "")
-    # exponential backoff between attempts
-    assert len(clock.sleeps) >= 4
-    assert clock.sleeps[0] < clock.sleeps[-1]
+    # exponential backoff between attempts (0.1, 0.2, 0.4, 0.8 s, jittered down to 80 %),
+    # waited in slices while the connection is served
+    assert sum(clock.sleeps) >= 0.8 * 1.5 and max(clock.sleeps) <= 0.25
 
 
 def test_dead_letters_are_stored_before_ack_and_events_not_repeated() -> None:
@@ -199,7 +207,7 @@ def test_heartbeat_kept_alive_during_long_backoff() -> None:
     w, _ = _writer(FakeLog(calls, fail_appends=8), calls, clock, keepalive=lambda: beats.append(clock.t))
     w.commit(_batch(events=1, letters=0))
     gaps = [b - a for a, b in zip(beats, beats[1:])]
-    assert max(gaps) <= 1.0 + 1e-9  # never more than a second without a heartbeat check
+    assert max(gaps) <= 0.25 + 1e-9  # the connection is served at least every 0.25 s
     assert calls[-1] == ("ack", 1)
 
 
@@ -344,7 +352,7 @@ def test_unencodable_event_becomes_a_dead_letter_instead_of_blocking() -> None:
     for tag, body in enumerate([b"ev1", b"ev13", b"ev2"], 1):
         bridge._on_message(FakeMsg(tag, body))
     writer = bridge._writer(FakeConn(), FakeChannel(calls))
-    writer.sleep = lambda s: None
+    writer.pump = lambda s: None
     writer.commit(bridge._batch)
     assert calls == [("append", 2), ("dead", 1), ("basic_ack", 3, True)]
     assert [d.raw for d in log.letters] == [b"ev13"]
@@ -396,3 +404,204 @@ def test_heartbeat_kept_alive_while_an_append_blocks() -> None:
     assert calls.index(("append", 3)) < calls.index(("ack", 3))
     assert calls.index(("heartbeat",)) < calls.index(("append", 3))
     assert stats.acked == 3
+
+
+# ---------------------------------------------------------------------------
+# Issue 11: one append in flight, stop within a grace, permanent refusals
+# ---------------------------------------------------------------------------
+
+
+class GateLog(FakeLog):
+    """A log whose appends block until ``gate`` is set (a stalled Kafka)."""
+
+    def __init__(self, calls: list) -> None:
+        super().__init__(calls)
+        import threading
+
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def append(self, envelopes) -> None:  # noqa: ANN001
+        self.calls.append(("append-start", len(envelopes)))
+        self.entered.set()
+        assert self.gate.wait(30)
+        super().append(envelopes)
+
+
+def test_connection_is_served_while_an_append_blocks() -> None:
+    """While the append blocks, pump (read frames, send heartbeats) runs at least every
+    wait_slice + pump_slice seconds of real time; the ack comes after the append."""
+    import time
+
+    calls: list = []
+    log = GateLog(calls)
+    pumps: list[float] = []
+
+    def pump(seconds: float) -> None:
+        pumps.append(time.monotonic())
+        if len(pumps) >= 5:
+            log.gate.set()
+        time.sleep(seconds)
+
+    w = BatchWriter(log, lambda tag: calls.append(("ack", tag)), BridgeStats(), pump=pump)
+    w.commit(_batch(3, 0))
+    gaps = [b - a for a, b in zip(pumps, pumps[1:])]
+    assert len(pumps) >= 5 and max(gaps) < 1.0
+    assert calls == [("append-start", 3), ("append", 3), ("ack", 3)]
+
+
+def test_connection_lost_during_a_blocked_append_never_starts_a_second_one() -> None:
+    """The batch is abandoned (no ack); the append stays the only one in flight: a new
+    append is refused until it ends, so no copy of it can queue up behind it."""
+    calls: list = []
+    log = GateLog(calls)
+
+    def pump(seconds: float) -> None:
+        raise ConnectionResetError("Too many heartbeats missed")
+
+    w = BatchWriter(log, lambda tag: calls.append(("ack", tag)), BridgeStats(), pump=pump)
+    with pytest.raises(ConnectionResetError):
+        w.commit(_batch(2, 0))
+    assert w.appender.busy
+    with pytest.raises(RuntimeError, match="still in flight"):
+        w.appender.submit(log.append, [])
+    assert not w.appender.wait_idle(0.05)
+    log.gate.set()
+    assert w.appender.wait_idle(5)
+    assert calls == [("append-start", 2), ("append", 2)]  # stored once, never acknowledged
+
+
+def test_stop_during_a_blocked_append_gives_up_after_the_grace() -> None:
+    calls: list = []
+    clock = Clock()
+    log = GateLog(calls)
+    w, stats = _writer(log, calls, clock, stopping=lambda: True, stop_grace=3.0)
+    w.wait_slice = 0.001  # real seconds per turn; the grace runs on the fake clock
+    with pytest.raises(_Stopping) as err:
+        w.commit(_batch(2, 0))
+    assert err.value.in_flight
+    assert 3.0 <= clock.t - 1000.0 < 3.5  # the grace, on the (fake) clock
+    assert not any(c[0] == "ack" for c in calls) and stats.acked == 0
+    log.gate.set()
+
+
+def test_bridge_waits_for_an_abandoned_append_before_reconnecting() -> None:
+    import threading
+
+    calls: list = []
+    log = GateLog(calls)
+    bridge = Bridge(log, BridgeConfig(), normalizer=FakeNormalizer())
+    from eventmodel.sources.amqp import Appender
+
+    bridge._appender = Appender()
+    bridge._appender.submit(log.append, [_env(1)])
+    assert log.entered.wait(5)
+    result: list[bool] = []
+    t = threading.Thread(target=lambda: result.append(bridge._await_appender()))
+    t.start()
+    t.join(0.3)
+    assert t.is_alive()  # still waiting: no new session while the old append runs
+    log.gate.set()
+    t.join(5)
+    assert result == [True]
+    # and a stop ends the wait
+    log.gate.clear()
+    bridge._appender.submit(log.append, [_env(2)])
+    bridge.request_stop()
+    assert bridge._await_appender() is False
+    log.gate.set()
+
+
+class RejectingLog(FakeLog):
+    """Refuses events whose key is in ``too_big`` for good (the others are stored), and
+    dead letters larger than ``max_letter`` (0: none)."""
+
+    def __init__(self, calls: list, too_big: set[str], max_letter: int = 0, fail_first: int = 0) -> None:
+        super().__init__(calls, fail_appends=fail_first)
+        self.too_big = too_big
+        self.max_letter = max_letter
+
+    def append(self, envelopes) -> None:  # noqa: ANN001
+        from eventmodel.log.base import RecordsRejected
+
+        if self.fail_appends:
+            return super().append(envelopes)
+        bad = {i: "record of 1048700 bytes exceeds max_record_bytes 1048576"
+               for i, e in enumerate(envelopes) if e.key in self.too_big}
+        super().append([e for i, e in enumerate(envelopes) if i not in bad])
+        if bad:
+            raise RecordsRejected(bad)
+
+    def append_dead_letters(self, letters) -> None:  # noqa: ANN001
+        from eventmodel.log.base import RecordsRejected
+
+        bad = {i: "too large" for i, d in enumerate(letters) if self.max_letter and len(d.raw) + 10 > self.max_letter}
+        super().append_dead_letters([d for i, d in enumerate(letters) if i not in bad])
+        if bad:
+            raise RecordsRejected(bad)
+
+
+def _bridge_batch(bridge: Bridge, bodies: list[bytes]) -> Batch:
+    for tag, body in enumerate(bodies, 1):
+        bridge._on_message(FakeMsg(tag, body))
+    assert bridge._batch is not None
+    return bridge._batch
+
+
+def test_records_rejected_for_good_are_dead_lettered_and_the_rest_not_appended_again() -> None:
+    calls: list = []
+    log = RejectingLog(calls, too_big={"host2/nova-compute"}, fail_first=1)
+    bridge = Bridge(log, BridgeConfig(batch_size=100), normalizer=FakeNormalizer())
+    batch = _bridge_batch(bridge, [b"ev1", b"ev2", b"junk", b"ev3"])
+    writer = bridge._writer(FakeConn(), FakeChannel(calls))
+    writer.pump = lambda s: None
+    writer.commit(batch)
+    # a transient failure is retried (whole batch); the permanent refusal is not:
+    # the two stored events are not appended again, the refused message is a dead letter
+    assert calls == [("append-failed", 3), ("append", 2), ("dead", 2), ("basic_ack", 4, True)]
+    assert [e.key for e in log.events] == ["host1/nova-compute", "host3/nova-compute"]
+    refused = [d for d in log.letters if d.raw == b"ev2"]
+    assert len(refused) == 1 and "refused by the log" in refused[0].reason and "max_record_bytes" in refused[0].reason
+    assert refused[0].size == 3 and refused[0].sha256
+    s = bridge.stats
+    assert (s.acked, s.event_messages, s.events, s.dead, s.rejected, s.append_failures) == (4, 2, 2, 2, 1, 1)
+
+
+def test_a_huge_garbage_message_is_dead_lettered_truncated_with_size_and_hash() -> None:
+    import hashlib
+
+    from eventmodel.log.base import DEAD_LETTER_MAX_BYTES
+
+    calls: list = []
+    log = FakeLog(calls)
+    bridge = Bridge(log, BridgeConfig(batch_size=100), normalizer=FakeNormalizer())
+    garbage = b"\xff" * (2 * 1024 * 1024)
+    batch = _bridge_batch(bridge, [garbage, b"ev1"])
+    writer = bridge._writer(FakeConn(), FakeChannel(calls))
+    writer.commit(batch)
+    (letter,) = log.letters
+    assert len(letter.raw) == DEAD_LETTER_MAX_BYTES and letter.truncated
+    assert letter.size == len(garbage) and letter.sha256 == hashlib.sha256(garbage).hexdigest()
+    assert calls[-1] == ("basic_ack", 2, True)
+
+
+def test_dead_letters_refused_are_stored_without_bytes_then_counted() -> None:
+    calls: list = []
+    # refuses letters over 8 bytes: b"junk" passes; b"garbage-xx" is refused, then stored bare
+    log = RejectingLog(calls, too_big=set(), max_letter=8 + 10)
+    bridge = Bridge(log, BridgeConfig(batch_size=100), normalizer=FakeNormalizer())
+    batch = _bridge_batch(bridge, [b"junk", b"garbage-long-one", b"ev1"])
+    writer = bridge._writer(FakeConn(), FakeChannel(calls))
+    writer.commit(batch)
+    assert calls == [("append", 1), ("dead", 1), ("dead", 1), ("basic_ack", 3, True)]
+    bare = log.letters[1]
+    assert bare.raw == b"" and bare.size == len(b"garbage-long-one") and bare.sha256
+    assert "bytes not kept" in bare.reason
+    # a log that refuses even a bare letter: counted, logged, acknowledged (never blocks)
+    calls.clear()
+    log2 = RejectingLog(calls, too_big=set(), max_letter=1)
+    bridge2 = Bridge(log2, BridgeConfig(batch_size=100), normalizer=FakeNormalizer())
+    writer2 = bridge2._writer(FakeConn(), FakeChannel(calls))
+    writer2.commit(_bridge_batch(bridge2, [b"junk", b"ev1"]))
+    assert calls == [("append", 1), ("dead", 0), ("dead", 0), ("basic_ack", 2, True)]
+    assert bridge2.stats.unstorable == 1 and bridge2.stats.acked == 2
