@@ -6,15 +6,22 @@ from urllib.parse import parse_qsl, urlsplit
 
 from eventmodel.codec import Codec
 from eventmodel.log.base import (
+    BroadcastIncomplete,
     DeadLetter,
     EventLog,
     LogError,
+    PartitionsChanged,
     Position,
+    PositionNotCovered,
     RawRecord,
     Record,
+    RecordsRejected,
 )
 
-__all__ = ["DeadLetter", "EventLog", "LogError", "Position", "RawRecord", "Record", "open_log"]
+__all__ = [
+    "BroadcastIncomplete", "DeadLetter", "EventLog", "LogError", "PartitionsChanged", "Position",
+    "PositionNotCovered", "RawRecord", "Record", "RecordsRejected", "open_log",
+]
 
 DEFAULT_URL = "sqlite:///eventmodel.db"
 
@@ -22,7 +29,8 @@ DEFAULT_URL = "sqlite:///eventmodel.db"
 def open_log(url: str, codec: Codec | None = None, *, create: bool = True) -> EventLog:
     """Open the log a URL names.
 
-    - ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` — embedded default;
+    - ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` — embedded default
+      (``?max_record_bytes=N``: the largest record it stores, default 1,000,000);
     - ``kafka://host:port[,host:port]/topic?partitions=6&...`` — Apache Kafka.
 
     Without ``create`` an embedded log must already exist (readers use this so that a
@@ -35,10 +43,18 @@ def open_log(url: str, codec: Codec | None = None, *, create: bool = True) -> Ev
         from eventmodel.log.sqlite import SqliteEventLog
 
         path = rest[1:] if rest.startswith("/") else rest
-        path, _, _query = path.partition("?")
+        path, _, query = path.partition("?")
         if not path:
             raise LogError(f"{url!r} names no file")
-        return SqliteEventLog(path, codec, url=url, create=create)
+        options: dict[str, int] = {}
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            if name != "max_record_bytes":
+                raise LogError(f"{url!r}: unknown option {name!r} (known: max_record_bytes)")
+            try:
+                options[name] = int(value)
+            except ValueError:
+                raise LogError(f"{url!r}: option {name}={value!r} is not an integer") from None
+        return SqliteEventLog(path, codec, url=url, create=create, **options)
     if scheme == "kafka":
         from eventmodel.log.kafka import KafkaEventLog
 

@@ -43,6 +43,33 @@ class PositionNotCovered(LogError):
     silently, so the reader must be told; the message says what to do."""
 
 
+class PartitionsChanged(PositionNotCovered):
+    """The log's partition count is not the one a position (or an open log object)
+    was made for: partitions were added to a live topic, so keys now map to other
+    partitions and per-key order does not hold across the change. Raised by reads of
+    a position with another number of offsets, and by ``append`` on a log object
+    opened before the change. ``expected`` and ``actual`` are the two counts."""
+
+    def __init__(self, message: str, expected: int, actual: int) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+
+
+class BroadcastIncomplete(LogError):
+    """A broadcast record (a snapshot marker) of the batch did not reach every
+    partition. ``markers`` maps the index of each such envelope in the batch to
+    ``(stored, missing)``: the partitions that hold it and those that do not.
+
+    Transient like any :class:`LogError`: appending the batch again puts the marker
+    on every partition (the copies carry the same ``event_id``); a syncer may instead
+    give up and abort the snapshot."""
+
+    def __init__(self, message: str, markers: dict[int, tuple[frozenset[int], frozenset[int]]]) -> None:
+        super().__init__(message)
+        self.markers = dict(markers)
+
+
 @attrs.frozen(slots=True)
 class Position:
     """Where a reader is: the next offset to read in each partition.
@@ -141,6 +168,31 @@ class DeadLetter:
         return self.size > len(self.raw)
 
 
+#: the longest reason / source kept in a dead letter (characters)
+DEAD_LETTER_MAX_TEXT = 4096
+
+
+def bounded_dead_letter(d: DeadLetter, max_bytes: int = DEAD_LETTER_MAX_BYTES) -> DeadLetter:
+    """``d`` as a backend stores it: size and SHA-256 of the whole input filled in when
+    unknown, raw bytes cut to ``max_bytes`` and reason/source to
+    :data:`DEAD_LETTER_MAX_TEXT` characters, so that storing a dead letter never fails
+    because of its size."""
+    raw = bytes(d.raw)
+    size, digest = d.size, d.sha256
+    if size < 0:
+        size = len(raw)  # raw is whole when its size is unknown (DeadLetter.of fills both in)
+    if not digest and size == len(raw):
+        import hashlib
+
+        digest = hashlib.sha256(raw).hexdigest()
+    reason, source = d.reason, d.source
+    if len(reason) > DEAD_LETTER_MAX_TEXT:
+        reason = reason[:DEAD_LETTER_MAX_TEXT - 14] + " [… truncated]"
+    if len(source) > DEAD_LETTER_MAX_TEXT:
+        source = source[:DEAD_LETTER_MAX_TEXT]
+    return DeadLetter(raw[:max_bytes], reason, source, d.at, d.offset, size, digest)
+
+
 @runtime_checkable
 class EventLog(Protocol):
     """An append-only, partitioned log of envelopes.
@@ -152,6 +204,7 @@ class EventLog(Protocol):
 
     url: str  # for display; secrets masked
     log_id: str  # identity of the log itself (checkpoints are only used on the log that made them)
+    max_record_bytes: int  # a record (key + value) larger than this is refused: RecordsRejected
 
     def partitions(self) -> int:
         """How many partitions the log has now (re-read from the log, not cached for long)."""

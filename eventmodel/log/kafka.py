@@ -81,22 +81,36 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
 import msgspec
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicCollection,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, OffsetSpec
 
 from eventmodel.codec import Codec
 from eventmodel.events import Envelope
 from eventmodel.urls import redact
 from eventmodel.log.base import (
+    BroadcastIncomplete,
     DeadLetter,
     LogError,
+    PartitionsChanged,
     Position,
+    PositionNotCovered,
     RawRecord,
     Record,
+    RecordsRejected,
+    bounded_dead_letter,
     decode_batches,
 )
 
@@ -108,6 +122,8 @@ DEAD_LETTER_SUFFIX = ".deadletters"
 DEFAULTS: dict[str, Any] = {
     "partitions": 6,
     "replication": 1,
+    "min_insync_replicas": 0,  # 0: derived from replication (1 → 1, 2 → 1, ≥3 → 2)
+    "max_record_bytes": 1_000_000,
     "retention_ms": -1,
     "delivery_timeout_ms": 300_000,
     "connect_timeout_s": 30.0,
@@ -192,16 +208,50 @@ class _Stamp(msgspec.Struct):
 _stamp = msgspec.json.Decoder(_Stamp)
 
 
+#: errors that no retry can cure: the record itself is refused (size, format, timestamp, policy)
+_PERMANENT = frozenset({
+    KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_RECORD,
+    KafkaError.INVALID_MSG_SIZE, KafkaError.INVALID_TIMESTAMP, KafkaError.UNSUPPORTED_FOR_MESSAGE_FORMAT,
+    KafkaError.POLICY_VIOLATION,
+})
+
+#: bytes a record needs beyond key and value in a one-record batch (batch header 61, record
+#: framing ≤ 21); the producer's ``message.max.bytes`` is ``max_record_bytes`` plus this
+RECORD_OVERHEAD = 512
+
+#: how long partitions()/the topic id may be served from the last metadata read (s)
+METADATA_MAX_AGE_S = 1.0
+
+#: a topic id of all zeros: the broker has none (Kafka < 2.8)
+_NO_TOPIC_ID = "AAAAAAAAAAAAAAAAAAAAAA"
+
+
+class _Item(msgspec.Struct, frozen=True, gc=False):
+    """One record to produce: ``index`` is its envelope's (or dead letter's) place in the batch."""
+
+    topic: str
+    value: bytes
+    key: bytes
+    partition: int
+    ts: int
+    headers: list[tuple[str, bytes]] | None
+    index: int
+    broadcast: bool
+
+
 class _Batch:
     """Delivery bookkeeping of one append (appends are serialised by a lock)."""
 
-    __slots__ = ("pending", "produced", "errors", "failed")
+    __slots__ = ("items", "pending", "rejected", "failed", "errors", "refused", "reached")
 
-    def __init__(self) -> None:
+    def __init__(self, items: list[_Item]) -> None:
+        self.items = items
         self.pending = 0
-        self.produced = 0
-        self.failed = 0
+        self.rejected: dict[int, str] = {}  # index -> why, refused for good
+        self.failed: dict[int, str] = {}  # index -> why, not stored (transient)
         self.errors: list[str] = []
+        self.refused: dict[int, str] = {}  # item number -> why the broker refused it for good
+        self.reached: dict[int, set[int]] = {}  # broadcast index -> partitions that hold it
 
 
 # ---------------------------------------------------------------------------
@@ -221,6 +271,8 @@ class KafkaEventLog:
         url: str | None = None,
         partitions: int = DEFAULTS["partitions"],
         replication: int = DEFAULTS["replication"],
+        min_insync_replicas: int = DEFAULTS["min_insync_replicas"],
+        max_record_bytes: int = DEFAULTS["max_record_bytes"],
         retention_ms: int = DEFAULTS["retention_ms"],
         delivery_timeout_ms: int = DEFAULTS["delivery_timeout_ms"],
         connect_timeout_s: float = DEFAULTS["connect_timeout_s"],
@@ -234,6 +286,15 @@ class KafkaEventLog:
             raise LogError(f"{url or 'kafka log'}: bad topic name {topic!r} (kafka://host:port/topic)")
         if partitions < 1:
             raise LogError(f"{url or topic}: partitions must be >= 1, not {partitions}")
+        if replication < 1:
+            raise LogError(f"{url or topic}: replication must be >= 1, not {replication}")
+        if min_insync_replicas <= 0:
+            min_insync_replicas = 1 if replication < 3 else 2
+        if min_insync_replicas > replication:
+            raise LogError(f"{url or topic}: min_insync_replicas {min_insync_replicas} > replication "
+                           f"{replication}: every append would be refused")
+        if max_record_bytes < 1:
+            raise LogError(f"{url or topic}: max_record_bytes must be >= 1, not {max_record_bytes}")
         self.bootstrap = bootstrap
         self.topic = topic
         self.dead_letter_topic = topic + DEAD_LETTER_SUFFIX
@@ -258,17 +319,32 @@ class KafkaEventLog:
         self._consumers: list[Consumer] = []
         self._producer: Producer | None = None
         self._producer_fatal: str | None = None
-        self._batch = _Batch()
+        self._batch = _Batch([])
         self._part_cache: dict[bytes, int] = {}
         self._last_error: str | None = None
         self._closed = False
+        self._meta_lock = threading.Lock()
+        self._meta: tuple[int, str] | None = None  # (partitions, topic id) read at _meta_at
+        self._meta_at = 0.0
         try:
             self._admin = AdminClient(dict(self._common))
         except KafkaException as exc:
             raise LogError(f"{self._where}: bad client configuration: {exc}") from exc
-        self._n = self._ensure_topics(partitions, replication, retention_ms, dict(topic_config or {}))
-        #: what this log is, whatever URL names it: the cluster's id and the topic
-        self.log_id = f"kafka:{self._metadata(None, self.connect_timeout_s).cluster_id}/{topic}"
+        self._n = self._ensure_topics(partitions, replication, min_insync_replicas, retention_ms,
+                                      dict(topic_config or {}))
+        self._high_seen = [0] * self._n  # highest end offsets seen (they never go down)
+        n, topic_id = self._current(force=True)
+        #: the topic's id (Kafka ≥ 2.8): a deleted and recreated topic gets another
+        self.topic_id = topic_id
+        cluster = self._metadata(None, self.connect_timeout_s).cluster_id
+        #: what this log is, whatever URL names it: the cluster, the topic and its incarnation
+        self.log_id = f"kafka:{cluster}/{topic}" + (f"/{topic_id}" if topic_id else "")
+        if not topic_id:
+            _log.warning("%s: the broker gives topics no id (Kafka < 2.8): a recreated topic cannot be "
+                         "told from the old one", self._where)
+        #: a record (key + value) larger than this is refused (RecordsRejected); at most the
+        #: topic's max.message.bytes less the record overhead
+        self.max_record_bytes = self._record_limit(max_record_bytes)
         # Start the producer now: an idempotent producer spends ~0.5 s getting its
         # producer id, which then overlaps with whatever the caller does before the
         # first append.
@@ -305,7 +381,8 @@ class KafkaEventLog:
                 config[name[len("kafka."):]] = value
             elif name.startswith("topic."):
                 topic_config[name[len("topic."):]] = value
-            elif name in ("partitions", "replication", "retention_ms", "delivery_timeout_ms"):
+            elif name in ("partitions", "replication", "min_insync_replicas", "max_record_bytes",
+                          "retention_ms", "delivery_timeout_ms"):
                 args[name] = _as_int(name, value)
             elif name in ("connect_timeout_s", "read_timeout_s"):
                 args[name] = _as_float(name, value)
@@ -340,8 +417,70 @@ class KafkaEventLog:
                 " (is the broker running? compose/kafka.sh status)"
             ) from exc
 
+    def _record_limit(self, wanted: int) -> int:
+        """``wanted``, lowered to what the topic's ``max.message.bytes`` lets through."""
+        res = ConfigResource("topic", self.topic)
+        try:
+            cfg = self._admin.describe_configs([res], request_timeout=self.connect_timeout_s)[res].result()
+            topic_max = int(cfg["max.message.bytes"].value)
+        except (KafkaException, KeyError, ValueError) as exc:
+            _log.warning("%s: cannot read the topic's max.message.bytes (%s); assuming Kafka's default",
+                         self._where, exc)
+            topic_max = 1_048_588
+        limit = min(wanted, topic_max - RECORD_OVERHEAD)
+        if limit < wanted:
+            _log.warning("%s: max_record_bytes lowered from %d to %d (the topic's max.message.bytes is %d)",
+                         self._where, wanted, limit, topic_max)
+        return max(1, limit)
+
+    def _describe(self, timeout: float) -> tuple[int, str]:
+        """(partitions, topic id) of the topic, read from the cluster now."""
+        fut = self._admin.describe_topics(TopicCollection([self.topic]), request_timeout=timeout)[self.topic]
+        try:
+            d = fut.result()
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else exc
+            code = err.code() if isinstance(err, KafkaError) else None
+            if code in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.UNKNOWN_TOPIC_ID):
+                raise LogError(f"{self._where}: topic {self.topic} does not exist any more (deleted?); "
+                               "reopen the log to create it, then replay from the log start and run a "
+                               "full sync") from exc
+            raise LogError(f"cannot describe topic {self.topic} at {self._where}: "
+                           f"{getattr(err, 'str', lambda: err)()}") from exc
+        tid = str(d.topic_id) if d.topic_id is not None else ""
+        return len(d.partitions), ("" if tid == _NO_TOPIC_ID else tid)
+
+    def _current(self, force: bool = False) -> tuple[int, str]:
+        """(partitions, topic id), re-read when older than METADATA_MAX_AGE_S."""
+        now = time.monotonic()
+        with self._meta_lock:
+            if not force and self._meta is not None and now - self._meta_at < METADATA_MAX_AGE_S:
+                return self._meta
+        meta = self._describe(max(1.0, min(30.0, self.connect_timeout_s)))
+        with self._meta_lock:
+            self._meta, self._meta_at = meta, time.monotonic()
+        return meta
+
+    def _verify(self, reading: bool) -> None:
+        """Refuse to go on when the topic changed under this log object: partitions added
+        (reads and appends), or the topic deleted and recreated (reads)."""
+        n, tid = self._current()
+        if reading and self.topic_id and tid != self.topic_id:
+            raise PositionNotCovered(
+                f"{self._where}: topic {self.topic} was deleted and recreated since this log was opened "
+                f"(topic id {self.topic_id}, now {tid}): positions and checkpoints of the old topic do not "
+                "apply to it. Reopen the log, replay from the log start and run a full sync (eventmodel sync)")
+        if n != self._n:
+            raise PartitionsChanged(
+                f"{self._where}: topic {self.topic} has {n} partitions now, {self._n} when this log was "
+                f"opened: partitions were added, so keys map to other partitions and per-key order does "
+                f"not hold across the change. Stop the writers; copy the topic to a new one (or accept "
+                f"the change: reopen the log, replay from the log start and run a full sync)",
+                self._n, n)
+
     def _ensure_topics(
-        self, partitions: int, replication: int, retention_ms: int, topic_config: dict[str, str]
+        self, partitions: int, replication: int, min_insync: int, retention_ms: int,
+        topic_config: dict[str, str],
     ) -> int:
         deadline = time.monotonic() + self.connect_timeout_s
         md = self._metadata(None, self.connect_timeout_s)
@@ -350,6 +489,8 @@ class KafkaEventLog:
         if missing:
             cfg = {
                 "retention.ms": str(retention_ms),
+                # with acks=all, an append returns only when this many replicas hold it
+                "min.insync.replicas": str(min_insync),
                 # position_at relies on the producer's timestamps (recorded_at)
                 "message.timestamp.type": "CreateTime",
                 # Kafka 4 rejects records stamped > 1 h ahead of the broker's clock by
@@ -405,14 +546,28 @@ class KafkaEventLog:
                   self._where, name, partitions, replication)
 
     def partitions(self) -> int:
-        return self._n
+        """The topic's partition count now (metadata re-read at most every METADATA_MAX_AGE_S)."""
+        return self._current()[0]
+
+    def start(self) -> Position:
+        """The low watermarks: the first offset each partition still holds."""
+        offs = self._list_offsets(self.topic, {p: OffsetSpec.earliest() for p in range(self._n)})
+        return Position(tuple(offs[p] for p in range(self._n)))
 
     # -- writing -----------------------------------------------------------
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+    def _delivered(self, j: int, err: KafkaError | None, msg: Message) -> None:
+        """Delivery report of item ``j`` of the current batch."""
         b = self._batch
         b.pending -= 1
-        if err is not None:
-            b.failed += 1
+        item = b.items[j]
+        if err is None:
+            if item.broadcast:
+                b.reached.setdefault(item.index, set()).add(item.partition)
+            return
+        if err.code() in _PERMANENT:
+            b.refused[j] = err.str()
+        else:
+            b.failed.setdefault(item.index, f"{item.topic}[{item.partition}]: {err.str()}")
             if len(b.errors) < 5:
                 b.errors.append(f"{msg.topic()}[{msg.partition()}]: {err.str()}")
 
@@ -428,11 +583,13 @@ class KafkaEventLog:
             conf.setdefault("linger.ms", 5)
             conf.setdefault("compression.type", "lz4")
             conf.setdefault("queue.buffering.max.messages", 500_000)
+            # librdkafka refuses larger records itself (MSG_SIZE_TOO_LARGE) and never
+            # builds a batch the topic would refuse as a whole
+            conf.setdefault("message.max.bytes", self.max_record_bytes + RECORD_OVERHEAD)
             conf.update({
                 "enable.idempotence": True,
                 "acks": "all",
                 "message.timeout.ms": self.delivery_timeout_ms,
-                "on_delivery": self._on_delivery,
             })
             try:
                 self._producer = Producer(conf)
@@ -453,46 +610,100 @@ class KafkaEventLog:
         """The partition the records of ``key`` go to."""
         return self._partition(key)
 
-    def _produce_all(self, items: list[tuple[str, bytes, bytes, int, int, list | None]]) -> None:
-        """Produce (topic, value, key, partition, timestamp_ms, headers) and wait for every report.
+    def _produce(self, prod: Producer, b: _Batch, numbers: Sequence[int]) -> KafkaException | None:
+        """Produce items ``numbers`` of ``b``; a record refused at once for good goes to
+        ``b.rejected``. Returns the first transient refusal (then stops), else None."""
+        produce = prod.produce
+        delivered = self._delivered
+        items = b.items
+        for j in numbers:
+            it = items[j]
+            while True:
+                try:
+                    if it.headers is None:
+                        produce(it.topic, it.value, it.key, partition=it.partition, timestamp=it.ts,
+                                on_delivery=partial(delivered, j))
+                    else:
+                        produce(it.topic, it.value, it.key, partition=it.partition, timestamp=it.ts,
+                                headers=it.headers, on_delivery=partial(delivered, j))
+                    b.pending += 1
+                    break
+                except BufferError:  # local queue full: serve delivery reports, then retry
+                    prod.poll(0.05)
+                except KafkaException as exc:  # refused before sending
+                    err = exc.args[0] if exc.args else None
+                    if isinstance(err, KafkaError) and err.code() in _PERMANENT:
+                        b.rejected.setdefault(it.index, f"{it.topic}[{it.partition}]: {err.str()}")
+                        break
+                    return exc
+        return None
+
+    def _produce_all(self, items: list[_Item], rejected: Mapping[int, str] | None = None) -> None:
+        """Produce every item and wait for every delivery report; then raise what went wrong.
 
         Whatever happens, it returns only when no record of this call is in flight, so
-        the delivery reports of one call never count for the next.
+        the delivery reports of one call never count for the next. Records the broker
+        refused for good are produced again one at a time (a refused batch may have
+        carried innocent records with it); those refused alone are the rejected ones.
         """
         with self._lock:
             prod = self._get_producer()
-            b = self._batch = _Batch()
+            b = self._batch = _Batch(items)
+            b.rejected.update(rejected or {})
             self._last_error = None
-            refused: KafkaException | None = None
+            local: KafkaException | None = None
             try:
-                produce = prod.produce
-                for topic, value, key, partition, ts, headers in items:
-                    while True:
-                        try:
-                            if headers is None:
-                                produce(topic, value, key, partition=partition, timestamp=ts)
-                            else:
-                                produce(topic, value, key, partition=partition, timestamp=ts, headers=headers)
-                            b.pending += 1
-                            b.produced += 1
-                            break
-                        except BufferError:  # local queue full: serve delivery reports, then retry
-                            prod.poll(0.05)
-            except KafkaException as exc:  # refused before sending (e.g. record too large)
-                refused = exc
+                local = self._produce(prod, b, range(len(items)))
             finally:
                 self._wait_delivered(prod, b)
-            if refused is not None:
-                err = refused.args[0] if refused.args else refused
-                raise LogError(
-                    f"append to {self._where} refused: {getattr(err, 'str', lambda: err)()} "
-                    f"({b.produced - b.failed} of {len(items)} record(s) before it were stored)"
-                ) from refused
-            if b.failed:
-                raise LogError(
-                    f"append to {self._where} failed: {b.failed} of {len(items)} record(s) not stored "
-                    f"({'; '.join(b.errors)})"
-                )
+            if b.refused and local is None:
+                if len(b.refused) == 1:
+                    (j, why), = b.refused.items()
+                    b.rejected.setdefault(items[j].index, f"{items[j].topic}[{items[j].partition}]: {why}")
+                else:
+                    retry, b.refused = sorted(b.refused), {}
+                    for j in retry:
+                        try:
+                            local = self._produce(prod, b, [j])
+                        finally:
+                            self._wait_delivered(prod, b)
+                        if local is not None:
+                            break
+                        why = b.refused.pop(j, None)
+                        if why is not None:
+                            b.rejected.setdefault(items[j].index, f"{items[j].topic}[{items[j].partition}]: {why}")
+            self._raise_for(b, local)
+
+    def _raise_for(self, b: _Batch, local: KafkaException | None) -> None:
+        """Raise what the batch's outcome calls for (nothing if every record is stored)."""
+        n = self._n
+        incomplete: dict[int, tuple[frozenset[int], frozenset[int]]] = {}
+        for it in b.items:
+            if it.broadcast and it.index not in incomplete:
+                reached = frozenset(b.reached.get(it.index, ()))
+                if len(reached) < n:
+                    incomplete[it.index] = (reached, frozenset(range(n)) - reached)
+        transient = local is not None or b.failed
+        if transient:
+            if local is not None:
+                err = local.args[0] if local.args else local
+                why = f"refused: {getattr(err, 'str', lambda: err)()}"
+            else:
+                why = f"failed: {len(b.failed)} record(s) not stored ({'; '.join(b.errors)})"
+            text = f"append to {self._where} {why}; the batch may be appended again"
+            if incomplete:
+                raise BroadcastIncomplete(
+                    text + "; snapshot marker(s) not on every partition: " + "; ".join(
+                        f"#{i} on {sorted(st) or 'none'}, missing {sorted(miss)}"
+                        for i, (st, miss) in sorted(incomplete.items())),
+                    incomplete) from local
+            raise LogError(text) from local
+        if b.rejected:
+            rejected = dict(b.rejected)
+            for i, (st, _miss) in incomplete.items():
+                if i in rejected and st:
+                    rejected[i] += f" (broadcast record now on partitions {sorted(st)} only)"
+            raise RecordsRejected(rejected)
 
     def _wait_delivered(self, prod: Producer, b: _Batch) -> None:
         started = time.monotonic()
@@ -510,36 +721,51 @@ class KafkaEventLog:
                 )
 
     def append(self, envelopes: Sequence[Envelope]) -> None:
+        """Store the batch (broadcast envelopes once per partition); see the module docstring
+        for what each exception means."""
         if not envelopes:
             return
+        self._verify(reading=False)
         encode = self.codec.encode
         topic = self.topic
         part = self._partition
         n = self._n
-        items: list[tuple[str, bytes, bytes, int, int, list | None]] = []
+        limit = self.max_record_bytes
+        items: list[_Item] = []
         add = items.append
-        for e in envelopes:  # encode everything first: a bad envelope stores nothing
+        rejected: dict[int, str] = {}
+        for i, e in enumerate(envelopes):  # encode everything first: a bad envelope stores nothing
             value = encode(e)
             key = e.key.encode()
+            size = len(value) + len(key)
+            if size > limit:
+                rejected[i] = (f"{e.type} {e.key!r}: record of {size} bytes exceeds max_record_bytes "
+                               f"{limit} of {self._where}")
+                continue
             ts = max(1, e.recorded_at // 1000)  # 0 would mean "now" to the producer
             if e.broadcast:
                 for p in range(n):
-                    add((topic, value, key, p, ts, None))
+                    add(_Item(topic, value, key, p, ts, None, i, True))
             else:
-                add((topic, value, key, part(e.key), ts, None))
-        self._produce_all(items)
+                add(_Item(topic, value, key, part(e.key), ts, None, i, False))
+        self._produce_all(items, rejected)
 
     def append_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Store dead letters, bounded (:func:`bounded_dead_letter`): the raw bytes as value,
+        headers ``reason``, ``source``, ``at`` (µs), ``size`` and ``sha256`` of the whole input."""
         if not letters:
             return
         topic = self.dead_letter_topic
-        self._produce_all([
-            (
-                topic, bytes(d.raw), d.source.encode(), 0, max(1, d.at // 1000),
-                [("reason", d.reason.encode()), ("source", d.source.encode()), ("at", str(d.at).encode())],
-            )
-            for d in letters
-        ])
+        items = []
+        for i, d in enumerate(letters):
+            d = bounded_dead_letter(d)
+            items.append(_Item(
+                topic, d.raw, d.source.encode(), 0, max(1, d.at // 1000),
+                [("reason", d.reason.encode()), ("source", d.source.encode()), ("at", str(d.at).encode()),
+                 ("size", str(d.size).encode()), ("sha256", d.sha256.encode())],
+                i, False,
+            ))
+        self._produce_all(items)
 
     # -- offsets -----------------------------------------------------------
     def _list_offsets(self, topic: str, specs: dict[int, OffsetSpec]) -> dict[int, int]:
@@ -573,12 +799,66 @@ class KafkaEventLog:
             finally:
                 self._lock.release()
         offs = self._list_offsets(self.topic, {p: OffsetSpec.latest() for p in range(self._n)})
+        seen = self._high_seen
+        for p in range(self._n):
+            if offs[p] > seen[p]:
+                seen[p] = offs[p]
         return Position(tuple(offs[p] for p in range(self._n)))
 
     def _check(self, pos: Position, what: str) -> None:
         if len(pos.offsets) != self._n:
-            raise LogError(f"{what} position {pos} has {len(pos.offsets)} partition(s); "
-                           f"{self._where} has {self._n}")
+            raise PartitionsChanged(
+                f"{self._where}: {what} position {pos} has {len(pos.offsets)} partition(s), the topic has "
+                f"{self._n}: it was made before partitions were added (or for another log), and keys "
+                f"now map to other partitions. Do not read on from it: replay from the log start with "
+                f"{self._n} partitions and run a full sync (eventmodel sync)",
+                len(pos.offsets), self._n)
+
+    def _bounds(self, start: Position | None, end: Position | None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The offsets to read from and up to, once checked against what the log holds.
+
+        Raises PositionNotCovered for a start before the log start in a partition that
+        has records to read (they were deleted), and for a start or end past the log's
+        end (another incarnation). Costs one ListOffsets request (the low watermarks)
+        when there is something to read, two when the end was not given.
+        """
+        n = self._n
+        latest: tuple[int, ...] | None = None
+        if end is None:
+            latest = self.end().offsets
+        hi = latest if end is None else end.offsets
+        lo = start.offsets if start is not None else None
+        lo0 = lo if lo is not None else (0,) * n
+        seen = self._high_seen
+        if any(lo0[p] > seen[p] or hi[p] > seen[p] for p in range(n)):
+            latest = latest or self.end().offsets
+            for p in range(n):
+                bad = max(lo0[p], hi[p])
+                if bad > latest[p]:
+                    raise PositionNotCovered(
+                        f"{self._where}: partition {p}: position offset {bad} is past the log's end "
+                        f"{latest[p]} ({bad - latest[p]} record(s) this log never had): the position comes "
+                        f"from another log or an earlier incarnation of this topic (deleted and recreated). "
+                        f"Discard it and its checkpoints: replay from the log start ({self.start()}) and "
+                        f"run a full sync (eventmodel sync)")
+        todo = [p for p in range(n) if (lo[p] if lo is not None else 0) < hi[p]]
+        if not todo:
+            return (lo if lo is not None else hi), hi
+        low = self._list_offsets(self.topic, {p: OffsetSpec.earliest() for p in range(n)})
+        if lo is None:
+            return tuple(min(low[p], hi[p]) for p in range(n)), hi
+        for p in todo:
+            if lo[p] < low[p]:
+                raise self._not_covered(p, lo[p], low[p], start)
+        return lo, hi
+
+    def _not_covered(self, p: int, at: int, low: int, start: Position | None) -> PositionNotCovered:
+        return PositionNotCovered(
+            f"{self._where}: partition {p}: records {at}..{low - 1} ({low - at} record(s)) before the log "
+            f"start {low} were deleted (retention or delete-records); reading from position "
+            f"{start if start is not None else at} would lose them. Restore from a newer checkpoint (at "
+            f"or after the log start), or replay from the log start and run a full sync (eventmodel "
+            f"sync) so that the model is complete again")
 
     # -- reading -----------------------------------------------------------
     def _take_consumer(self) -> Consumer:
@@ -602,7 +882,9 @@ class KafkaEventLog:
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "enable.partition.eof": True,
-            "auto.offset.reset": "earliest",
+            # A fetch below the log start (records deleted by retention) is an error,
+            # never a silent jump: _scan raises PositionNotCovered.
+            "auto.offset.reset": "error",
         })
         try:
             c = Consumer(conf)
@@ -667,6 +949,13 @@ class KafkaEventLog:
                             del todo[p]
                             done.append(p)
                             continue
+                        if err.code() in (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE):
+                            low = self._list_offsets(topic, {p: OffsetSpec.earliest()})[p]
+                            if nxt[p] < low:
+                                raise self._not_covered(p, nxt[p], low, None)
+                            raise PositionNotCovered(
+                                f"reading {topic}[{p}] from {self._where} at offset {nxt[p]}: {err.str()} "
+                                f"(log start {low}); replay from the log start and run a full sync")
                         if err.fatal() or not err.retriable() and err.code() in (
                             KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.TOPIC_AUTHORIZATION_FAILED,
                             KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC,
@@ -707,15 +996,23 @@ class KafkaEventLog:
     def read_raw(
         self, start: Position | None = None, end: Position | None = None, batch: int = 5000
     ) -> Iterator[list[RawRecord]]:
+        """Records from ``start`` (default: the log start) up to ``end`` (default: the end now).
+
+        Checked at once, before any record is read: PartitionsChanged if the topic's
+        partition count changed or the positions have another count; PositionNotCovered
+        if the topic was recreated, if ``start`` lies before the log start where there
+        are records to read, or ``start``/``end`` past the end. Records deleted while
+        the read runs raise PositionNotCovered when the read reaches them.
+        """
+        self._verify(reading=True)
         if start is not None:
             self._check(start, "start")
         if end is not None:
             self._check(end, "end")
-        return self._read_raw(start, end, batch)
+        lo, hi = self._bounds(start, end)
+        return self._read_raw(lo, hi, batch)
 
-    def _read_raw(self, start: Position | None, end: Position | None, batch: int) -> Iterator[list[RawRecord]]:
-        hi = (end or self.end()).offsets
-        lo = start.offsets if start is not None else (0,) * self._n
+    def _read_raw(self, lo: tuple[int, ...], hi: tuple[int, ...], batch: int) -> Iterator[list[RawRecord]]:
         for msgs in self._scan(self.topic, dict(enumerate(lo)), dict(enumerate(hi)), batch):
             yield [RawRecord(m.partition(), m.offset(), m.value()) for m in msgs]
 
@@ -729,9 +1026,10 @@ class KafkaEventLog:
         p = self._partition(key)
         kb = key.encode()
         hi = self.end().offsets[p]
+        lo = self._list_offsets(self.topic, {p: OffsetSpec.earliest()})[p]
 
         def raw() -> Iterator[list[RawRecord]]:
-            for msgs in self._scan(self.topic, {p: 0}, {p: hi}, 5000):
+            for msgs in self._scan(self.topic, {p: lo}, {p: hi}, 5000):
                 yield [RawRecord(p, m.offset(), m.value()) for m in msgs if m.key() == kb]
 
         for batch in decode_batches(raw(), self.codec):
@@ -773,16 +1071,22 @@ class KafkaEventLog:
 
     def dead_letters(self) -> Iterator[DeadLetter]:
         hi = self._list_offsets(self.dead_letter_topic, {0: OffsetSpec.latest()})[0]
-        for msgs in self._scan(self.dead_letter_topic, {0: 0}, {0: hi}, 1000):
+        lo = self._list_offsets(self.dead_letter_topic, {0: OffsetSpec.earliest()})[0]
+        for msgs in self._scan(self.dead_letter_topic, {0: lo}, {0: hi}, 1000):
             for m in msgs:
                 h = {k: (v or b"").decode("utf-8", "replace") for k, v in (m.headers() or [])}
+                raw = m.value() or b""
                 try:
                     at = int(h.get("at", ""))
                 except ValueError:
                     at = m.timestamp()[1] * 1000
+                try:
+                    size = int(h.get("size", ""))
+                except ValueError:
+                    size = len(raw)  # written before sizes were recorded: kept whole
                 yield DeadLetter(
-                    raw=m.value() or b"", reason=h.get("reason", ""), source=h.get("source", ""),
-                    at=at, offset=m.offset(),
+                    raw=raw, reason=h.get("reason", ""), source=h.get("source", ""),
+                    at=at, offset=m.offset(), size=size, sha256=h.get("sha256", ""),
                 )
 
     # -- lifecycle -----------------------------------------------------------

@@ -4,15 +4,27 @@ Layout (format 1)::
 
     events(offset INTEGER PRIMARY KEY,    -- 0, 1, 2, ... (the partition-0 offset)
            event_id TEXT, type TEXT, key TEXT, recorded_at INTEGER, value BLOB)
-    dead_letters(id INTEGER PRIMARY KEY, at INTEGER, source TEXT, reason TEXT, raw BLOB)
+    dead_letters(id INTEGER PRIMARY KEY, at INTEGER, source TEXT, reason TEXT, raw BLOB,
+                 size INTEGER, sha256 TEXT)   -- size/sha256: of the whole input
     meta(name TEXT PRIMARY KEY, value TEXT)
 
 ``synchronous=FULL``: a committed batch survives a power cut. Readers use their own
 connection, so a follower tails the file while a writer appends to it.
+
+Files written before dead letters had ``size``/``sha256`` are migrated when opened
+for writing (two columns added, filled from the stored bytes, which were whole).
+
+Limits and errors, as for Kafka: a record (key + value) over ``max_record_bytes``
+(default 1,000,000, ``sqlite:///x.db?max_record_bytes=N``) is refused for good —
+:class:`RecordsRejected` after every other record of the batch was stored, in the
+same transaction. A read from a position before the first stored record (rows
+deleted by hand) or past the end raises :class:`PositionNotCovered`; a position with
+more than one offset raises :class:`PartitionsChanged`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import threading
@@ -24,13 +36,19 @@ from eventmodel.events import Envelope
 from eventmodel.log.base import (
     DeadLetter,
     LogError,
+    PartitionsChanged,
     Position,
+    PositionNotCovered,
     RawRecord,
     Record,
+    RecordsRejected,
+    bounded_dead_letter,
     decode_batches,
 )
 
 FORMAT = "1"
+#: the default largest record (key + value bytes): the order of Kafka's message.max.bytes
+DEFAULT_MAX_RECORD_BYTES = 1_000_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -48,7 +66,9 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     at INTEGER NOT NULL,
     source TEXT NOT NULL,
     reason TEXT NOT NULL,
-    raw BLOB NOT NULL
+    raw BLOB NOT NULL,
+    size INTEGER NOT NULL DEFAULT -1,
+    sha256 TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -58,10 +78,14 @@ class SqliteEventLog:
     """The embedded default backend (``sqlite:///relative.db``, ``sqlite:////abs.db``)."""
 
     def __init__(self, path: str, codec: Codec | None = None, *, url: str | None = None,
-                 create: bool = True) -> None:
+                 create: bool = True, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
         """Open (and with ``create``, make if needed) the log file at ``path``. Without
         ``create``, a missing file or one that is not an eventmodel log is refused and
-        left untouched."""
+        left untouched. ``max_record_bytes`` bounds one record (key + value)."""
+        if max_record_bytes < 1:
+            raise LogError(f"{url or path}: max_record_bytes must be >= 1, not {max_record_bytes}")
+        #: a record (key + value) larger than this is refused (RecordsRejected)
+        self.max_record_bytes = max_record_bytes
         self.path = path
         self.url = url or f"sqlite:///{path}"
         self.codec = codec or Codec()
@@ -86,6 +110,7 @@ class SqliteEventLog:
                     self._w.execute("INSERT INTO meta VALUES ('format', ?)", (FORMAT,))
                 elif row[0] != FORMAT:
                     raise LogError(f"{path}: log format {row[0]}, this version reads {FORMAT}")
+                self._migrate()
                 self._w.execute("INSERT OR IGNORE INTO meta VALUES ('log_id', ?)", (f"sqlite:{uuid.uuid4()}",))
                 #: what this log is, wherever the file moves: made once, when the log is created
                 self.log_id = self._w.execute("SELECT value FROM meta WHERE name='log_id'").fetchone()[0]
@@ -100,15 +125,55 @@ class SqliteEventLog:
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
 
+    def _migrate(self) -> None:
+        """Bring an older file's tables up to date (inside the opening transaction)."""
+        cols = {row[1] for row in self._w.execute("PRAGMA table_info(dead_letters)")}
+        if "size" in cols and "sha256" in cols:
+            return
+        if "size" not in cols:
+            self._w.execute("ALTER TABLE dead_letters ADD COLUMN size INTEGER NOT NULL DEFAULT -1")
+        if "sha256" not in cols:
+            self._w.execute("ALTER TABLE dead_letters ADD COLUMN sha256 TEXT NOT NULL DEFAULT ''")
+        # dead letters stored before were kept whole: their size and hash are those of raw
+        rows = self._w.execute("SELECT id, raw FROM dead_letters WHERE sha256 = ''").fetchall()
+        self._w.executemany(
+            "UPDATE dead_letters SET size = ?, sha256 = ? WHERE id = ?",
+            [(len(raw), hashlib.sha256(raw).hexdigest(), id_) for id_, raw in rows],
+        )
+
     # -- writing ---------------------------------------------------------
     def partitions(self) -> int:
         return 1
 
+    def start(self) -> Position:
+        """The first stored offset: 0 unless rows were deleted (then the first left, or the end)."""
+        with self._lock:
+            lo, hi = self._r.execute("SELECT min(offset), max(offset) FROM events").fetchone()
+        return Position((lo if lo is not None else 0 if hi is None else hi + 1,))
+
     def append(self, envelopes: Sequence[Envelope]) -> None:
+        """Store the batch in one transaction. Records over ``max_record_bytes`` are
+        left out and reported by :class:`RecordsRejected` after the rest committed."""
         if not envelopes:
             return
         encode = self.codec.encode
-        values = [encode(e) for e in envelopes]
+        limit = self.max_record_bytes
+        rejected: dict[int, str] = {}
+        rows: list[tuple[Envelope, bytes]] = []
+        for i, e in enumerate(envelopes):
+            v = encode(e)
+            size = len(v) + len(e.key.encode())
+            if size > limit:
+                rejected[i] = (f"{e.type} {e.key!r}: record of {size} bytes exceeds max_record_bytes "
+                               f"{limit} of {self.url}")
+            else:
+                rows.append((e, v))
+        if rows:
+            self._insert(rows)
+        if rejected:
+            raise RecordsRejected(rejected)
+
+    def _insert(self, rows: list[tuple[Envelope, bytes]]) -> None:
         with self._lock:
             try:
                 self._w.execute("BEGIN IMMEDIATE")
@@ -118,7 +183,7 @@ class SqliteEventLog:
                     "VALUES (?,?,?,?,?,?)",
                     [
                         (nxt + i, e.event_id, e.type, e.key, e.recorded_at, v)
-                        for i, (e, v) in enumerate(zip(envelopes, values))
+                        for i, (e, v) in enumerate(rows)
                     ],
                 )
                 self._w.execute("COMMIT")
@@ -128,14 +193,16 @@ class SqliteEventLog:
                 raise LogError(f"append to {self.url} failed: {exc}") from exc
 
     def append_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Store dead letters, bounded (:func:`bounded_dead_letter`): never refused for size."""
         if not letters:
             return
+        bounded = [bounded_dead_letter(d) for d in letters]
         with self._lock:
             try:
                 self._w.execute("BEGIN IMMEDIATE")
                 self._w.executemany(
-                    "INSERT INTO dead_letters(at, source, reason, raw) VALUES (?,?,?,?)",
-                    [(d.at, d.source, d.reason, d.raw) for d in letters],
+                    "INSERT INTO dead_letters(at, source, reason, raw, size, sha256) VALUES (?,?,?,?,?,?)",
+                    [(d.at, d.source, d.reason, d.raw, d.size, d.sha256) for d in bounded],
                 )
                 self._w.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -149,11 +216,43 @@ class SqliteEventLog:
             row = self._r.execute("SELECT max(offset) FROM events").fetchone()
         return Position(((row[0] + 1) if row[0] is not None else 0,))
 
+    def _check(self, pos: Position, what: str) -> None:
+        if len(pos.offsets) != 1:
+            raise PartitionsChanged(
+                f"{self.url}: {what} position {pos} has {len(pos.offsets)} partitions, this log has 1 "
+                "(a position of another log?); replay from the log start instead", len(pos.offsets), 1)
+
     def read_raw(
         self, start: Position | None = None, end: Position | None = None, batch: int = 5000
     ) -> Iterator[list[RawRecord]]:
-        lo = start.offsets[0] if start is not None else 0
-        hi = (end or self.end()).offsets[0]
+        """Records from ``start`` (default: the first stored) up to ``end`` (default: the end
+        now). Raises :class:`PositionNotCovered` at once if ``start`` lies before the first
+        stored record or past the end, or ``end`` past the end."""
+        if start is not None:
+            self._check(start, "start")
+        if end is not None:
+            self._check(end, "end")
+        with self._lock:
+            first, last = self._r.execute("SELECT min(offset), max(offset) FROM events").fetchone()
+        stop = last + 1 if last is not None else 0
+        lo = start.offsets[0] if start is not None else (first or 0)
+        hi = end.offsets[0] if end is not None else stop
+        if lo > stop or hi > stop:
+            bad = lo if lo > stop else hi
+            raise PositionNotCovered(
+                f"{self.url}: position {bad} is past the log's end {stop}: it belongs to another log or "
+                f"an earlier incarnation of this file ({stop - bad} record(s) missing). Discard it: replay "
+                f"from the log start and run a full sync (eventmodel sync)")
+        first = first if first is not None else stop
+        if lo < first and lo < hi:
+            raise PositionNotCovered(
+                f"{self.url}: partition 0: records {lo}..{first - 1} ({first - lo} record(s)) before the "
+                f"log start {first} were deleted; reading from {lo} would lose them. Restore from a "
+                f"checkpoint at or after {first}, or replay from the log start ({first}) and run a full "
+                f"sync (eventmodel sync) so that the model is complete again")
+        return self._rows(lo, hi, batch)
+
+    def _rows(self, lo: int, hi: int, batch: int) -> Iterator[list[RawRecord]]:
         while lo < hi:
             with self._lock:
                 rows = self._r.execute(
@@ -192,10 +291,11 @@ class SqliteEventLog:
     def dead_letters(self) -> Iterator[DeadLetter]:
         with self._lock:
             rows = self._r.execute(
-                "SELECT id, at, source, reason, raw FROM dead_letters ORDER BY id"
+                "SELECT id, at, source, reason, raw, size, sha256 FROM dead_letters ORDER BY id"
             ).fetchall()
-        for id_, at, source, reason, raw in rows:
-            yield DeadLetter(raw=bytes(raw), reason=reason, source=source, at=at, offset=id_)
+        for id_, at, source, reason, raw, size, sha256 in rows:
+            yield DeadLetter(raw=bytes(raw), reason=reason, source=source, at=at, offset=id_,
+                             size=size, sha256=sha256)
 
     def close(self) -> None:
         with self._lock:

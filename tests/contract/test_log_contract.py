@@ -7,6 +7,7 @@ topic on the broker that ``tests/fixtures/kafka.py`` runs. Backend-specific chec
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import time
 from collections import defaultdict
@@ -17,8 +18,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from eventmodel import events as ev
-from eventmodel.log import DeadLetter, LogError, Position, open_log
-from eventmodel.log.base import UNDECODABLE, EventLog, Record
+from eventmodel.log import (
+    DeadLetter,
+    LogError,
+    PartitionsChanged,
+    Position,
+    PositionNotCovered,
+    RecordsRejected,
+    open_log,
+)
+from eventmodel.log.base import DEAD_LETTER_MAX_BYTES, UNDECODABLE, EventLog, Record
 
 BASE = 1_700_000_000_000_000  # µs, 2023-11-14
 FLAVOR = ev.Flavor("m1.small", 1, 2048, 20)
@@ -384,6 +393,149 @@ def test_property_random_batches_read_back_per_key(log: EventLog, batches: list[
     assert sorted({e.event_id for e in got if e.broadcast}) == sorted({e.event_id for e in appended if e.broadcast})
 
 
+def with_option(url: str, option: str) -> str:
+    """``url`` with one more query option."""
+    return url + ("&" if "?" in url else "?") + option
+
+
+def big_event(key: str, n: int, size: int) -> ev.Envelope:
+    """An instance event whose encoded record is larger than ``size`` bytes."""
+    inst = ev.Instance(key, BASE + n, "h", "h", "active", FLAVOR, name="x" * size)
+    return ev.envelope(ev.InstanceUpdated(inst, action="big"), source="test", message_id=f"big/{key}/{n}",
+                       occurred_at=BASE + n, recorded_at=BASE + n)
+
+
+def delete_before(log: EventLog, pos: Position) -> None:
+    """Delete every record before ``pos``, as retention would (bypassing the backend)."""
+    if log.url.startswith("sqlite"):
+        con = sqlite3.connect(log.path)  # type: ignore[attr-defined]
+        with con:
+            con.execute("DELETE FROM events WHERE offset < ?", (pos.offsets[0],))
+        con.close()
+    else:
+        from confluent_kafka import TopicPartition
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": log.bootstrap})  # type: ignore[attr-defined]
+        tps = [TopicPartition(log.topic, p, o) for p, o in enumerate(pos.offsets)]  # type: ignore[attr-defined]
+        for fut in admin.delete_records(tps, request_timeout=30).values():
+            fut.result(timeout=30)
+
+
+def test_start_is_the_first_position_held(log: EventLog) -> None:
+    n = log.partitions()
+    assert log.start() == Position.zero(n)
+    log.append([instance_event(f"s{i}", i) for i in range(12)] + [marker("st", BASE)])
+    assert log.start() == Position.zero(n)
+    assert log.end().covers(log.start())
+
+
+def test_an_oversized_record_is_rejected_and_the_rest_of_the_batch_stored(log: EventLog) -> None:
+    limit = log.max_record_bytes
+    assert 500_000 <= limit <= 1_048_576, limit
+    n = log.partitions()
+    batch = [instance_event("same", 0), big_event("same", 1, limit), instance_event("same", 2),
+             big_event("other", 3, limit + 5_000), instance_event("same", 4), marker("rej", BASE + 9)]
+    with pytest.raises(RecordsRejected) as info:
+        log.append(batch)
+    assert isinstance(info.value, LogError)
+    assert sorted(info.value.rejected) == [1, 3]
+    assert all("max_record_bytes" in why for why in info.value.rejected.values())
+    assert "2 record(s) refused permanently" in str(info.value)
+    # every other record was stored, once, in order per key; the marker on every partition
+    got = [r.envelope for r in read_all(log)]
+    assert [e.event_id for e in got if e.key == "same"] == [batch[i].event_id for i in (0, 2, 4)]
+    assert sum(e.broadcast for e in got) == n
+    assert log.end().total == 3 + n
+    # the log stays usable; a batch of good records goes through whole
+    log.append([instance_event("same", 5)])
+    assert log.end().total == 4 + n
+
+
+def test_max_record_bytes_comes_from_the_url(log_url: str) -> None:
+    with open_log(with_option(log_url, "max_record_bytes=3000")) as small:
+        assert small.max_record_bytes == 3000
+        small.append([big_event("fits", 0, 2000)])
+        with pytest.raises(RecordsRejected) as info:
+            small.append([big_event("fits", 1, 2000), big_event("too-big", 2, 3000)])
+        assert list(info.value.rejected) == [1]
+        assert "3000" in info.value.rejected[1]
+        assert small.end().total == 2
+    with pytest.raises(LogError, match="max_record_bytes"):
+        open_log(with_option(log_url, "max_record_bytes=lots"))
+
+
+def test_dead_letters_keep_size_and_hash_and_are_bounded(log: EventLog) -> None:
+    huge = bytes(range(256)) * 8_000  # 2 MB, over Kafka's message.max.bytes
+    small = b"{not json"
+    log.append_dead_letters([
+        DeadLetter.of(huge, "too large", "amqp:nova", BASE + 1),
+        DeadLetter(raw=huge, reason="r" * 100_000, source="amqp:nova", at=BASE + 2),  # size not given
+        DeadLetter(raw=small, reason="bad json", source="amqp:nova", at=BASE + 3),
+    ])
+    got = list(log.dead_letters())
+    assert len(got) == 3
+    digest = hashlib.sha256(huge).hexdigest()
+    for d in got[:2]:
+        assert d.raw == huge[:DEAD_LETTER_MAX_BYTES]
+        assert d.size == len(huge) and d.sha256 == digest and d.truncated
+    assert len(got[1].reason) <= 4096 and got[1].reason.startswith("rrr")
+    assert (got[2].raw, got[2].size, got[2].sha256) == (small, len(small), hashlib.sha256(small).hexdigest())
+    assert not got[2].truncated
+    assert log.end().total == 0
+
+
+def test_reading_from_before_the_log_start_raises(log: EventLog) -> None:
+    n = log.partitions()
+    log.append([instance_event(f"del{i % 5}", i) for i in range(30)])
+    mid = log.end()
+    log.append([instance_event(f"del{i % 5}", i) for i in range(30, 45)])
+    end = log.end()
+    delete_before(log, mid)
+    assert log.start() == mid
+    with pytest.raises(PositionNotCovered) as info:
+        read_all(log, Position.zero(n))
+    text = str(info.value)
+    lost = next(p for p in range(n) if mid.offsets[p] > 0)
+    assert f"partition {lost}" in text or n == 1
+    assert "deleted" in text and "checkpoint" in text and "full sync" in text
+    with pytest.raises(PositionNotCovered):  # one offset short is as bad
+        read_all(log, Position(tuple(max(0, o - 1) for o in mid.offsets)), end)
+    # from the start, or any position at or after it, reads what is left
+    assert len(read_all(log, log.start())) == 15
+    assert len(read_all(log, mid)) == 15
+    assert len(read_all(log)) == 15  # no start: from the log start
+    # a reader at the end loses nothing, whatever was deleted before
+    assert read_all(log, end) == []
+
+
+def test_a_position_past_the_end_raises(log: EventLog) -> None:
+    log.append([instance_event(f"pe{i}", i) for i in range(6)])
+    end = log.end()
+    beyond = Position((end.offsets[0] + 5, *end.offsets[1:]))
+    for start, stop in ((beyond, None), (end, beyond), (beyond, beyond)):
+        with pytest.raises(PositionNotCovered, match="past the log's end"):
+            read_all(log, start, stop)
+    assert read_all(log, end) == []
+
+
+def test_a_position_with_another_partition_count_raises(log: EventLog) -> None:
+    log.append([instance_event("pc", 0)])
+    other = Position.zero(log.partitions() + 1)
+    with pytest.raises(PartitionsChanged, match="partition") as info:
+        read_all(log, other)
+    assert isinstance(info.value, PositionNotCovered)
+    assert (info.value.expected, info.value.actual) == (log.partitions() + 1, log.partitions())
+    with pytest.raises(PartitionsChanged):
+        read_all(log, None, other)
+
+
+def test_the_log_id_is_the_same_for_every_opening(log: EventLog, log_url: str) -> None:
+    assert log.log_id
+    with open_log(log_url) as again:
+        assert again.log_id == log.log_id
+
+
 # ---------------------------------------------------------------------------
 # Kafka specifics
 # ---------------------------------------------------------------------------
@@ -464,14 +616,42 @@ def test_kafka_unreachable_broker_is_a_clear_error() -> None:
 
 
 @pytest.mark.kafka
-def test_kafka_a_refused_record_raises_and_the_log_stays_usable(kafka_url: str) -> None:
-    with open_log(kafka_url) as log:
-        huge = ev.envelope(
-            ev.InstanceCreated(ev.Instance("big", BASE, "h", "h", "active", FLAVOR, name="x" * 2_000_000)),
-            source="test", message_id="big", occurred_at=BASE, recorded_at=BASE,
-        )
-        with pytest.raises(LogError, match="refused.*1 of 3 record"):
-            log.append([instance_event("ok", 0), huge, instance_event("ok", 1)])
-        log.append([instance_event("ok", 2)])
-        assert [r.envelope.payload.instance.version for r in log.read_key("ok")] == [BASE, BASE + 2000]
-        assert log.end().total == 2
+def test_kafka_max_record_bytes_never_exceeds_what_the_topic_takes(kafka_url: str) -> None:
+    with open_log(with_option(kafka_url, "topic.max.message.bytes=20000&max_record_bytes=50000")) as log:
+        assert log.max_record_bytes == 20000 - 512
+        with pytest.raises(RecordsRejected) as info:
+            log.append([instance_event("k", 0), big_event("k", 1, 25_000)])
+        assert list(info.value.rejected) == [1]
+        assert [r.envelope.key for r in read_all(log)] == ["k"]
+
+
+# ---------------------------------------------------------------------------
+# SQLite specifics
+# ---------------------------------------------------------------------------
+
+
+def test_sqlite_dead_letters_of_an_older_file_get_size_and_hash(tmp_path) -> None:  # noqa: ANN001
+    path = tmp_path / "old.db"
+    con = sqlite3.connect(path)
+    with con:
+        con.executescript("""
+            CREATE TABLE events (offset INTEGER PRIMARY KEY, event_id TEXT NOT NULL, type TEXT NOT NULL,
+                key TEXT NOT NULL, recorded_at INTEGER NOT NULL, value BLOB NOT NULL);
+            CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, source TEXT NOT NULL,
+                reason TEXT NOT NULL, raw BLOB NOT NULL);
+            CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+            INSERT INTO meta VALUES ('format', '1'), ('log_id', 'sqlite:old');
+            INSERT INTO dead_letters(at, source, reason, raw) VALUES (5, 'amqp:nova', 'bad', x'00ff10');
+        """)
+    con.close()
+    with open_log(f"sqlite:///{path}", create=False) as log:
+        assert log.log_id == "sqlite:old"
+        (d,) = log.dead_letters()
+        assert (d.raw, d.size, d.sha256) == (b"\x00\xff\x10", 3, hashlib.sha256(b"\x00\xff\x10").hexdigest())
+        log.append_dead_letters([DeadLetter.of(b"new", "r", "s", 6)])
+        assert [x.size for x in log.dead_letters()] == [3, 3]
+
+
+def test_sqlite_unknown_url_option_is_refused(sqlite_url: str) -> None:
+    with pytest.raises(LogError, match="unknown option 'max_bytes'"):
+        open_log(sqlite_url + "?max_bytes=5")
