@@ -49,25 +49,9 @@ from typing import Any
 import attrs
 
 from eventmodel.clock import to_us
-from eventmodel.events import ComputeNode, ComputeService, Flavor, Instance
+from eventmodel.events import ComputeNode, ComputeService, Flavor, Instance, PartialInstance
 from eventmodel.sim import notifications as N
 from eventmodel.sim.faults import NOTIFICATION_COUNTERS, Delivery, Faults
-
-try:
-    from eventmodel.events import PartialInstance
-except ImportError:  # until eventmodel.events defines it; same name and fields
-
-    @attrs.frozen(slots=True)
-    class PartialInstance:  # type: ignore[no-redef]
-        """A server as the API lists it from an unreachable cell: id, status UNKNOWN, tenant."""
-
-        uuid: str
-        status: str = "UNKNOWN"
-        project_id: str = ""
-
-        @property
-        def key(self) -> str:
-            return self.uuid
 
 
 S = 1_000_000  # one second in µs
