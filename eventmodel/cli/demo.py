@@ -1,11 +1,18 @@
 """``eventmodel demo``: simulated cloud → Nova notifications → normalizer → log → projection.
 
 What it does, in order: opens the log; builds a simulated cloud (hosts, services,
-instances already running); runs a full sync so the projection learns what exists;
-runs a random operation mix for ``--duration`` seconds, its notifications going
-through the normalizer onto the log (through RabbitMQ and the bridge with ``--bus``)
-while a follower folds the log into the projection; runs a final full sync; and
-compares the projection with the simulator's ground truth.
+instances already running) whose clock starts at the wall clock now; runs a full
+sync so the projection learns what exists, while operations run between its API
+reads; runs a random operation mix for ``--duration`` seconds, its notifications
+going through the normalizer onto the log (through RabbitMQ and the bridge with
+``--bus``) while a follower folds the log into the projection; runs a second busy
+full sync the same way; then one quiescent full sync (no operations, no listing
+faults) and compares the projection with the simulator's ground truth.
+
+The cloud is as unkind as Nova by default (``Faults.nova_like()``): each rate can be
+set, and ``--kind-cloud`` turns every fault and quirk off. A second run in the same
+folder starts from the first run's log, whose versions are from another cloud: the
+full syncs must repair it.
 """
 
 from __future__ import annotations
@@ -13,15 +20,17 @@ from __future__ import annotations
 import time
 from typing import Optional
 
+import attrs
 import typer
 from rich.table import Table
 
 from eventmodel.cli.common import console, err, fail, log_option
 from eventmodel.clock import now_us
 from eventmodel.log import EventLog, LogError, open_log
-from eventmodel.sim.cloud import Faults, SimCloud, diff_truth
+from eventmodel.sim.cloud import SimCloud, diff_truth
+from eventmodel.sim.faults import Faults
 from eventmodel.sources.nova import NovaNormalizer
-from eventmodel.sources.sync import Snapshotter
+from eventmodel.sources.sync import Snapshotter, SyncResult
 from projections.model import ClusterModel
 from projections.projection import Follower, Projection, catch_up
 from projections.replay import start
@@ -33,18 +42,21 @@ def _differences(truth: object, model: ClusterModel) -> list[str]:
     return diff_truth(truth, model.instances(), model.compute_nodes(), model.services())  # type: ignore[arg-type]
 
 
-def _start_time(model: ClusterModel) -> int:
-    """When the simulated clock starts: now, or after everything an earlier run left on
-    the log (the simulator's clock runs ahead of the wall clock, one second per
-    operation or more, and its pre-existing entities are dated up to a week back)."""
-    newest = 0
-    for kind, table in model.state.tables.items():
-        for ent in table.values():
-            newest = max(newest, ent.version)
-    for table in model.state.tombstones.values():
-        for version in table.values():
-            newest = max(newest, version)
-    return max(now_us(), newest + 8 * 24 * 3600 * 1_000_000)
+def _faults(kind_cloud: bool, **rates: object) -> Faults:
+    """Nova-like faults (or none with ``kind_cloud``), with the rates given on the command line."""
+    base = Faults.kind() if kind_cloud else Faults.nova_like()
+    given = {k: v for k, v in rates.items() if v is not None}
+    try:
+        return attrs.evolve(base, **given)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+
+def _sync(syncer: Snapshotter, what: str) -> SyncResult:
+    result = syncer.run_once()
+    if not result.ok:
+        raise fail(f"{what} failed: {result.error}", code=1)
+    return result
 
 
 class _DirectFeed:
@@ -91,19 +103,45 @@ def register(app: typer.Typer) -> None:
         bus: Optional[str] = typer.Option(None, "--bus", envvar="EVENTMODEL_AMQP_URL",
                                           help="amqp://user:pass@host:5672/ — go through RabbitMQ and the bridge."),
         seed: int = typer.Option(1, "--seed"),
-        drop: float = typer.Option(0.02, "--drop", min=0, max=1, help="Share of notifications lost."),
-        duplicate: float = typer.Option(0.01, "--duplicate", min=0, max=1),
-        delay: float = typer.Option(0.01, "--delay", min=0, max=1),
-        reorder: float = typer.Option(0.01, "--reorder", min=0, max=1),
+        kind_cloud: bool = typer.Option(False, "--kind-cloud/--nova-quirks",
+                                        help="Turn every fault and Nova quirk off (default: as unkind as Nova)."),
+        drop: Optional[float] = typer.Option(None, "--drop", min=0, max=1, help="Share of notifications lost."),
+        duplicate: Optional[float] = typer.Option(None, "--duplicate", min=0, max=1,
+                                                  help="Share delivered twice in a row."),
+        delay: Optional[float] = typer.Option(None, "--delay", min=0, max=1, help="Share delivered a few later."),
+        reorder: Optional[float] = typer.Option(None, "--reorder", min=0, max=1,
+                                                help="Share swapped with the next."),
+        redeliver: Optional[float] = typer.Option(None, "--redeliver", min=0, max=1,
+                                                  help="Share delivered again 100..1000 notifications later."),
+        null_updated_at: Optional[float] = typer.Option(None, "--null-updated-at", min=0, max=1,
+                                                        help="Share of boots whose first notifications have "
+                                                             "updated_at null."),
+        clock_skew: Optional[float] = typer.Option(None, "--clock-skew", min=0, max=1,
+                                                   help="Share of compute hosts whose clock is off."),
+        max_skew: Optional[int] = typer.Option(None, "--max-skew", min=0, help="Largest clock offset, seconds."),
+        omit: Optional[float] = typer.Option(None, "--omit", min=0, max=1,
+                                             help="Chance a server is missing from a busy sync's listing."),
+        down_cell: Optional[float] = typer.Option(None, "--down-cell", min=0, max=1,
+                                                  help="Chance a busy sync finds one cell down (minimal records)."),
+        empty_az: Optional[bool] = typer.Option(None, "--empty-az/--null-az",
+                                                help="The API shows '' for no zone (Nova) or null."),
+        sync_ops: Optional[int] = typer.Option(None, "--sync-ops", min=0,
+                                               help="Operations between two API reads of a busy sync "
+                                                    "(default 3; 0 with --kind-cloud)."),
         ops_per_batch: int = typer.Option(100, "--batch", min=1, help="Operations per log append."),
     ) -> None:
         """Run the whole pipeline on a simulated cloud and check the model against ground truth."""
+        faults = _faults(kind_cloud, drop=drop, duplicate=duplicate, delay=delay, reorder=reorder,
+                         redeliver=redeliver, null_updated_at=null_updated_at, clock_skew=clock_skew,
+                         max_skew_s=max_skew, omit=omit, down_cell=down_cell, empty_az=empty_az)
+        busy_ops = sync_ops if sync_ops is not None else (0 if kind_cloud else 3)
         try:
             lg = open_log(log)
         except LogError as exc:
             raise fail(str(exc)) from None
         console.print(f"[bold]eventmodel demo[/] log={lg.url} partitions={lg.partitions()} "
-                      f"hosts={hosts} instances={instances} duration={duration:g}s seed={seed}")
+                      f"hosts={hosts} instances={instances} duration={duration:g}s seed={seed} "
+                      f"cloud={'kind' if kind_cloud else 'as unkind as Nova'}")
         before = lg.end()
         if before.total:
             console.print(f"  the log already holds {before.total:,} records; the model starts from them "
@@ -111,8 +149,7 @@ def register(app: typer.Typer) -> None:
 
         projection = start(lg)
         t0 = time.perf_counter()
-        sim = SimCloud(hosts, instances, seed=seed, start_time_us=_start_time(projection.latest()),
-                       faults=Faults(drop=drop, duplicate=duplicate, delay=delay, reorder=reorder))
+        sim = SimCloud(hosts, instances, seed=seed, start_time_us=now_us(), faults=faults)
         console.print(f"  built the simulated cloud in {time.perf_counter() - t0:.1f}s")
         follower = Follower(lg, projection).start()
         feed = _DirectFeed(lg)
@@ -123,35 +160,58 @@ def register(app: typer.Typer) -> None:
             feed = AmqpFeed(lg, bus)  # type: ignore[assignment]
             bridge = feed
         syncer = Snapshotter(sim, lg, source="demo-sync", clock=lambda: sim.clock_us)
-        try:
-            first = syncer.run_once()
-            if not first.ok:
-                raise fail(f"initial full sync failed: {first.error}", code=1)
-            console.print(f"  initial full sync: {first.counts}")
+        if busy_ops:
+            # operations start and finish while a full sync reads, their notifications
+            # reaching the log between the sync's observations
+            sim.during_listing = lambda: feed.send(sim.step(busy_ops))
+        listing = {"omitted": 0, "minimal": 0}
 
-            ops = 0
+        def busy_sync(what: str) -> SyncResult:
+            ops_before = sim.counters["ops"]
+            result = _sync(syncer, what)
+            listing["omitted"] += len(sim.omitted_last_listing)
+            listing["minimal"] += len(sim.minimal_last_listing)
+            console.print(f"  {what}: {result.counts}, {sim.counters['ops'] - ops_before:,} operations "
+                          f"while it read, {len(sim.omitted_last_listing):,} servers omitted, "
+                          f"{len(sim.minimal_last_listing):,} minimal records")
+            return result
+
+        def settle() -> ClusterModel:
+            """Every held notification delivered (delayed, redelivered) and folded."""
+            feed.send(sim.flush())
+            feed.drain(timeout=60)
+            lag_end = lg.end()
+            return projection.wait_for(lambda m: m.position.covers(lag_end), timeout=120)
+
+        try:
+            busy_sync("initial full sync")
+
             t_start = time.perf_counter()
+            ops_before = sim.counters["ops"]
             with err.status("running operations") as status:
                 while time.perf_counter() - t_start < duration:
                     feed.send(sim.step(ops_per_batch))
-                    ops += ops_per_batch
                     el = time.perf_counter() - t_start
-                    status.update(f"{ops:,} operations, {feed.events:,} events, {feed.events / el:,.0f} events/s")
-                feed.send(sim.flush())
-                feed.drain(timeout=60)
+                    status.update(f"{sim.counters['ops'] - ops_before:,} operations, {feed.events:,} events, "
+                                  f"{feed.events / el:,.0f} events/s")
             streamed = time.perf_counter() - t_start
+            ops = sim.counters["ops"] - ops_before
 
-            # Before the final sync: how wrong did lost notifications leave the model?
-            lag_end = lg.end()
-            model = projection.wait_for(lambda m: m.position.covers(lag_end), timeout=120)
+            # Before the final syncs: how wrong did lost notifications leave the model?
+            model = settle()
             wrong_before = _differences(sim.truth(), model)
 
-            final = syncer.run_once()
-            if not final.ok:
-                raise fail(f"final full sync failed: {final.error}", code=1)
+            # the final sync reads while operations run; one more, quiescent, follows it
+            busy_sync("final full sync")
+            model = settle()
+            busy_drift = model.last_snapshot
+            wrong_between = _differences(sim.truth(), model)
+            with sim.quiescent():
+                _sync(syncer, "quiescent full sync")
             end = lg.end()
             model = projection.wait_for(lambda m: m.position.covers(end), timeout=120)
         finally:
+            sim.during_listing = None
             follower.stop()
             if bridge is not None:
                 bridge.close()
@@ -169,16 +229,22 @@ def register(app: typer.Typer) -> None:
         snap = model.last_snapshot
         t = Table(title="demo summary", show_header=False)
         t.add_row("hosts / instances now", f"{len(truth.nodes):,} / {len(truth.instances):,}")
-        t.add_row("operations", f"{ops:,} in {streamed:.1f}s")
+        t.add_row("operations", f"{ops:,} in {streamed:.1f}s, {c['ops'] - ops:,} more while the syncs read")
         t.add_row("notifications", f"{c.get('notifications', 0):,} emitted, {c.get('dropped', 0):,} dropped, "
                   f"{c.get('duplicated', 0):,} duplicated, {c.get('delayed', 0):,} delayed, "
-                  f"{c.get('reordered', 0):,} reordered")
+                  f"{c.get('reordered', 0):,} reordered, {c.get('redelivered', 0):,} redelivered far later")
+        skewed = sum(1 for h in sim.hosts if sim.skew_of(h))
+        t.add_row("Nova quirks", f"{c.get('null_updated_at_boots', 0):,} boots with updated_at null, "
+                  f"{skewed:,} hosts with a skewed clock, {listing['omitted']:,} servers omitted and "
+                  f"{listing['minimal']:,} minimal records in busy syncs")
         t.add_row("events appended", f"{feed.events:,} ({feed.events / streamed:,.0f} events/s), "
                   f"{feed.irrelevant:,} irrelevant, {feed.dead:,} dead-lettered")
         t.add_row("log", f"{lg.url} at position {end}")
         t.add_row("model before final sync", f"{len(wrong_before):,} differences from ground truth")
-        t.add_row("drift found by final sync",
-                  f"{snap.corrected:,} corrected ({snap.deleted:,} deleted)" if snap else "-")
+        t.add_row("drift found by final sync", (
+            f"{busy_drift.corrected:,} corrected ({busy_drift.deleted:,} deleted) while operations ran, "
+            f"leaving {len(wrong_between):,} differences; " if busy_drift else "") + (
+            f"{snap.corrected:,} corrected ({snap.deleted:,} deleted) by a quiescent one" if snap else "-"))
         t.add_row("replay from zero", f"{end.total - before.total:,} new records, whole log in {replay_s:.2f}s "
                   f"({end.total / replay_s:,.0f} records/s), same model: {'yes' if same_replay else 'NO'}")
         t.add_row("projection equals ground truth", "[bold green]YES[/]" if not differences else

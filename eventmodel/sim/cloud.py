@@ -53,7 +53,6 @@ from eventmodel.events import ComputeNode, ComputeService, Flavor, Instance, Par
 from eventmodel.sim import notifications as N
 from eventmodel.sim.faults import NOTIFICATION_COUNTERS, Delivery, Faults
 
-
 S = 1_000_000  # one second in µs
 
 DEFAULT_FLAVORS: tuple[Flavor, ...] = (
