@@ -521,3 +521,45 @@ def test_live_migration_post_end_is_stale_with_skewed_clocks(seed):
     assert dest["event_type"] == "instance.live_migration_post_dest.end"
     assert data(post)["host"] == inst.host != data(dest)["host"] == sim.instance(inst.uuid).host
     assert updated_at(post) <= updated_at(dest) == sim.instance(inst.uuid).version
+
+
+# ---------------------------------------------------------------------------
+# A full sync through the hook: live records land between its observations
+# ---------------------------------------------------------------------------
+
+
+def test_a_full_sync_reads_while_operations_reach_the_log(sqlite_url: str):
+    from eventmodel.log import open_log
+    from eventmodel.sources.nova import NovaNormalizer
+    from eventmodel.sources.sync import Snapshotter
+
+    log = open_log(sqlite_url)
+    normalizer = NovaNormalizer()
+
+    def feed(msgs: list[bytes]) -> None:
+        out = [e for raw in msgs for e in normalizer.normalize(raw, recorded_at=0).events]
+        log.append(out)
+
+    sim = SimCloud(6, 150, seed=9, faults=Faults.nova_like())
+    sim.during_listing = lambda: feed(sim.step(3))
+    # batch=1: each observation is appended as it is read (the default batches them to the end)
+    syncer = Snapshotter(sim, log, page_size=40, batch=1, clock=lambda: sim.clock_us)
+    assert syncer.run_once().ok
+    types = [r.envelope.type for batch in log.read() for r in batch]
+    first, last = types.index("snapshot.started"), len(types) - 1 - types[::-1].index("snapshot.completed")
+    inside = types[first:last]
+    observed = [k for k, t in enumerate(inside) if t.endswith(".observed") or t == "instance.seen"]
+    live = [k for k, t in enumerate(inside) if t.startswith("instance.") and not t.endswith(".observed")
+            and t != "instance.seen"]  # fmt: skip
+    assert observed and live
+    assert observed[0] < live[-1] and live[0] < observed[-1], "live records interleave with observations"
+    assert sim.counters["ops"] >= 3 * (4 + 150 // 40)
+
+    with sim.quiescent():
+        ops = sim.counters["ops"]
+        end = log.end()
+        assert syncer.run_once().ok
+        assert sim.counters["ops"] == ops
+        assert not sim.omitted_last_listing and not sim.minimal_last_listing
+    after = [r.envelope for batch in log.read(start=end) for r in batch]
+    assert sum(1 for e in after if e.type == "instance.observed") == sim.instance_count
