@@ -24,12 +24,18 @@
 #   EVENTMODEL_KAFKA_START_TIMEOUT    [90]    seconds to wait for readiness
 #   EVENTMODEL_KAFKA_AUTO_CREATE      [false] auto.create.topics.enable
 #   EVENTMODEL_KAFKA_HEAP             [512m]  -Xmx of the broker JVM
+#   EVENTMODEL_KAFKA_RETENTION_CHECK_MS [300000] log.retention.check.interval.ms
+#                                     (and log.initial.task.delay.ms, capped
+#                                     at 30000): how soon expired segments go;
+#                                     the retention test runs a broker with 500
 #
 # Choices: auto.create.topics.enable=false by default — the event log topic
 # must be created explicitly by the log backend (with the retention an event
 # log needs); a typo'd topic name then fails loudly instead of silently
 # creating an empty topic. log.retention.ms=-1: nothing on this broker
-# expires, because the log is the source of truth. The quorum is static
+# expires, because the log is the source of truth. Durability: one broker, so
+# replication 1 and min.insync.replicas=1 (a production cluster uses 3 and 2,
+# see compose/docker-compose.yml and ADR 0006). The quorum is static
 # (controller.quorum.voters=1@127.0.0.1:$CPORT), so the storage is formatted
 # without --standalone.
 #
@@ -47,6 +53,8 @@ REQUESTED=${EVENTMODEL_KAFKA_VERSION:-4.4.0}
 TIMEOUT=${EVENTMODEL_KAFKA_START_TIMEOUT:-90}
 AUTO_CREATE=${EVENTMODEL_KAFKA_AUTO_CREATE:-false}
 HEAP=${EVENTMODEL_KAFKA_HEAP:-512m}
+RETENTION_CHECK_MS=${EVENTMODEL_KAFKA_RETENTION_CHECK_MS:-300000}
+INITIAL_DELAY_MS=$(( RETENTION_CHECK_MS < 30000 ? RETENTION_CHECK_MS : 30000 ))
 
 # Tried in this order after the requested version (only older ones).
 FALLBACK_VERSIONS="4.3.1 4.3.0 4.2.0 4.1.1 4.1.0 4.0.1 4.0.0"
@@ -286,6 +294,9 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=$AUTO_CREATE
 log.retention.ms=-1
+log.retention.check.interval.ms=$RETENTION_CHECK_MS
+log.initial.task.delay.ms=$INITIAL_DELAY_MS
+min.insync.replicas=1
 num.network.threads=2
 num.io.threads=4
 EOF

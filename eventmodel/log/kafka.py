@@ -830,7 +830,7 @@ class KafkaEventLog:
         lo = start.offsets if start is not None else None
         lo0 = lo if lo is not None else (0,) * n
         seen = self._high_seen
-        if any(lo0[p] > seen[p] or hi[p] > seen[p] for p in range(n)):
+        if latest is not None or any(lo0[p] > seen[p] or hi[p] > seen[p] for p in range(n)):
             latest = latest or self.end().offsets
             for p in range(n):
                 bad = max(lo0[p], hi[p])
@@ -945,7 +945,17 @@ class KafkaEventLog:
                         continue  # finished partition, or a stale fetch
                     err = m.error()
                     if err is not None:
-                        if err.code() == eof:  # no more data now: the partition is done
+                        if err.code() == eof:  # no more data now: the partition is done ...
+                            if m.offset() < end:  # ... short of the end asked for?
+                                latest = self._list_offsets(topic, {p: OffsetSpec.latest()})[p]
+                                if latest < end:
+                                    raise PositionNotCovered(
+                                        f"reading {topic}[{p}] from {self._where}: the read was to end at "
+                                        f"offset {end}, past the log's end {latest}: the topic was "
+                                        f"recreated or truncated under the reader. Discard the position "
+                                        f"and its checkpoints: replay from the log start and run a full "
+                                        f"sync (eventmodel sync)")
+                                continue  # a stale event: the records are there, read on
                             del todo[p]
                             done.append(p)
                             continue
