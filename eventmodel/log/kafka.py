@@ -2,7 +2,8 @@
 
 URL::
 
-    kafka://host:port[,host:port]/topic?partitions=6&replication=1&retention_ms=-1
+    kafka://host:port[,host:port]/topic?partitions=6&replication=1&min_insync_replicas=1
+          &max_record_bytes=1000000&retention_ms=-1
           &delivery_timeout_ms=300000&connect_timeout_s=30&read_timeout_s=60
           &kafka.<librdkafka setting>=...&topic.<topic config>=...
 
@@ -20,9 +21,12 @@ URL::
 
 Topic layout
     ``<topic>`` holds the envelopes; ``<topic>.deadletters`` (one partition) holds
-    dead letters: the raw bytes as value, headers ``reason``, ``source`` and ``at``
-    (µs, decimal). Both are created when missing with ``partitions`` (dead letters:
-    1), ``replication``, ``retention.ms = retention_ms`` (-1: keep forever),
+    dead letters: the raw bytes (cut to 64 KiB) as value, headers ``reason``,
+    ``source``, ``at`` (µs, decimal), ``size`` and ``sha256`` (of the whole input).
+    Both are created when missing with ``partitions`` (dead letters: 1),
+    ``replication``, ``min.insync.replicas = min_insync_replicas`` (default 1, or 2
+    from replication 3; production: ``replication=3&min_insync_replicas=2``),
+    ``retention.ms = retention_ms`` (-1: keep forever),
     ``message.timestamp.type=CreateTime`` and ``message.timestamp.after.max.ms`` =
     max (Kafka 4 otherwise refuses records stamped more than 1 h in the future, which a
     simulated or skewed clock produces); an existing topic is used as it is, with its
@@ -35,13 +39,23 @@ Partitioning
     non-NULL key), so other clients that key by entity agree with us, and
     :meth:`KafkaEventLog.read_key` scans only the key's partition. Adding partitions
     to an existing topic moves keys to other partitions and breaks per-key order:
-    don't; create a new topic and copy instead.
+    don't; create a new topic and copy instead. If it happens anyway it is noticed:
+    :meth:`partitions` re-reads the metadata (at most ``METADATA_MAX_AGE_S`` old), and
+    a log object opened before the change raises :class:`PartitionsChanged` on reads
+    and appends; any log raises it for a position with another number of offsets.
+
+Identity
+    ``log_id = "kafka:<cluster id>/<topic>/<topic id>"``: a deleted and recreated topic
+    is another log (checkpoints compare ``log_id``); an open log object that sees
+    the topic id change refuses to read (:class:`PositionNotCovered`).
 
 Snapshot markers
     An envelope whose ``broadcast`` is true (``snapshot.started``/``completed``) is
     written once to EVERY partition (explicit ``partition=p``), so a reader of any
     partition sees it in order with that partition's records; :meth:`end` moves by
-    ``partitions`` for each marker.
+    ``partitions`` for each marker. Not atomic (no transactions, see ADR 0006): when
+    a marker did not reach every partition, :meth:`append` raises
+    :class:`BroadcastIncomplete` saying which partitions have it.
 
 Writing
     Idempotent producer (``enable.idempotence``, ``acks=all``). Each record's Kafka
@@ -49,9 +63,16 @@ Writing
     time index. :meth:`append` returns only when every record's delivery report said
     it was stored; while the broker is unreachable it blocks and the producer retries
     for up to ``delivery_timeout_ms`` (default 5 minutes), logging a warning every
-    ``10 s``; after that, or on any other delivery error, it raises :class:`LogError`.
-    A batch that raised may be partly stored: the caller retries it (at-least-once;
-    the envelopes' event ids make duplicates recognisable). Defaults (overridable with
+    ``10 s``; after that, or on any other transient error, it raises :class:`LogError`.
+    A batch that raised LogError may be partly stored: the caller retries it
+    (at-least-once; the envelopes' event ids make duplicates recognisable). A record
+    refused for good — over ``max_record_bytes`` (key + value; default 1,000,000, at
+    most the topic's ``max.message.bytes`` − ``RECORD_OVERHEAD``), or refused by
+    librdkafka or the broker with one of the ``_PERMANENT`` errors — is not retried:
+    the other records are stored, then :class:`RecordsRejected` names the refused ones
+    by their index in the batch. (The broker refuses whole produce batches; when more
+    than one record was refused they are sent again one by one, and only those
+    refused alone are rejected.) Defaults (overridable with
     ``kafka.*``): ``compression.type=lz4`` (200k generated events: 148 MB raw, 37 MB
     lz4, 20 MB zstd on disk), ``linger.ms=5``. The producer is created when the log
     is opened, because an idempotent producer needs ~0.5 s to get its producer id.
@@ -63,7 +84,12 @@ Reading
     the partition's EOF; offsets may have gaps (transaction markers, compaction), so
     it never counts records. Consumers are pooled and reused across reads (a follower
     calling :meth:`read_raw` repeatedly does not pay for a new consumer each time).
-    Records before the log start (deleted by retention) are skipped.
+    :meth:`start` gives the low watermarks. A read from a position before them (where
+    there is something to read: records were deleted by retention or delete-records)
+    or past the end (another incarnation of the topic) raises
+    :class:`PositionNotCovered` saying what was lost and what to do; the consumers use
+    ``auto.offset.reset=error``, so records deleted while a read runs raise it too
+    instead of being skipped.
     Consumer defaults: ``fetch.wait.max.ms=1`` (a reused consumer's next read waits
     for the previous read's last fetch: ~3 ms instead of ~100 ms per read) and
     ``max.partition.fetch.bytes=10 MB`` (read_raw ~4x faster than with 1 MB).
@@ -450,21 +476,34 @@ class KafkaEventLog:
         tid = str(d.topic_id) if d.topic_id is not None else ""
         return len(d.partitions), ("" if tid == _NO_TOPIC_ID else tid)
 
-    def _current(self, force: bool = False) -> tuple[int, str]:
+    def _current(self, force: bool = False, timeout: float | None = None) -> tuple[int, str]:
         """(partitions, topic id), re-read when older than METADATA_MAX_AGE_S."""
         now = time.monotonic()
         with self._meta_lock:
             if not force and self._meta is not None and now - self._meta_at < METADATA_MAX_AGE_S:
                 return self._meta
-        meta = self._describe(max(1.0, min(30.0, self.connect_timeout_s)))
+        meta = self._describe(timeout or max(1.0, min(30.0, self.connect_timeout_s)))
         with self._meta_lock:
             self._meta, self._meta_at = meta, time.monotonic()
         return meta
 
     def _verify(self, reading: bool) -> None:
         """Refuse to go on when the topic changed under this log object: partitions added
-        (reads and appends), or the topic deleted and recreated (reads)."""
-        n, tid = self._current()
+        (reads and appends), or the topic deleted and recreated (reads).
+
+        An append does not fail because the metadata cannot be read (a broker outage):
+        it goes on with what was last read and blocks in the producer, as before."""
+        if reading:
+            n, tid = self._current()
+        else:
+            try:
+                n, tid = self._current(timeout=2.0)
+            except LogError as exc:
+                _log.debug("%s: metadata not refreshed before an append: %s", self._where, exc)
+                with self._meta_lock:
+                    self._meta_at = time.monotonic()  # try again in METADATA_MAX_AGE_S
+                    assert self._meta is not None
+                    n, tid = self._meta
         if reading and self.topic_id and tid != self.topic_id:
             raise PositionNotCovered(
                 f"{self._where}: topic {self.topic} was deleted and recreated since this log was opened "
