@@ -18,8 +18,14 @@ class AmqpFeed:
         self.bus = open_bus(url, declare_default_queue=False)
         self.bridge = Bridge(log, amqp_url=url, queue="eventmodel-demo")
         self.bridge.start()
-        if not self.bridge.wait_ready(timeout=60):
-            raise RuntimeError(f"the bridge could not start consuming from {url}: {self.bridge.stats.last_error}")
+        deadline = time.monotonic() + 60
+        while not self.bridge.wait_ready(timeout=0.1):
+            # a configuration RabbitMQ refuses (e.g. an old demo queue declared without
+            # single-active-consumer) ends the bridge at once: say why, do not wait a minute
+            if self.bridge.wait_done(0) or time.monotonic() > deadline:
+                why = self.bridge.error or self.bridge.stats.last_error
+                self.bus.close()
+                raise RuntimeError(f"the bridge could not start consuming from {url}: {why}")
         self.published = 0
 
     @property

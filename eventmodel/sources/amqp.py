@@ -32,8 +32,26 @@ conflict with it):
   ``basic.ack(multiple=True)``. At-least-once: a crash between append and ack
   redelivers messages whose events are already on the log; their event ids are
   deterministic, so the duplicates are recognisable and folding them is a no-op.
-- A failing append (log/Kafka outage) is retried with capped exponential backoff while
-  the messages stay unacknowledged; the AMQP heartbeat is kept alive meanwhile.
+- The queue is declared single-active-consumer (``x-single-active-consumer``): with two
+  bridges on it, one consumes and the other is a hot standby that RabbitMQ switches to
+  (redelivering what was unacknowledged) when the active one's connection ends; two
+  consumers taking turns would interleave their appends and break per-key order. A queue
+  declared earlier without the argument is refused by RabbitMQ (PRECONDITION_FAILED); the
+  bridge stops with the migration step (:func:`queue_migration`).
+- Appends run on one writer thread (:class:`Appender`), one at a time: while one runs,
+  the connection's thread keeps reading the socket (heartbeats, and new deliveries,
+  which fill the next batch) and sending heartbeats, so an append that stalls for
+  minutes does not cost the connection. A second append is never started while one is
+  in flight, also not after a reconnect: the bridge reconnects only once an abandoned
+  append has ended, so no batch is ever stored twice by queued copies.
+- A transient failure (``LogError``) is retried with capped exponential backoff while
+  the messages stay unacknowledged. Records the log refuses for good
+  (``RecordsRejected``: too large, invalid) are dead-lettered and acknowledged, the rest
+  of the batch is not appended again. Dead letters keep at most 64 KiB of a message's
+  bytes with its full size and SHA-256, so no message is too large to dead-letter.
+- On stop (SIGTERM) the current batch is stored and acknowledged if the log answers
+  within ``stop_grace`` (5 s); otherwise it is left unacknowledged (RabbitMQ redelivers
+  it) and the bridge stops anyway, without waiting for the stalled append.
 - A dropped connection (RabbitMQ restart) is reconnected with capped exponential
   backoff; the unacknowledged messages of the lost channel are redelivered by RabbitMQ.
 
