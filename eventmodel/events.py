@@ -313,6 +313,9 @@ class SnapshotCompleted(_Payload):
     EFFECT = "marker"
     snapshot_id: str
     counts: dict[str, int] = attrs.field(factory=dict, hash=False)
+    #: occurred_at of the sync's started marker (orders syncs whatever marker a reader
+    #: meets first); None in records written before it existed
+    started_at: int | None = None
 
 
 @attrs.frozen(slots=True)
@@ -323,6 +326,7 @@ class SnapshotAborted(_Payload):
     EFFECT = "marker"
     snapshot_id: str
     reason: str = ""
+    started_at: int | None = None  # as in SnapshotCompleted
 
 
 @attrs.frozen(slots=True)

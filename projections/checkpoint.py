@@ -122,14 +122,15 @@ def _encode_state(state: ClusterState) -> bytes:
         "open_snapshots": [
             {
                 "snapshot_id": s.snapshot_id, "scope": list(s.scope), "partitions": s.partitions,
-                "started_at": s.started_at, "started": sorted(s.started), "completed": sorted(s.completed),
+                "started_at": s.started_at, "started": sorted(s.started.items()), "completed": sorted(s.completed),
                 "closed": sorted(s.closed),
                 "observed": [list(k) for k in s.observed], "touched": [list(k) for k in s.touched],
-                "corrected": s.corrected, "deleted": s.deleted, "reason": s.reason,
+                "corrected": s.corrected, "deleted": s.deleted, "reasons": sorted(s.reasons),
             }
             for s in state.open_snapshots.values()
         ],
         "recent_snapshots": list(state.recent_snapshots),
+        "superseded": list(state.superseded),
         "last_snapshot": _converter.unstructure(state.last_snapshot) if state.last_snapshot else None,
         "recorded_at": state.recorded_at,
         "applied": state.applied,
@@ -193,10 +194,10 @@ def _decode_state(body: bytes, position: Position, allowed: dict[str, type]) -> 
     for s in d["open_snapshots"]:
         snaps[s["snapshot_id"]] = OpenSnapshot(
             s["snapshot_id"], tuple(s["scope"]), s["partitions"], s["started_at"],
-            frozenset(s["started"]), frozenset(s["completed"]), frozenset(s.get("closed", s["completed"])),
+            immutables.Map((p, o) for p, o in s["started"]), frozenset(s["completed"]), frozenset(s.get("closed", s["completed"])),
             immutables.Map({tuple(k): None for k in s["observed"]}),
             immutables.Map({tuple(k): None for k in s["touched"]}),
-            s["corrected"], s.get("deleted", 0), s.get("reason", ""),
+            s["corrected"], s.get("deleted", 0), frozenset(s.get("reasons", ())),
         )
     last = d["last_snapshot"]
     return ClusterState(
@@ -208,6 +209,8 @@ def _decode_state(body: bytes, position: Position, allowed: dict[str, type]) -> 
         ids=immutables.Map(ids),
         open_snapshots=immutables.Map(snaps),
         recent_snapshots=tuple(d["recent_snapshots"]),
+        superseded=tuple(d.get("superseded", (-1,) * len(position.offsets))),
+
         last_snapshot=_converter.structure(last, SnapshotResult) if last else None,
         recorded_at=d["recorded_at"],
         applied=d["applied"],

@@ -132,7 +132,7 @@ class _Builder:
     __slots__ = (
         "state", "_table", "_tomb", "_home", "_ids", "by_node", "snaps", "offsets", "recorded_at",
         "applied", "duplicates", "recent", "last_snapshot", "rejected", "last_rejected", "sync_error",
-        "multi",
+        "multi", "superseded",
     )
 
     def __init__(self, state: ClusterState) -> None:
@@ -153,6 +153,8 @@ class _Builder:
         self.sync_error = state.sync_error
         self.last_rejected = state.last_rejected
         self.multi = len(self.offsets) > 1  # several partitions: remember each key's
+        sup = state.superseded
+        self.superseded = sup if len(sup) == len(self.offsets) else (-1,) * len(self.offsets)
 
     # -- plumbing ----------------------------------------------------------
     def _index_remove(self, inst: object) -> None:
@@ -174,7 +176,7 @@ class _Builder:
     def _put(self, kind: str, key: str, old: object | None, new: object, partition: int) -> None:
         self._table(kind)[key] = new
         if old is None and self.multi:
-            self._home(kind)[key] = partition
+            self._home(kind)[key] = partition  # kept with a tombstone until it is pruned
         if kind == INSTANCE and (old is None or old.node != new.node):  # type: ignore[attr-defined]
             if old is not None:
                 self._index_remove(old)
@@ -185,10 +187,6 @@ class _Builder:
         ids = self._ids(kind)
         if key in ids:
             del ids[key]
-        if self.multi:
-            homes = self._home(kind)
-            if key in homes:
-                del homes[key]
         if kind == INSTANCE:
             self._index_remove(old)
         self._tomb(kind)[key] = version
@@ -196,7 +194,7 @@ class _Builder:
     def _touch(self, kind: str, key: str, partition: int) -> None:
         """A live record inside a snapshot's window on its partition."""
         for sid, snap in self.snaps.items():
-            if snap.open_on(partition):
+            if snap.open_on(partition, self.superseded):
                 self.snaps[sid] = attrs.evolve(snap, touched=snap.touched.set((kind, key), None))
 
     def reject(self, rec: Record, exc: Exception) -> None:
@@ -231,13 +229,15 @@ class _Builder:
                 self._seen(payload, p)
             elif effect == "marker":
                 if isinstance(payload, SnapshotStarted):
-                    self._started(payload, p, env.occurred_at)
+                    self._started(payload, p, rec.offset, env.occurred_at)
                 elif isinstance(payload, SnapshotCompleted):
                     self._completed(payload, p, env.occurred_at)
                 elif isinstance(payload, SnapshotAborted):
-                    self._aborted(payload, p)
+                    self._aborted(payload, p, env.occurred_at)
             return
-        # The hot path, inlined: a live record carrying an entity's new state.
+        # The hot path, inlined: a live record carrying an entity's new state. Only a
+        # record that changes the entity touches it in an open snapshot's window: a
+        # stale record or a copy says nothing about what happened since the sync began.
         kind = payload.KIND
         entity = getattr(payload, payload.ENTITY or kind)
         key = entity.key
@@ -248,8 +248,6 @@ class _Builder:
             tomb = self._tomb(kind).get(key)
             if tomb is not None:
                 if entity.version <= tomb:
-                    if self.snaps:
-                        self._touch(kind, key, p)
                     return
                 del self._tomb(kind)[key]
             if self.snaps:
@@ -268,8 +266,6 @@ class _Builder:
                 return
             ids[key] = _add_id(seen, eid)
         else:
-            if self.snaps:
-                self._touch(kind, key, p)
             return
         if self.snaps:
             self._touch(kind, key, p)
@@ -285,19 +281,23 @@ class _Builder:
         entity = entity_of(payload)
         key = entity.key  # type: ignore[union-attr]
         version = entity.version  # type: ignore[union-attr]
-        if self.snaps:
-            self._touch(kind, key, partition)
         old = self._table(kind).get(key)
         if old is None:
             tombs = self._tomb(kind)
             if tombs.get(key, -1) < version:
                 tombs[key] = version
+            elif key in tombs:
+                return  # a copy, or an older delete: nothing changes
         elif version >= old.version:
             self._remove(kind, key, old, version)
+        else:
+            return  # older than the entity: stale
+        if self.snaps:
+            self._touch(kind, key, partition)
 
     def _window(self, sid: str, partition: int) -> OpenSnapshot | None:
         snap = self.snaps.get(sid)
-        return snap if snap is not None and snap.open_on(partition) else None
+        return snap if snap is not None and snap.open_on(partition, self.superseded) else None
 
     def _seen(self, payload: object, partition: int) -> None:
         snap = self._window(payload.snapshot_id, partition)  # type: ignore[attr-defined]
@@ -357,87 +357,119 @@ class _Builder:
             self.snaps[snap.snapshot_id] = snap
 
     # -- markers -----------------------------------------------------------
-    def _started(self, m: SnapshotStarted, partition: int, occurred_at: int) -> None:
+    # Every decision that shapes the model depends only on the marker's own partition
+    # (its records and its ``superseded`` entry), so a reader's interleaving of
+    # partitions cannot change the model. A sync's outcome is reported once it is
+    # closed on every partition; with markers written to every partition in append
+    # order (as the syncer does), that is in append order too.
+
+    def _snapshot(self, sid: str, started_at: int, scope: tuple[str, ...] = ()) -> OpenSnapshot:
+        snap = self.snaps.get(sid)
+        if snap is None:
+            # The reader's partitions, not a marker's count: one rule for every marker.
+            snap = OpenSnapshot(sid, scope, len(self.offsets), started_at)
+        elif scope and not snap.scope:  # made by a closing marker read first elsewhere
+            snap = attrs.evolve(snap, scope=scope)
+        return snap
+
+    def _started(self, m: SnapshotStarted, partition: int, offset: int, occurred_at: int) -> None:
         if m.snapshot_id in self.recent:
             return  # a copy of a finished snapshot's marker
-        snap = self.snaps.get(m.snapshot_id)
-        if snap is None:
-            snap = OpenSnapshot(m.snapshot_id, tuple(m.scope), max(1, m.partitions), occurred_at)
+        snap = self._snapshot(m.snapshot_id, occurred_at, tuple(m.scope))
         if partition not in snap.started and partition not in snap.closed:
-            self.snaps[m.snapshot_id] = attrs.evolve(snap, started=snap.started | {partition})
+            snap = attrs.evolve(snap, started=snap.started.set(partition, offset))
+        self.snaps[m.snapshot_id] = snap
+        self._finish_if_closed(m.snapshot_id, occurred_at)
 
     def _completed(self, m: SnapshotCompleted, partition: int, occurred_at: int) -> None:
-        snap = self._window(m.snapshot_id, partition)
-        if snap is None:
-            return  # a copy, or its start was never read on this partition
-        # Reconcile this partition's entities now: every record of theirs is in this
-        # partition, so what a reader interleaves from other partitions cannot matter.
-        deleted = 0
-        for kind in snap.scope:
-            table = self._table.current(kind)
-            homes = self._home.current(kind) if self.multi else None
-            gone = [
-                (key, ent)
-                for key, ent in table.items()
-                if (homes is None or homes.get(key, partition) == partition)
-                and (kind, key) not in snap.observed and (kind, key) not in snap.touched
-            ]
-            for key, ent in gone:
-                self._remove(kind, key, ent, ent.version)
-            deleted += len(gone)
-        snap = attrs.evolve(snap, completed=snap.completed | {partition}, closed=snap.closed | {partition},
-                            deleted=snap.deleted + deleted)
-        self.snaps[m.snapshot_id] = snap
-        # A sync that started before this one and is still open here was abandoned (its
-        # syncer died, or its markers reached only some partitions): this one supersedes it.
-        for sid, other in list(self.snaps.items()):
-            if sid != m.snapshot_id and other.started_at < snap.started_at and other.open_on(partition):
-                self._close(sid, attrs.evolve(
-                    other, closed=other.closed | {partition},
-                    reason=other.reason or f"superseded by full sync {m.snapshot_id}"), occurred_at)
-        self._close(m.snapshot_id, snap, occurred_at)
+        sid = m.snapshot_id
+        if sid in self.recent:
+            return
+        snap = self._snapshot(sid, occurred_at if m.started_at is None else m.started_at)
+        if snap.closed_on(partition, self.superseded):
+            return  # a copy, or superseded here
+        if partition in snap.started:
+            # Reconcile this partition's entities: every record of theirs is here.
+            deleted = 0
+            for kind in snap.scope:
+                table = self._table.current(kind)
+                homes = self._home.current(kind) if self.multi else None
+                gone = [
+                    (key, ent)
+                    for key, ent in table.items()
+                    if (homes is None or homes.get(key, partition) == partition)
+                    and (kind, key) not in snap.observed and (kind, key) not in snap.touched
+                ]
+                for key, ent in gone:
+                    self._remove(kind, key, ent, ent.version)
+                deleted += len(gone)
+                self._prune_tombstones(kind, partition, snap.started_at - TOMBSTONE_TTL_US)
+            snap = attrs.evolve(snap, completed=snap.completed | {partition}, closed=snap.closed | {partition},
+                                deleted=snap.deleted + deleted)
+        else:
+            # Its started marker never reached this partition: there was no window
+            # here, so nothing may be reconciled; the sync counts as incomplete.
+            snap = attrs.evolve(snap, closed=snap.closed | {partition},
+                                reasons=snap.reasons | {"its started marker is missing on some partitions"})
+        self.snaps[sid] = snap
+        # Every sync whose started marker is earlier in this partition and that is still
+        # open here was abandoned (its syncer died, or its markers reached only some
+        # partitions).
+        mine = snap.started.get(partition)
+        if mine is not None and mine > self.superseded[partition]:
+            sup = list(self.superseded)
+            sup[partition] = mine
+            self.superseded = tuple(sup)
+        for other in list(self.snaps):
+            self._finish_if_closed(other, occurred_at)
 
-    def _aborted(self, m: SnapshotAborted, partition: int) -> None:
-        if m.snapshot_id in self.recent:
+    def _aborted(self, m: SnapshotAborted, partition: int, occurred_at: int) -> None:
+        sid = m.snapshot_id
+        if sid in self.recent:
             return
-        snap = self.snaps.get(m.snapshot_id)
-        if snap is None:
-            # It failed before its started marker reached this state's log: say so once.
-            self.sync_error = f"full sync {m.snapshot_id} failed: {m.reason}"
-            self.recent = (*self.recent, m.snapshot_id)[-RECENT_SNAPSHOTS:]
-            return
-        if partition in snap.closed:
-            return
-        snap = attrs.evolve(snap, closed=snap.closed | {partition}, reason=snap.reason or m.reason)
-        self._close(m.snapshot_id, snap, 0)
+        snap = self._snapshot(sid, occurred_at if m.started_at is None else m.started_at)
+        if not snap.closed_on(partition, self.superseded):
+            snap = attrs.evolve(snap, closed=snap.closed | {partition}, reasons=snap.reasons | {m.reason})
+        self.snaps[sid] = snap
+        self._finish_if_closed(sid, occurred_at)
 
-    def _close(self, sid: str, snap: OpenSnapshot, occurred_at: int) -> None:
-        """Store ``snap``; once every partition is closed, report its outcome."""
-        if len(snap.closed) < snap.partitions:
-            self.snaps[sid] = snap
+    def _finish_if_closed(self, sid: str, occurred_at: int) -> None:
+        """Once a snapshot is closed on every partition, report its outcome."""
+        snap = self.snaps[sid]
+        sup = self.superseded
+        if not all(snap.closed_on(p, sup) for p in range(snap.partitions)):
             return
         del self.snaps[sid]
         self.recent = (*self.recent, sid)[-RECENT_SNAPSHOTS:]
         if len(snap.completed) < snap.partitions:
             done = len(snap.completed)
+            reasons = set(snap.reasons)
+            if any(p not in snap.closed for p in range(snap.partitions)):
+                reasons.add("superseded by a later full sync")
             where = f" (completed on {done} of {snap.partitions} partitions)" if done else ""
-            self.sync_error = f"full sync {sid} failed{where}: {snap.reason or 'aborted'}"
+            why = "; ".join(sorted(r for r in reasons if r)) or "aborted"
+            self.sync_error = f"full sync {sid} failed{where}: {why}"
             return
-        for kind in snap.scope:
-            self._prune_tombstones(kind, snap.started_at - TOMBSTONE_TTL_US)
         self.last_snapshot = SnapshotResult(
             snap.snapshot_id, snap.started_at, occurred_at,
             observed=len(snap.observed), corrected=snap.corrected + snap.deleted, deleted=snap.deleted,
         )
         self.sync_error = None
 
-    def _prune_tombstones(self, kind: str, older_than: int) -> None:
+    def _prune_tombstones(self, kind: str, partition: int, older_than: int) -> None:
+        """Forget this partition's tombstones (and their homes) older than the TTL
+        before a completed sync: that sync vouches for those keys' absence."""
         current = self._tomb.current(kind)
-        old = [k for k, v in current.items() if v < older_than]
+        homes = self._home.current(kind) if self.multi else None
+        old = [k for k, v in current.items()
+               if v < older_than and (homes is None or homes.get(k, partition) == partition)]
         if old:
             tombs = self._tomb(kind)
+            home = self._home(kind) if self.multi else None
             for k in old:
                 del tombs[k]
+                if home is not None and k in home:
+                    del home[k]
 
     # -- result ------------------------------------------------------------
     def finish(self) -> ClusterState:
@@ -449,6 +481,7 @@ class _Builder:
             tombstones=self._tomb.finish(),
             by_node=self.by_node.finish(),
             open_snapshots=immutables.Map(self.snaps),
+            superseded=self.superseded,
             recent_snapshots=self.recent,
             last_snapshot=self.last_snapshot,
             recorded_at=self.recorded_at,

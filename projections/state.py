@@ -31,19 +31,27 @@ class OpenSnapshot:
     snapshot_id: str
     scope: tuple[str, ...]
     partitions: int
-    started_at: int  # occurred_at of the started marker (µs, the syncer's clock): orders syncs only
-    started: frozenset[int] = frozenset()
+    started_at: int  # occurred_at of the started marker (µs, the syncer's clock): for reports only
+    started: immutables.Map = EMPTY  # partition -> offset of its started marker there
     completed: frozenset[int] = frozenset()
     closed: frozenset[int] = frozenset()  # completed or aborted (or superseded)
     observed: immutables.Map = EMPTY  # (kind, key) -> None
     touched: immutables.Map = EMPTY  # (kind, key) -> None, by live records in the window
     corrected: int = 0  # observed records that changed the model
     deleted: int = 0  # entities removed by the partitions reconciled so far
-    reason: str = ""  # why some partition was closed without completing
+    reasons: frozenset[str] = frozenset()  # why partitions were closed without completing
 
-    def open_on(self, partition: int) -> bool:
-        """True between this partition's ``started`` and its ``completed``/``aborted``."""
-        return partition in self.started and partition not in self.closed
+    def closed_on(self, partition: int, superseded: tuple[int, ...]) -> bool:
+        """True once its ``completed``/``aborted`` was read on this partition, or a sync
+        whose started marker is later in this partition completed there."""
+        if partition in self.closed:
+            return True
+        offset = self.started.get(partition)
+        return offset is not None and offset < superseded[partition]
+
+    def open_on(self, partition: int, superseded: tuple[int, ...]) -> bool:
+        """True between this partition's ``started`` and its closing."""
+        return partition in self.started and not self.closed_on(partition, superseded)
 
 
 @attrs.frozen(slots=True)
@@ -76,6 +84,9 @@ class ClusterState:
     homes: immutables.Map = EMPTY
     ids: immutables.Map = EMPTY
     open_snapshots: immutables.Map = EMPTY  # snapshot id -> OpenSnapshot
+    #: per partition, the offset of the newest started marker of a sync completed
+    #: there: any sync whose started marker is earlier there is closed there (superseded)
+    superseded: tuple[int, ...] = ()
     recent_snapshots: tuple[str, ...] = ()  # ids of completed snapshots, newest last
     last_snapshot: SnapshotResult | None = None
     recorded_at: int = 0  # recorded_at of the last folded record (µs)
@@ -89,6 +100,7 @@ class ClusterState:
     def empty(cls, partitions: int = 1) -> ClusterState:
         return cls(
             position=Position.zero(partitions),
+            superseded=(-1,) * partitions,
             tables=immutables.Map({k: EMPTY for k in KINDS}),
             tombstones=immutables.Map({k: EMPTY for k in KINDS}),
         )

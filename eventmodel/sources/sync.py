@@ -94,7 +94,7 @@ class Snapshotter:
         except Exception as exc:  # noqa: BLE001 - the log is down: the marker may be partial
             reason = f"cannot append to {self.log.url}: {type(exc).__name__}: {exc}"
             _log.error("full sync %s not started: %s", sid, reason)
-            self._abort(env, sid, f"not started: {reason}")
+            self._abort(env, sid, started, f"not started: {reason}")
             return SyncResult(sid, counts, started, self.clock(), error=reason)
         try:
             pending: list[ev.Envelope] = []
@@ -128,25 +128,25 @@ class Snapshotter:
         except Exception as exc:  # noqa: BLE001 - an unreachable API must not crash the syncer
             reason = f"{type(exc).__name__}: {exc}"
             _log.error("full sync %s failed, the model is left as it was: %s", sid, reason)
-            self._abort(env, sid, reason)
+            self._abort(env, sid, started, reason)
             return SyncResult(sid, counts, started, self.clock(), error=reason)
         completed = self.clock()
         try:
-            self.log.append([env(ev.SnapshotCompleted(sid, dict(counts)), completed)])
+            self.log.append([env(ev.SnapshotCompleted(sid, dict(counts), started), completed)])
         except Exception as exc:  # noqa: BLE001 - the marker may be partial: close the rest
             reason = f"cannot append to {self.log.url}: {type(exc).__name__}: {exc}"
             _log.error("full sync %s not completed: %s", sid, reason)
             # Partitions the completed marker reached are reconciled; the others are
             # closed by this abort, and the fold reports the sync as partial.
-            self._abort(env, sid, f"completed marker not stored everywhere: {reason}")
+            self._abort(env, sid, started, f"completed marker not stored everywhere: {reason}")
             return SyncResult(sid, counts, started, self.clock(), error=reason)
         return SyncResult(sid, counts, started, completed)
 
-    def _abort(self, env: Callable[[object, int], ev.Envelope], sid: str, reason: str) -> None:
+    def _abort(self, env: Callable[[object, int], ev.Envelope], sid: str, started: int, reason: str) -> None:
         """Append ``snapshot.aborted`` (to every partition); tried a few times, because a
         marker that reached only some partitions leaves the others' windows open until
         the next completed sync supersedes them."""
-        marker = env(ev.SnapshotAborted(sid, reason[:1000]), self.clock())
+        marker = env(ev.SnapshotAborted(sid, reason[:1000], started), self.clock())
         for attempt in range(3):
             try:
                 self.log.append([marker])
