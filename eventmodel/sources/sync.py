@@ -63,6 +63,14 @@ def _pages(reader: CloudReader, limit: int) -> Iterator[list[ev.Instance | ev.Pa
         marker = page[-1].uuid
 
 
+def _canonical(inst: ev.Instance) -> ev.Instance:
+    """One representation for what Nova means as one value: no zone is None, whether
+    the API said ``''`` or a notification said null."""
+    if inst.availability_zone == "":
+        return attrs.evolve(inst, availability_zone=None)
+    return inst
+
+
 class Snapshotter:
     """Runs full syncs from a CloudReader into a log."""
 
@@ -120,7 +128,7 @@ class Snapshotter:
                 if partial:
                     counts["partial"] = counts.get("partial", 0) + partial
                 emit(ev.InstanceSeen(sid, i.uuid, i.status) if isinstance(i, ev.PartialInstance)
-                     else ev.InstanceObserved(sid, i) for i in page)
+                     else ev.InstanceObserved(sid, _canonical(i)) for i in page)
             if pending:
                 self.log.append(pending)
                 if progress:
