@@ -132,7 +132,7 @@ class _Builder:
     __slots__ = (
         "state", "_table", "_tomb", "_home", "_ids", "by_node", "snaps", "offsets", "recorded_at",
         "applied", "duplicates", "recent", "last_snapshot", "rejected", "last_rejected", "sync_error",
-        "multi", "superseded",
+        "multi", "superseded", "_hot",
     )
 
     def __init__(self, state: ClusterState) -> None:
@@ -141,6 +141,9 @@ class _Builder:
         self._tomb = _PerKind(state.tombstones)
         self._home = _PerKind(state.homes)
         self._ids = _PerKind(state.ids)
+        #: kind -> (table mutation, ids mutation) for the hot path; cleared whenever a
+        #: mutation is finished to be read (``_PerKind.current``)
+        self._hot: dict[str, tuple] = {}
         self.by_node = state.by_node.mutate()
         self.snaps: dict[str, OpenSnapshot] = dict(state.open_snapshots.items())
         self.offsets = list(state.position.offsets)
@@ -240,9 +243,12 @@ class _Builder:
         # stale record or a copy says nothing about what happened since the sync began.
         kind = payload.KIND
         entity = getattr(payload, payload.ENTITY or kind)
-        key = entity.key
+        key = env.key or entity.key  # the envelope's key is its entity's key
         eid = env.event_id
-        table = self._table(kind)
+        hot = self._hot.get(kind)
+        if hot is None:
+            hot = self._hot[kind] = (self._table(kind), self._ids(kind))
+        table, ids = hot
         old = table.get(key)
         if old is None:
             tomb = self._tomb(kind).get(key)
@@ -253,13 +259,12 @@ class _Builder:
             if self.snaps:
                 self._touch(kind, key, p)
             self._put(kind, key, None, entity, p)
-            self._ids(kind)[key] = eid
+            ids[key] = eid
             return
         version = entity.version
         if version > old.version:
-            self._ids(kind)[key] = eid
+            ids[key] = eid
         elif version == old.version:
-            ids = self._ids(kind)
             seen = ids.get(key)
             if _has_id(seen, eid):
                 self.duplicates += 1
@@ -390,6 +395,7 @@ class _Builder:
             return  # a copy, or superseded here
         if partition in snap.started:
             # Reconcile this partition's entities: every record of theirs is here.
+            self._hot.clear()  # current() below finishes the open mutations
             deleted = 0
             for kind in snap.scope:
                 table = self._table.current(kind)
@@ -459,6 +465,7 @@ class _Builder:
     def _prune_tombstones(self, kind: str, partition: int, older_than: int) -> None:
         """Forget this partition's tombstones (and their homes) older than the TTL
         before a completed sync: that sync vouches for those keys' absence."""
+        self._hot.clear()
         current = self._tomb.current(kind)
         homes = self._home.current(kind) if self.multi else None
         old = [k for k, v in current.items()
