@@ -249,11 +249,12 @@ class _Builder:
         if hot is None:
             hot = self._hot[kind] = (self._table(kind), self._ids(kind))
         table, ids = hot
+        version = entity.version  # (an entity without one is rejected here)
         old = table.get(key)
         if old is None:
             tomb = self._tomb(kind).get(key)
             if tomb is not None:
-                if entity.version <= tomb:
+                if version <= tomb:
                     return
                 del self._tomb(kind)[key]
             if self.snaps:
@@ -261,7 +262,6 @@ class _Builder:
             self._put(kind, key, None, entity, p)
             ids[key] = eid
             return
-        version = entity.version
         if version > old.version:
             ids[key] = eid
         elif version == old.version:

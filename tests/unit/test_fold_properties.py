@@ -209,7 +209,8 @@ def test_duplicates_at_any_distance_change_nothing(tmp_path: Path, history, part
     head = read_checkpoint(write_checkpoint(tmp_path / "d.ckpt", fold(ClusterState.empty(partitions), order[:cut])))
     b = fold(head, order[cut:])
     same_model(a, b)
-    assert (a.sync_error, a.last_snapshot) == (b.sync_error, b.last_snapshot)
+    if all(only is None for _, only in history):  # see the interleaving test
+        assert (a.sync_error, a.last_snapshot) == (b.sync_error, b.last_snapshot)
 
 
 @given(histories(), st.integers(1, 3), st.randoms(use_true_random=False))
