@@ -336,8 +336,10 @@ class Checkpointer:
             old.unlink(missing_ok=True)
         return path
 
-    def load(self, partitions: int, log_end: Position | None = None) -> ClusterState | None:
-        """The newest checkpoint that verifies and fits the log; None if there is none."""
+    def load(self, partitions: int, log_end: Position | None = None,
+             log_start: Position | None = None) -> ClusterState | None:
+        """The newest checkpoint that verifies and fits the log — its position within
+        ``log_start``..``log_end`` — or None if there is none."""
         self.skipped = []
         self.loaded_position = None
         for path in self.files():
@@ -353,6 +355,10 @@ class Checkpointer:
                 if log_end is not None and not log_end.covers(state.position):
                     raise CheckpointError(
                         f"{path}: position {state.position} is past the log's end {log_end} (another log?)")
+                if log_start is not None and not state.position.covers(log_start):
+                    raise CheckpointError(
+                        f"{path}: position {state.position} is before the log's start {log_start}: the records "
+                        "after it were deleted (retention), so its tail cannot be replayed")
             except CheckpointError as exc:
                 _log.warning("skipping checkpoint: %s", exc)
                 self.skipped.append(str(exc))

@@ -61,6 +61,9 @@ class ClusterModel:
 
     state: ClusterState
     hypothetical: bool = False  # True for what-if models derived with migrate()
+    #: why the log cannot bring this model up to date (records deleted before the
+    #: reader's position, a recreated topic, partitions added), set by the follower
+    log_problem: str | None = None
 
     # -- stamps --------------------------------------------------------------
     @property
@@ -78,8 +81,9 @@ class ClusterModel:
 
     @property
     def stale(self) -> str | None:
-        """Why this model may be out of date (its last full sync failed), else None."""
-        return self.state.sync_error
+        """Why this model may be out of date — the log cannot be followed, or the last
+        full sync failed — else None."""
+        return self.log_problem or self.state.sync_error
 
     def describe(self) -> str:
         t = format_time(self.recorded_at) if self.recorded_at else "-"

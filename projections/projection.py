@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 import attrs
 
 from eventmodel.clock import now_us
-from eventmodel.log.base import EventLog, Position, Record
+from eventmodel.log.base import EventLog, Position, PositionNotCovered, Record
 from projections.fold import fold
 from projections.model import ClusterModel
 from projections.state import ClusterState
@@ -44,6 +44,8 @@ class Projection:
         self._model = ClusterModel(state or ClusterState.empty(partitions))
         self._cond = threading.Condition()
         self._apply_lock = threading.Lock()
+        self._until_sync = False  # the log problem holds until a full sync completes
+        self._sync_at_mark: object | None = None  # last_snapshot when it was set
         self.read_journal: deque[Read] = deque(maxlen=journal)
 
     def latest(self, reader: str | None = None) -> ClusterModel:
@@ -61,11 +63,28 @@ class Projection:
         """Fold records and publish the new model. Writers are serialised (readers never
         wait: they take whatever model was published last)."""
         with self._apply_lock:
-            model = ClusterModel(fold(self._model.state, records))
+            old = self._model
+            state = fold(old.state, records)
+            problem = old.log_problem
+            if problem is not None and self._until_sync and state.last_snapshot is not self._sync_at_mark:
+                problem = None  # a full sync completed since: complete again
+                self._until_sync = False
+            model = ClusterModel(state, log_problem=problem)
             with self._cond:
                 self._model = model
                 self._cond.notify_all()
         return model
+
+    def mark_stale(self, reason: str | None, *, until_sync: bool = False) -> None:
+        """Publish the model again with ``reason`` as its log problem (None clears it).
+        With ``until_sync`` the reason holds until the next full sync completes."""
+        with self._apply_lock:
+            model = attrs.evolve(self._model, log_problem=reason)
+            self._until_sync = bool(until_sync and reason)
+            self._sync_at_mark = model.state.last_snapshot
+            with self._cond:
+                self._model = model
+                self._cond.notify_all()
 
     def wait_for(self, predicate: Callable[[ClusterModel], bool], timeout: float) -> ClusterModel:
         """Block until ``predicate(latest())`` holds; raise TimeoutError after ``timeout`` s."""
@@ -165,12 +184,22 @@ class Follower:
                         self._since_checkpoint += len(records)
                         if self._stop.is_set():
                             break
+                if self.stale is not None and self.projection.latest().log_problem == self.stale:
+                    self.projection.mark_stale(None)
                 self.stale = None
                 backoff = self.poll
                 if self.checkpointer is not None and self._since_checkpoint >= self.checkpoint_every:
                     self._checkpoint()
                 if not moved:
                     self._stop.wait(self.poll)
+            except PositionNotCovered as exc:
+                # Reading on would lose records: the model says so until the operator
+                # acts (newer checkpoint, replay from the log start + full sync).
+                self.stale = str(exc)
+                if self.projection.latest().log_problem != self.stale:
+                    _log.error("follower on %s cannot go on: %s", self.log.url, self.stale)
+                    self.projection.mark_stale(self.stale)
+                self._stop.wait(10.0)
             except Exception as exc:  # noqa: BLE001 - a follower never dies of a read error
                 self.stale = f"{type(exc).__name__}: {exc}"
                 _log.warning("follower on %s: %s; retrying in %.1fs", self.log.url, self.stale, backoff)

@@ -21,12 +21,25 @@ def start(log: EventLog, checkpointer: Checkpointer | None = None, *, until: Pos
     valid checkpoint at or before it and replaying the tail. ``on_start(from, to)`` is
     told where the replay starts and ends; ``progress(n)`` after each batch."""
     end = until or log.end()
+    first = log.start()
     state = None
     if checkpointer is not None:
-        state = checkpointer.load(log.partitions(), log.end())
+        state = checkpointer.load(log.partitions(), log.end(), log_start=first)
         if state is not None and not end.covers(state.position):
             state = None  # the checkpoint is past the requested point
-    projection = Projection(state or ClusterState.empty(log.partitions()))
+    lost = None
+    if state is None:
+        state = ClusterState.empty(log.partitions())
+        if first.total:
+            # Retention deleted the log's first records and no checkpoint covers them:
+            # start where the log starts; the model is incomplete until a full sync.
+            lost = (f"the log starts at {first}: {first.total:,} earlier record(s) were deleted and no "
+                    "checkpoint covers them, so the model misses what only they said until a full sync "
+                    "completes (run `eventmodel sync`)")
+            state = attrs.evolve(state, position=first)
+    projection = Projection(state)
+    if lost is not None:
+        projection.mark_stale(lost, until_sync=True)
     if on_start is not None:
         on_start(projection.latest().position, end)
     catch_up(projection, log, end, progress=progress)
