@@ -67,6 +67,8 @@ def print_summary(model: ClusterModel, title: str = "model") -> None:
                   f"(deleted {snap.deleted:,})")
     if model.stale:
         t.add_row("stale", model.stale)
+    if model.state.duplicates:
+        t.add_row("copies skipped", f"{model.state.duplicates:,} (records already folded: redelivered or re-read)")
     if model.state.rejected:
         t.add_row("records skipped", f"{model.state.rejected:,} (last: {model.state.last_rejected})")
     if len(model.state.open_snapshots):
