@@ -5,9 +5,25 @@ from __future__ import annotations
 
 import time
 
+import kombu
+
 from eventmodel.log import EventLog
 from eventmodel.sources.amqp import Bridge
 from eventmodel.sources.bus import open_bus
+
+#: the demo's scratch queue: nothing but a demo reads it
+DEMO_QUEUE = "eventmodel-demo"
+
+
+def _fresh_queue(url: str, name: str) -> None:
+    """Delete the demo's queue if an earlier run left it: its messages belong to
+    another run's cloud, and an older version declared it with other arguments."""
+    with kombu.Connection(url, connect_timeout=10) as conn:
+        channel = conn.channel()
+        try:
+            channel.queue_delete(queue=name)
+        finally:
+            channel.close()
 
 
 class AmqpFeed:
@@ -15,8 +31,9 @@ class AmqpFeed:
 
     def __init__(self, log: EventLog, url: str) -> None:
         # The demo's own queue; no oslo default queue (nothing would ever read it).
+        _fresh_queue(url, DEMO_QUEUE)
         self.bus = open_bus(url, declare_default_queue=False)
-        self.bridge = Bridge(log, amqp_url=url, queue="eventmodel-demo")
+        self.bridge = Bridge(log, amqp_url=url, queue=DEMO_QUEUE)
         self.bridge.start()
         deadline = time.monotonic() + 60
         while not self.bridge.wait_ready(timeout=0.1):

@@ -177,3 +177,15 @@ def test_position_past_the_end_and_foreign_files_are_refused(demo_log: tuple[str
     with sqlite3.connect(foreign) as c:
         tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert tables == {"t"}  # left untouched
+
+
+def test_the_demo_twice_in_one_folder_says_yes_both_times(tmp_path: Path) -> None:
+    """The second run's cloud starts now, with versions older than what the first run
+    left on the log: its full syncs must still make the model equal its cloud."""
+    url = f"sqlite:///{tmp_path}/eventmodel-demo.db"
+    for n in (1, 2):
+        out = run("demo", "--hosts", "8", "--instances", "80", "--duration", "2", "--log", url, "--seed", "3").stdout
+        assert "YES" in _row(out, "projection equals ground truth"), f"run {n}:\n{out}"
+        if n == 2:
+            assert "the log already holds" in out
+    assert open_log(url).end().total > 200
