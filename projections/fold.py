@@ -132,7 +132,7 @@ class _Builder:
     __slots__ = (
         "state", "_table", "_tomb", "_home", "_ids", "by_node", "snaps", "offsets", "recorded_at",
         "applied", "duplicates", "recent", "last_snapshot", "rejected", "last_rejected", "sync_error",
-        "multi", "superseded", "_hot",
+        "multi", "superseded", "_hot", "_observed", "_touched", "_corrected",
     )
 
     def __init__(self, state: ClusterState) -> None:
@@ -144,6 +144,12 @@ class _Builder:
         #: kind -> (table mutation, ids mutation) for the hot path; cleared whenever a
         #: mutation is finished to be read (``_PerKind.current``)
         self._hot: dict[str, tuple] = {}
+        # An open snapshot's observed/touched sets and drift count change with most
+        # records in its window: they are kept as mutations here and written back to
+        # the OpenSnapshot only when it is read whole (``_flush``).
+        self._observed: dict[str, immutables.MapMutation] = {}
+        self._touched: dict[str, immutables.MapMutation] = {}
+        self._corrected: dict[str, int] = {}
         self.by_node = state.by_node.mutate()
         self.snaps: dict[str, OpenSnapshot] = dict(state.open_snapshots.items())
         self.offsets = list(state.position.offsets)
@@ -185,11 +191,13 @@ class _Builder:
                 self._index_remove(old)
             self._index_add(new)
 
-    def _remove(self, kind: str, key: str, old: object, version: int) -> None:
+    def _remove(self, kind: str, key: str, old: object, version: int, eid: str | None = None) -> None:
+        """Delete an entity, leaving a tombstone. The ids stay with the tombstone (a
+        delete's own id added), so that copies stay recognisable if a sync restores it."""
         del self._table(kind)[key]
-        ids = self._ids(kind)
-        if key in ids:
-            del ids[key]
+        if eid is not None:
+            ids = self._ids(kind)
+            ids[key] = _add_id(ids.get(key), eid) if version == old.version else eid  # type: ignore[attr-defined]
         if kind == INSTANCE:
             self._index_remove(old)
         self._tomb(kind)[key] = version
@@ -198,7 +206,31 @@ class _Builder:
         """A live record inside a snapshot's window on its partition."""
         for sid, snap in self.snaps.items():
             if snap.open_on(partition, self.superseded):
-                self.snaps[sid] = attrs.evolve(snap, touched=snap.touched.set((kind, key), None))
+                m = self._touched.get(sid)
+                if m is None:
+                    m = self._touched[sid] = snap.touched.mutate()
+                m[(kind, key)] = None
+
+    def _observed_in(self, sid: str, snap: OpenSnapshot) -> immutables.MapMutation:
+        m = self._observed.get(sid)
+        if m is None:
+            m = self._observed[sid] = snap.observed.mutate()
+        return m
+
+    def _flush(self, sid: str) -> OpenSnapshot:
+        """The open snapshot ``sid`` with its pending observed/touched/drift written back."""
+        snap = self.snaps[sid]
+        obs, tch = self._observed.pop(sid, None), self._touched.pop(sid, None)
+        corr = self._corrected.pop(sid, 0)
+        if obs is not None or tch is not None or corr:
+            snap = attrs.evolve(
+                snap,
+                observed=obs.finish() if obs is not None else snap.observed,
+                touched=tch.finish() if tch is not None else snap.touched,
+                corrected=snap.corrected + corr,
+            )
+            self.snaps[sid] = snap
+        return snap
 
     def reject(self, rec: Record, exc: Exception) -> None:
         p = rec.partition
@@ -255,6 +287,10 @@ class _Builder:
             tomb = self._tomb(kind).get(key)
             if tomb is not None:
                 if version <= tomb:
+                    if version == tomb:  # remembered: a sync may restore the entity at this version
+                        seen = ids.get(key)
+                        if not _has_id(seen, eid):
+                            ids[key] = _add_id(seen, eid)
                     return
                 del self._tomb(kind)[key]
             if self.snaps:
@@ -286,15 +322,20 @@ class _Builder:
         entity = entity_of(payload)
         key = entity.key  # type: ignore[union-attr]
         version = entity.version  # type: ignore[union-attr]
+        ids = self._ids(kind)
+        if _has_id(ids.get(key), eid):
+            self.duplicates += 1
+            return
         old = self._table(kind).get(key)
         if old is None:
             tombs = self._tomb(kind)
             if tombs.get(key, -1) < version:
                 tombs[key] = version
+                ids[key] = eid
             elif key in tombs:
-                return  # a copy, or an older delete: nothing changes
+                return  # an older delete: nothing changes
         elif version >= old.version:
-            self._remove(kind, key, old, version)
+            self._remove(kind, key, old, version, eid)
         else:
             return  # older than the entity: stale
         if self.snaps:
@@ -307,8 +348,7 @@ class _Builder:
     def _seen(self, payload: object, partition: int) -> None:
         snap = self._window(payload.snapshot_id, partition)  # type: ignore[attr-defined]
         if snap is not None:
-            k = (payload.KIND, payload.uuid)  # type: ignore[attr-defined]
-            self.snaps[snap.snapshot_id] = attrs.evolve(snap, observed=snap.observed.set(k, None))
+            self._observed_in(snap.snapshot_id, snap)[(payload.KIND, payload.uuid)] = None  # type: ignore[attr-defined]
 
     def _observe(self, payload: object, partition: int, eid: str) -> None:
         kind = payload.KIND  # type: ignore[attr-defined]
@@ -321,21 +361,32 @@ class _Builder:
         table = self._table(kind)
         old = table.get(key)
         ids = self._ids(kind)
-        seen = ids.get(key) if old is not None else None
+        seen = ids.get(key)
         if _has_id(seen, eid):
             self.duplicates += 1
             return
+        touched = False
         if snap is not None:
-            snap = attrs.evolve(snap, observed=snap.observed.set((kind, key), None))
+            sid = snap.snapshot_id
+            observed = self._observed_in(sid, snap)
+            # A key observed twice in one window (a copy, or a listing that repeated
+            # it) is authoritative only the first time; after that, versions decide.
+            touched = (kind, key) in observed
+            observed[(kind, key)] = None
+            if not touched:
+                tch = self._touched.get(sid)
+                touched = (kind, key) in (tch if tch is not None else snap.touched)
         changed = False
-        if snap is not None and (kind, key) not in snap.touched:
+        if snap is not None and not touched:
             # Authoritative: nothing changed this key since the sync started reading.
             if old is None:
                 tombs = self._tomb(kind)
-                if key in tombs:
+                tomb = tombs.get(key)
+                if tomb is not None:
                     del tombs[key]
                 self._put(kind, key, None, entity, partition)
-                ids[key] = eid
+                # as below: the overridden delete's copies must not undo this
+                ids[key] = _add_id(seen, eid) if tomb is not None and tomb >= version else eid
                 changed = True
             else:
                 # Keep the ids of a newer version this observation overrides: their
@@ -356,10 +407,8 @@ class _Builder:
             ids[key] = eid
             changed = not _same_but_version(old, entity)
             self._put(kind, key, old, entity, partition)
-        if snap is not None:
-            if changed:
-                snap = attrs.evolve(snap, corrected=snap.corrected + 1)
-            self.snaps[snap.snapshot_id] = snap
+        if changed and snap is not None:
+            self._corrected[snap.snapshot_id] = self._corrected.get(snap.snapshot_id, 0) + 1
 
     # -- markers -----------------------------------------------------------
     # Every decision that shapes the model depends only on the marker's own partition
@@ -390,6 +439,8 @@ class _Builder:
         sid = m.snapshot_id
         if sid in self.recent:
             return
+        if sid in self.snaps:
+            self._flush(sid)
         snap = self._snapshot(sid, occurred_at if m.started_at is None else m.started_at)
         if snap.closed_on(partition, self.superseded):
             return  # a copy, or superseded here
@@ -445,6 +496,7 @@ class _Builder:
         sup = self.superseded
         if not all(snap.closed_on(p, sup) for p in range(snap.partitions)):
             return
+        snap = self._flush(sid)
         del self.snaps[sid]
         self.recent = (*self.recent, sid)[-RECENT_SNAPSHOTS:]
         if len(snap.completed) < snap.partitions:
@@ -473,13 +525,18 @@ class _Builder:
         if old:
             tombs = self._tomb(kind)
             home = self._home(kind) if self.multi else None
+            ids = self._ids(kind)
             for k in old:
                 del tombs[k]
+                if k in ids:
+                    del ids[k]
                 if home is not None and k in home:
                     del home[k]
 
     # -- result ------------------------------------------------------------
     def finish(self) -> ClusterState:
+        for sid in list(self.snaps):
+            self._flush(sid)
         return ClusterState(
             position=Position(tuple(self.offsets)),
             homes=self._home.finish(),
