@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 
 from eventmodel.log import open_log
@@ -30,7 +29,7 @@ from eventmodel.log.base import EventLog
 from eventmodel.sources.nova import NovaNormalizer
 from tests.fixtures.kafka import run_script
 from tests.fixtures.rabbitmq import consumer_count, oslo_notifier, publish_sample, queue_depth, wait_until
-from tests.integration.test_amqp_bridge import BridgeProcess, bridge_factory, bridge_procs  # noqa: F401 - fixtures
+from tests.integration.test_amqp_bridge import BridgeProcess, bridge_factory, bridge_procs, log_ids  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.kafka]
 
@@ -66,14 +65,6 @@ def publish(url: str, exchange: str, samples: list[dict[str, Any]], offset: int 
     with oslo_notifier(url, exchange=exchange) as notifier:
         for i, s in enumerate(samples):
             publish_sample(notifier, s, offset + i)
-
-
-def id_counts(log: EventLog) -> collections.Counter[str]:
-    c: collections.Counter[str] = collections.Counter()
-    for batch in log.read_raw():
-        for r in batch:
-            c[msgspec.json.decode(r.value)["event_id"]] += 1
-    return c
 
 
 class GateLog:
@@ -188,7 +179,7 @@ def test_append_stall_longer_than_two_heartbeats_keeps_the_connection(
     assert max(appended.values()) == 1, "an event was handed to the log twice"
     log = open_log(kafka_url)
     try:
-        stored = id_counts(log)
+        stored = log_ids(log)
     finally:
         log.close()
     assert len(stored) == events_of(first) + events_of(during)
@@ -229,7 +220,7 @@ def test_kafka_hangs_past_two_default_heartbeats(
     assert bridge.stats.reconnects == 0 and bridge.stats.abandoned == 0
     log = open_log(kafka_url)
     try:
-        stored = id_counts(log)
+        stored = log_ids(log)
     finally:
         log.close()
     assert len(stored) == events_of(warm) + events_of(stalled) + events_of(late), "lost events"
@@ -278,9 +269,9 @@ def test_sigterm_during_a_stall_stops_in_seconds_and_acks_nothing_unstored(
     want = events_of(before) + events_of(stalled)
     log = open_log(kafka_url)
     try:
-        wait_until(lambda: len(id_counts(log)) >= want, 60, f"every event stored\n{second.output}")
+        wait_until(lambda: len(log_ids(log)) >= want, 60, f"every event stored\n{second.output}")
         wait_until(lambda: queue_depth(rabbitmq_url, amqp_queue) == 0, 30, "an empty queue")
-        stored = id_counts(log)
+        stored = log_ids(log)
         assert len(stored) == want
         assert max(stored.values()) <= 2  # a stalled append that still landed: one more copy at most
     finally:
