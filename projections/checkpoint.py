@@ -66,14 +66,13 @@ def entity_classes(types: EventTypes | None = None) -> dict[str, type]:
         attr = getattr(cls, "ENTITY", None) or getattr(cls, "KIND", None)
         if not attr or not attrs.has(cls):
             continue
+        try:
+            attrs.resolve_types(cls)  # string annotations (``from __future__ import annotations``)
+        except Exception:  # noqa: BLE001 - an annotation we cannot resolve names no entity class
+            continue
         field = attrs.fields_dict(cls).get(attr)  # type: ignore[arg-type]
         if field is not None and isinstance(field.type, type) and attrs.has(field.type):
             allowed[_class_path(field.type)] = field.type
-        elif field is not None and isinstance(field.type, str):
-            mod = sys.modules.get(cls.__module__)
-            ent = getattr(mod, field.type, None) if mod is not None else None
-            if isinstance(ent, type) and attrs.has(ent):
-                allowed[_class_path(ent)] = ent
     return allowed
 
 

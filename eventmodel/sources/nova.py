@@ -787,6 +787,11 @@ _SECRET_RE = re.compile(
 )
 
 
+def _redact_pattern(data: bytes) -> bytes:
+    """Redaction by pattern, for bytes that do not parse."""
+    return _SECRET_RE.sub(lambda m: m.group(1) + m.group(2) + _REDACTED.encode() + m.group(3), data)
+
+
 def _is_secret(key: object) -> bool:
     return type(key) is str and any(w in key.lower() for w in _SECRET_WORDS)
 
@@ -810,7 +815,7 @@ def redact_credentials(data: bytes) -> bytes:
     try:
         outer = msgspec.json.decode(data)
     except (msgspec.DecodeError, UnicodeError):
-        return _SECRET_RE.sub(lambda m: m.group(1) + m.group(2) + _REDACTED.encode() + m.group(3), data)
+        return _redact_pattern(data)
     if type(outer) is not dict:
         return data
     inner = outer.get("oslo.message")
@@ -818,7 +823,7 @@ def redact_credentials(data: bytes) -> bytes:
         try:
             body = msgspec.json.decode(inner)
         except (msgspec.DecodeError, UnicodeError):
-            return _SECRET_RE.sub(lambda m: m.group(1) + m.group(2) + _REDACTED.encode() + m.group(3), data)
+            return _redact_pattern(data)
         if type(body) is dict:
             redacted = _redact_context(body)
             if redacted != body:

@@ -76,8 +76,7 @@ def server_to_instance(s: Any) -> ev.Instance | ev.PartialInstance:
         name=str(_get(s, "name", default="")),
         locked=bool(_get(s, "is_locked", "locked", default=False)),
         locked_reason=_get(s, "locked_reason"),
-        # '' (the API's form for an offloaded server) and null are one value
-        availability_zone=_get(s, "availability_zone", "OS-EXT-AZ:availability_zone") or None,
+        availability_zone=_get(s, "availability_zone", "OS-EXT-AZ:availability_zone"),  # '' → None: Snapshotter
     )
 
 
