@@ -19,7 +19,8 @@ from eventmodel.log import open_log
 from eventmodel.log.base import DEAD_LETTER_MAX_BYTES
 from tests.fixtures.rabbitmq import oslo_notifier, publish_raw, publish_sample, queue_depth, wait_until
 from tests.integration.test_amqp_bridge import bridge_factory  # noqa: F401 - fixture
-from tests.integration.test_bridge_stall import event_samples, events_of, id_counts
+from tests.integration.test_amqp_bridge import log_ids
+from tests.integration.test_bridge_stall import event_samples, events_of
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.kafka]
 
@@ -65,7 +66,7 @@ def test_oversized_and_garbage_messages_are_dead_lettered_and_later_messages_flo
 
     log = open_log(kafka_url)
     try:
-        stored = id_counts(log)
+        stored = log_ids(log)
         letters = list(log.dead_letters())
     finally:
         log.close()
