@@ -27,6 +27,8 @@ class Flavor:
     root_gb: int = 0
     ephemeral_gb: int = 0
     swap_mb: int = 0
+    #: the flavor's extra specs (``hw:cpu_policy``, ``trait:…``, ``aggregate_instance_extra_specs:…``)
+    extra_specs: dict[str, str] = attrs.field(factory=dict, hash=False)
 
     @property
     def disk_gb(self) -> int:
@@ -57,6 +59,10 @@ class Instance:
     locked: bool = False
     locked_reason: str | None = None
     availability_zone: str | None = None
+    #: the server's user metadata (Watcher excludes instances by it)
+    metadata: dict[str, str] = attrs.field(factory=dict, hash=False)
+    #: when Nova created the server (µs), if the source said
+    created_at: int | None = None
 
     @property
     def key(self) -> str:
@@ -82,6 +88,11 @@ class ComputeNode:
     disk_allocation_ratio: float = 1.0
     hypervisor_type: str | None = None
     state: str = "up"  # hypervisor state as the API reports it
+    #: the hypervisor's status as its listing reported it (``status: disabled`` and the
+    #: service's reason); :meth:`projections.model.ClusterModel.node_status` joins the
+    #: fresher state of the node's compute service over it
+    disabled: bool = False
+    disabled_reason: str | None = None
 
     @property
     def key(self) -> str:
@@ -100,10 +111,34 @@ class ComputeService:
     forced_down: bool = False
     up: bool = True
     uuid: str | None = None
+    #: the zone Nova reports for the service's host (from its aggregates, else the default zone)
+    availability_zone: str | None = None
 
     @property
     def key(self) -> str:
         return service_key(self.host, self.binary)
+
+
+@attrs.frozen(slots=True)
+class Aggregate:
+    """A Nova host aggregate (mirrored in Placement under the same uuid).
+
+    Nova's aggregate notifications carry no time, so every aggregate record has the
+    lowest version and log order decides (the API serialises changes to one aggregate).
+    """
+
+    uuid: str
+    version: int = 0
+    id: int | None = None
+    name: str = ""
+    #: the zone the aggregate defines (its ``availability_zone`` metadata), if any
+    availability_zone: str | None = None
+    hosts: tuple[str, ...] = ()
+    metadata: dict[str, str] = attrs.field(factory=dict, hash=False)
+
+    @property
+    def key(self) -> str:
+        return self.uuid
 
 
 @attrs.frozen(slots=True)
@@ -138,7 +173,8 @@ def service_key(host: str, binary: str) -> str:
 INSTANCE = "instance"
 NODE = "node"
 SERVICE = "service"
-KINDS: tuple[str, ...] = (INSTANCE, NODE, SERVICE)
+AGGREGATE = "aggregate"
+KINDS: tuple[str, ...] = (INSTANCE, NODE, SERVICE, AGGREGATE)
 
 
 class _Payload:
@@ -295,6 +331,36 @@ class ComputeServiceObserved(_Payload):
 
 
 @attrs.frozen(slots=True)
+class AggregateChanged(_Payload):
+    """An aggregate was created, renamed, given metadata or a zone, or gained or lost a host."""
+
+    TYPE = "aggregate.changed"
+    KIND = AGGREGATE
+    ENTITY = "aggregate"
+    aggregate: Aggregate
+    change: str = "updated"  # created | update_prop | update_metadata | add_host | remove_host
+
+
+@attrs.frozen(slots=True)
+class AggregateDeleted(_Payload):
+    TYPE = "aggregate.deleted"
+    KIND = AGGREGATE
+    ENTITY = "aggregate"
+    EFFECT = "delete"
+    aggregate: Aggregate
+
+
+@attrs.frozen(slots=True)
+class AggregateObserved(_Payload):
+    TYPE = "aggregate.observed"
+    KIND = AGGREGATE
+    ENTITY = "aggregate"
+    EFFECT = "observe"
+    snapshot_id: str
+    aggregate: Aggregate
+
+
+@attrs.frozen(slots=True)
 class SnapshotStarted(_Payload):
     """Written to every partition before a full sync makes its first API call."""
 
@@ -353,6 +419,9 @@ BUILTIN_PAYLOADS: tuple[type, ...] = (
     ComputeServiceChanged,
     ComputeServiceDeleted,
     ComputeServiceObserved,
+    AggregateChanged,
+    AggregateDeleted,
+    AggregateObserved,
     SnapshotStarted,
     SnapshotCompleted,
     SnapshotAborted,

@@ -82,7 +82,19 @@ def _load_class(path: str, allowed: dict[str, type]) -> type:
         raise CheckpointError(f"entity class {path!r} is not a registered entity type (plugin not installed?)")
     return cls
 
-_FLAVOR_ROW = operator.attrgetter(*(f.name for f in attrs.fields(Flavor)))
+_FLAVOR_GET = operator.attrgetter(*(f.name for f in attrs.fields(Flavor)))
+
+
+def _FLAVOR_ROW(flavor: Flavor) -> tuple:  # noqa: N802 - used like the getter it wraps
+    """A flavor as a hashable row: its extra specs (last field) as sorted pairs."""
+    row = _FLAVOR_GET(flavor)
+    return (*row[:-1], tuple(sorted(row[-1].items())))
+
+
+def _flavor_of(row: list) -> Flavor:
+    if len(row) < len(attrs.fields(Flavor)):  # written before flavors had extra specs
+        return Flavor(*row)
+    return Flavor(*row[:-1], dict(row[-1]))
 
 
 def _encode_state(state: ClusterState) -> bytes:
@@ -143,7 +155,7 @@ def _encode_state(state: ClusterState) -> bytes:
 
 def _decode_state(body: bytes, position: Position, allowed: dict[str, type]) -> ClusterState:
     d = msgspec.msgpack.decode(body)
-    flavors = [Flavor(*row) for row in d["flavors"]]
+    flavors = [_flavor_of(row) for row in d["flavors"]]
     intern = sys.intern
     tables = {}
     by_node = immutables.Map().mutate()

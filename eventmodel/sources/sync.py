@@ -83,6 +83,9 @@ class Snapshotter:
         self.page_size = page_size
         self.batch = batch
         self.clock = clock
+        #: the kinds a sync reconciles: aggregates only when the reader lists them
+        self.scope: tuple[str, ...] = ev.KINDS if hasattr(reader, "list_aggregates") else (
+            ev.INSTANCE, ev.NODE, ev.SERVICE)
 
     def run_once(self, progress: Callable[[int], None] | None = None) -> SyncResult:
         """One full sync. Never raises for API or log errors: the result says what failed."""
@@ -98,7 +101,7 @@ class Snapshotter:
             return ev.envelope(payload, source=source, message_id=str(seq), occurred_at=at, recorded_at=now_us())
 
         try:
-            self.log.append([env(ev.SnapshotStarted(sid, ev.KINDS, self.log.partitions()), started)])
+            self.log.append([env(ev.SnapshotStarted(sid, self.scope, self.log.partitions()), started)])
         except Exception as exc:  # noqa: BLE001 - the log is down: the marker may be partial
             reason = f"cannot append to {self.log.url}: {type(exc).__name__}: {exc}"
             _log.error("full sync %s not started: %s", sid, reason)

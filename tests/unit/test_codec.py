@@ -13,13 +13,18 @@ from eventmodel.codec import Codec, DecodeError, EventTypes
 text = st.text(max_size=20)
 opt_text = st.none() | text
 ints = st.integers(0, 2**53)
+str_dicts = st.dictionaries(text, text, max_size=3)
 flavors = st.builds(ev.Flavor, text, st.integers(0, 512), st.integers(0, 2**20), st.integers(0, 4096),
-                    st.integers(0, 4096), st.integers(0, 2**16))
+                    st.integers(0, 4096), st.integers(0, 2**16), str_dicts)
 instances = st.builds(ev.Instance, st.uuids().map(str), ints, opt_text, opt_text, text, flavors, opt_text, opt_text,
-                      text, text, text, st.booleans(), opt_text, opt_text)
+                      text, text, text, st.booleans(), opt_text, opt_text, str_dicts, st.none() | ints)
 nodes = st.builds(ev.ComputeNode, text, ints, opt_text, opt_text, st.integers(0, 4096), st.integers(0, 2**24),
-                  st.integers(0, 2**20), cpu_allocation_ratio=st.floats(0.1, 64), ram_allocation_ratio=st.floats(0.1, 8))
-services = st.builds(ev.ComputeService, text, text, ints, st.booleans(), opt_text, st.booleans(), st.booleans())
+                  st.integers(0, 2**20), cpu_allocation_ratio=st.floats(0.1, 64), ram_allocation_ratio=st.floats(0.1, 8),
+                  disabled=st.booleans(), disabled_reason=opt_text)
+services = st.builds(ev.ComputeService, text, text, ints, st.booleans(), opt_text, st.booleans(), st.booleans(),
+                     opt_text, opt_text)
+aggregates = st.builds(ev.Aggregate, st.uuids().map(str), ints, st.none() | st.integers(1, 10**6), text, opt_text,
+                       st.lists(text, max_size=4).map(tuple), str_dicts)
 sid = st.uuids().map(str)
 
 #: one strategy per payload class; the test below holds it to the built-in vocabulary
@@ -38,6 +43,9 @@ PAYLOAD_STRATEGIES: dict[type, st.SearchStrategy] = {
     ev.ComputeServiceChanged: st.builds(ev.ComputeServiceChanged, services, text),
     ev.ComputeServiceDeleted: st.builds(ev.ComputeServiceDeleted, services),
     ev.ComputeServiceObserved: st.builds(ev.ComputeServiceObserved, sid, services),
+    ev.AggregateChanged: st.builds(ev.AggregateChanged, aggregates, text),
+    ev.AggregateDeleted: st.builds(ev.AggregateDeleted, aggregates),
+    ev.AggregateObserved: st.builds(ev.AggregateObserved, sid, aggregates),
     ev.SnapshotStarted: st.builds(ev.SnapshotStarted, sid, st.lists(st.sampled_from(ev.KINDS), unique=True).map(tuple),
                                   st.integers(1, 64)),
     ev.SnapshotCompleted: st.builds(ev.SnapshotCompleted, sid,
