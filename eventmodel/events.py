@@ -396,6 +396,29 @@ class SnapshotAborted(_Payload):
 
 
 @attrs.frozen(slots=True)
+class AuditRead(_Payload):
+    """A decision engine read the model at ``position`` for audit ``audit_id``: the
+    durable record that lets anyone who reads this log rebuild exactly what it saw.
+    Changes no entity (the fold ignores it)."""
+
+    TYPE = "audit.read"
+    EFFECT = "ignore"
+    audit_id: str
+    position: tuple[int, ...]  # the model's log position (offset per partition)
+    model_recorded_at: int = 0  # recorded_at of the last record in that model (µs)
+    read_at: int = 0  # when the engine took the model (µs, the engine's clock: for display only)
+    reader: str = ""  # who read it, e.g. "watcher-decision-engine@host"
+    #: SHA-256 of the snapshot export of that model (format ``digest_format``), "" if not taken
+    digest: str = ""
+    digest_format: str = ""  # e.g. "eventmodel.snapshot/1"
+
+
+#: the key every ``audit.read`` record carries: one key, so one partition holds them all
+#: and ``read_key`` lists them (a colon is never in a host name, instance uuid or service key)
+AUDIT_KEY = "eventmodel:audits"
+
+
+@attrs.frozen(slots=True)
 class Unknown(_Payload):
     """A record whose type this process does not know (e.g. a plugin not installed)."""
 
@@ -425,6 +448,7 @@ BUILTIN_PAYLOADS: tuple[type, ...] = (
     SnapshotStarted,
     SnapshotCompleted,
     SnapshotAborted,
+    AuditRead,
 )
 
 #: types that a log writes to every partition

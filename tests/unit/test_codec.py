@@ -51,6 +51,8 @@ PAYLOAD_STRATEGIES: dict[type, st.SearchStrategy] = {
     ev.SnapshotCompleted: st.builds(ev.SnapshotCompleted, sid,
                                     st.dictionaries(st.sampled_from(ev.KINDS), st.integers(0, 10**6))),
     ev.SnapshotAborted: st.builds(ev.SnapshotAborted, sid, text),
+    ev.AuditRead: st.builds(ev.AuditRead, text, st.lists(ints, min_size=1, max_size=4).map(tuple), ints, ints, text,
+                            text, text),
 }
 payloads = st.one_of(*PAYLOAD_STRATEGIES.values())
 
