@@ -308,7 +308,12 @@ def read_checkpoint(path: Path, types: EventTypes | None = None) -> ClusterState
 class Checkpointer:
     """Writes checkpoints into a directory, keeps the newest ``keep`` of its log's, and
     loads the newest valid one. ``log_id`` (the log's identity) keeps checkpoints of
-    another log — or of a log that was recreated — from ever being used or counted."""
+    another log — or of a log that was recreated — from ever being used or counted.
+
+    Positional checkpoints (``ladder`` > 0): besides the newest ``keep``, one checkpoint
+    per ``ladder`` records of log position is kept (the first written in each such
+    stretch), at most ``ladder_keep`` of them (the oldest go first), so that a replay to
+    any covered point starts from the nearest one at or before it (``load(until=…)``)."""
 
     directory: Path = attrs.field(converter=Path)
     log_url: str = ""
@@ -317,12 +322,15 @@ class Checkpointer:
     skipped: list[str] = attrs.field(factory=list)  # why files were skipped at the last load
     loaded_position: Position | None = None  # position of the checkpoint the last load returned
     types: EventTypes | None = None  # event types whose entity classes checkpoints may hold
+    ladder: int = 0  # records of log position between kept positional checkpoints (0: none kept)
+    ladder_keep: int = 64  # the most positional checkpoints kept
 
     @classmethod
-    def for_log(cls, directory: str | Path, log: object, keep: int = 3) -> Checkpointer:
+    def for_log(cls, directory: str | Path, log: object, keep: int = 3, *, ladder: int = 0,
+                ladder_keep: int = 64) -> Checkpointer:
         codec = getattr(log, "codec", None)
         return cls(directory, log_url=getattr(log, "url", ""), log_id=getattr(log, "log_id", ""), keep=keep,
-                   types=getattr(codec, "types", None))
+                   types=getattr(codec, "types", None), ladder=ladder, ladder_keep=ladder_keep)
 
     def __attrs_post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -341,21 +349,58 @@ class Checkpointer:
     def write(self, state: ClusterState) -> Path:
         name = f"checkpoint-{state.position.total:015d}-{now_us()}{SUFFIX}"
         path = write_checkpoint(self.directory / name, state, log_url=self.log_url, log_id=self.log_id)
-        # Keep the newest few of this log's; never the one just written, never another log's.
+        # Keep the newest few of this log's (and with a ladder, one per stretch of it);
+        # never the one just written, never another log's.
         mine = [p for p in self.files() if p != path and self._ours(p)]
-        for old in mine[max(0, self.keep - 1):]:
+        for old in self._positional(mine[max(0, self.keep - 1):]):
             old.unlink(missing_ok=True)
         return path
 
+    def _positional(self, older: list[Path]) -> list[Path]:
+        """Of ``older`` (newest first), those the ladder does not keep."""
+        if self.ladder <= 0:
+            return older
+        kept: dict[int, Path] = {}
+        drop: list[Path] = []
+        for p in reversed(older):  # oldest first: the first of each stretch stays
+            total = _total_of(p)
+            stretch = -1 if total is None else total // self.ladder
+            if stretch < 0 or stretch in kept:
+                drop.append(p)
+            else:
+                kept[stretch] = p
+        stretches = sorted(kept)
+        drop.extend(kept[s] for s in stretches[:max(0, len(stretches) - self.ladder_keep)])
+        return drop
+
+    def positions(self) -> list[Position]:
+        """Positions of this log's checkpoints in the directory, newest first (headers only)."""
+        out = []
+        for p in self.files():
+            try:
+                header = read_header(p)
+            except (CheckpointError, OSError):
+                continue
+            other = header.get("log_id", "")
+            if not (self.log_id and other and other != self.log_id):
+                out.append(Position(tuple(header["position"])))
+        return out
+
     def load(self, partitions: int, log_end: Position | None = None,
-             log_start: Position | None = None) -> ClusterState | None:
+             log_start: Position | None = None, *, until: Position | None = None) -> ClusterState | None:
         """The newest checkpoint that verifies and fits the log — its position within
-        ``log_start``..``log_end`` — or None if there is none."""
+        ``log_start``..``log_end`` — or None if there is none. With ``until``, the newest
+        at or before that position (checkpoints past it are passed over, not reported)."""
         self.skipped = []
         self.loaded_position = None
         for path in self.files():
             try:
                 header = read_header(path)
+                if until is not None:
+                    pos = header.get("position")
+                    if (isinstance(pos, list) and len(pos) == len(until.offsets)
+                            and not until.covers(Position(tuple(pos)))):
+                        continue
                 other = header.get("log_id", "")
                 if self.log_id and other and other != self.log_id:
                     raise CheckpointError(f"{path}: made for another log ({other}, this is {self.log_id})")
@@ -376,4 +421,13 @@ class Checkpointer:
                 continue
             self.loaded_position = state.position
             return state
+        return None
+
+
+def _total_of(path: Path) -> int | None:
+    """The position total a checkpoint's file name carries (``checkpoint-<total>-<time>``)."""
+    parts = path.name.split("-")
+    try:
+        return int(parts[1])
+    except (IndexError, ValueError):
         return None

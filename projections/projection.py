@@ -130,20 +130,23 @@ def catch_up(projection: Projection, log: EventLog, end: Position | None = None,
 class Follower:
     """Tails a log into a projection on a background thread until stopped.
 
-    With a ``checkpointer`` it writes a checkpoint every ``checkpoint_every`` records
-    (and on stop). Errors reading the log are logged and retried with backoff; the
+    With a ``checkpointer`` it writes a checkpoint every ``checkpoint_every`` records,
+    or, with ``checkpoint_interval``, once that many seconds passed with records
+    folded since the last one (and on stop). Errors reading the log are logged and retried with backoff; the
     model stays as it was and ``stale`` says why.
     """
 
     def __init__(self, log: EventLog, projection: Projection, *, poll: float = 0.05,
                  batch: int = 5000, checkpointer: object | None = None,
-                 checkpoint_every: int = 500_000) -> None:
+                 checkpoint_every: int = 500_000, checkpoint_interval: float | None = None) -> None:
         self.log = log
         self.projection = projection
         self.poll = poll
         self.batch = batch
         self.checkpointer = checkpointer
         self.checkpoint_every = checkpoint_every
+        self.checkpoint_interval = checkpoint_interval
+        self._checkpoint_at = time.monotonic()
         self.stale: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -168,6 +171,13 @@ class Follower:
         self.checkpointer.write(state)  # type: ignore[union-attr]
         self.checkpointed = state.position
         self._since_checkpoint = 0
+        self._checkpoint_at = time.monotonic()
+
+    def _checkpoint_due(self) -> bool:
+        if self._since_checkpoint >= self.checkpoint_every:
+            return True
+        return bool(self.checkpoint_interval and self._since_checkpoint
+                    and time.monotonic() - self._checkpoint_at >= self.checkpoint_interval)
 
     def run(self) -> None:
         backoff = self.poll
@@ -188,7 +198,7 @@ class Follower:
                     self.projection.mark_stale(None)
                 self.stale = None
                 backoff = self.poll
-                if self.checkpointer is not None and self._since_checkpoint >= self.checkpoint_every:
+                if self.checkpointer is not None and self._checkpoint_due():
                     self._checkpoint()
                 if not moved:
                     self._stop.wait(self.poll)

@@ -24,7 +24,10 @@ def start(log: EventLog, checkpointer: Checkpointer | None = None, *, until: Pos
     first = log.start()
     state = None
     if checkpointer is not None:
-        state = checkpointer.load(log.partitions(), log.end(), log_start=first)
+        # The nearest checkpoint at or before the requested point (positional
+        # checkpoints: see Checkpointer.ladder), not only the newest.
+        state = checkpointer.load(log.partitions(), log.end(), log_start=first,
+                                  until=until)
         if state is not None and not end.covers(state.position):
             state = None  # the checkpoint is past the requested point
     lost = None
