@@ -1,10 +1,10 @@
 """Snapshot export/import: a documented, versioned JSON file that offline strategy tests
 load with one call (:func:`load_snapshot`).
 
-Format ``eventmodel.snapshot`` version 1::
+Format ``eventmodel.snapshot`` version 2::
 
     {
-      "format": "eventmodel.snapshot", "version": 1,
+      "format": "eventmodel.snapshot", "version": 2,
       "position": "0:120,1:98",          # log position the model reflects
       "recorded_at": "2026-11-25T15:31:37.996213Z",
       "exported_at": "...",
@@ -12,15 +12,25 @@ Format ``eventmodel.snapshot`` version 1::
       "compute_nodes": [ {name, version, host, uuid, vcpus, memory_mb, disk_gb,
                           vcpus_reserved, memory_mb_reserved, disk_gb_reserved,
                           cpu_allocation_ratio, ram_allocation_ratio, disk_allocation_ratio,
-                          hypervisor_type, state} ],
-      "services":      [ {host, binary, version, disabled, disabled_reason, forced_down, up, uuid} ],
+                          hypervisor_type, state, disabled, disabled_reason,
+                          availability_zone, aggregates} ],
+      "services":      [ {host, binary, version, disabled, disabled_reason, forced_down, up, uuid,
+                          availability_zone} ],
       "instances":     [ {uuid, version, host, node, vm_state, power_state, task_state,
-                          flavor: {name, vcpus, memory_mb, root_gb, ephemeral_gb, swap_mb},
-                          project_id, user_id, name, locked, locked_reason, availability_zone} ]
+                          flavor: {name, vcpus, memory_mb, root_gb, ephemeral_gb, swap_mb, extra_specs},
+                          project_id, user_id, name, locked, locked_reason, availability_zone,
+                          metadata, created_at} ],
+      "aggregates":    [ {uuid, version, id, name, availability_zone, hosts, metadata} ]
     }
 
-Versions are µs since the epoch. Readers ignore keys they do not know, so later
-versions may add fields; a change of meaning gets a new ``version``.
+A node's ``disabled``/``disabled_reason`` are its status as the model knows it (its
+compute service's, see :meth:`ClusterModel.node_status`); ``availability_zone`` and
+``aggregates`` (names) are written for readers and derived again on load.
+
+Versions and times are µs since the epoch. Readers ignore keys they do not know, so
+later versions may add fields; a change of meaning gets a new ``version``. Version 1
+files (no aggregates, metadata, extra specs, created time, node status) still load.
+The document is deterministic for a given model and ``exported_at``.
 """
 
 from __future__ import annotations
@@ -33,13 +43,13 @@ import immutables
 import msgspec
 
 from eventmodel.clock import format_time, now_us, parse_time
-from eventmodel.events import INSTANCE, NODE, SERVICE, ComputeNode, ComputeService, Instance
+from eventmodel.events import AGGREGATE, INSTANCE, NODE, SERVICE, Aggregate, ComputeNode, ComputeService, Instance
 from eventmodel.log.base import Position
 from projections.model import ClusterModel
 from projections.state import ClusterState
 
 FORMAT = "eventmodel.snapshot"
-VERSION = 1
+VERSION = 2
 
 
 class SnapshotFileError(ValueError):
@@ -54,26 +64,39 @@ class _Doc(msgspec.Struct):
     compute_nodes: list[ComputeNode] = []
     services: list[ComputeService] = []
     instances: list[Instance] = []
+    aggregates: list[Aggregate] = []
 
 
-def to_document(model: ClusterModel) -> dict[str, Any]:
+def _node_record(model: ClusterModel, node: ComputeNode, by_host: dict[str, list[Aggregate]]) -> dict[str, Any]:
+    st = model.node_status(node.name, by_host)
+    rec = msgspec.to_builtins(attrs.evolve(node, disabled=st.disabled, disabled_reason=st.disabled_reason))
+    rec["availability_zone"] = st.zone
+    rec["aggregates"] = list(st.aggregates)
+    return rec
+
+
+def to_document(model: ClusterModel, *, exported_at: int | None = None) -> dict[str, Any]:
+    """The model as the export document; ``exported_at`` (µs) defaults to now."""
+    by_host = model.aggregates_by_host()
     return {
         "format": FORMAT,
         "version": VERSION,
         "position": str(model.position),
         "recorded_at": format_time(model.recorded_at) if model.recorded_at else None,
-        "exported_at": format_time(now_us()),
-        "counts": model.counts(),
-        "compute_nodes": sorted(model.compute_nodes().values(), key=lambda n: n.name),
+        "exported_at": format_time(now_us() if exported_at is None else exported_at),
+        "counts": dict(sorted(model.counts().items())),
+        "compute_nodes": [_node_record(model, n, by_host)
+                          for n in sorted(model.compute_nodes().values(), key=lambda n: n.name)],
         "services": sorted(model.services().values(), key=lambda s: (s.host, s.binary)),
         "instances": sorted(model.instances().values(), key=lambda i: i.uuid),
+        "aggregates": sorted(model.aggregates().values(), key=lambda a: (a.name, a.uuid)),
     }
 
 
-def export_snapshot(model: ClusterModel, path: str | Path) -> Path:
+def export_snapshot(model: ClusterModel, path: str | Path, *, exported_at: int | None = None) -> Path:
     """Write the model as a snapshot file (format above)."""
     path = Path(path)
-    data = msgspec.json.encode(to_document(model))
+    data = msgspec.json.encode(to_document(model, exported_at=exported_at), order="deterministic")
     path.write_bytes(msgspec.json.format(data, indent=1) if len(data) < 1 << 20 else data)
     return path
 
@@ -90,13 +113,14 @@ def load_snapshot(path: str | Path) -> ClusterModel:
     if doc.version > VERSION:
         raise SnapshotFileError(f"{path}: snapshot version {doc.version} is newer than this reader ({VERSION})")
     return from_entities(
-        doc.instances, doc.compute_nodes, doc.services,
+        doc.instances, doc.compute_nodes, doc.services, doc.aggregates,
         position=Position.parse(doc.position),
         recorded_at=parse_time(doc.recorded_at) if doc.recorded_at else 0,
     )
 
 
-def from_entities(instances: list[Instance], nodes: list[ComputeNode], services: list[ComputeService], *,
+def from_entities(instances: list[Instance], nodes: list[ComputeNode], services: list[ComputeService],
+                  aggregates: list[Aggregate] = (), *,  # type: ignore[assignment]
                   position: Position | None = None, recorded_at: int = 0) -> ClusterModel:
     """A model holding exactly these entities (for tests and imports)."""
     by_node: dict[str, Any] = {}
@@ -111,6 +135,7 @@ def from_entities(instances: list[Instance], nodes: list[ComputeNode], services:
             INSTANCE: immutables.Map({i.uuid: i for i in instances}),
             NODE: immutables.Map({n.name: n for n in nodes}),
             SERVICE: immutables.Map({s.key: s for s in services}),
+            AGGREGATE: immutables.Map({a.uuid: a for a in aggregates}),
         }),
         by_node=immutables.Map({k: immutables.Map(v) for k, v in by_node.items()}),
         recorded_at=recorded_at,

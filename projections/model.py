@@ -13,7 +13,9 @@ import attrs
 import immutables
 
 from eventmodel.clock import format_time
-from eventmodel.events import INSTANCE, NODE, SERVICE, ComputeNode, ComputeService, Instance, service_key
+from eventmodel.events import (
+    AGGREGATE, INSTANCE, NODE, SERVICE, Aggregate, ComputeNode, ComputeService, Instance, service_key,
+)
 from eventmodel.log.base import Position
 from projections.state import EMPTY, ClusterState, SnapshotResult
 
@@ -46,6 +48,27 @@ def node_capacity(node: ComputeNode) -> Resources:
         (node.memory_mb - node.memory_mb_reserved) * node.ram_allocation_ratio,
         (node.disk_gb - node.disk_gb_reserved) * node.disk_allocation_ratio,
     )
+
+
+@attrs.frozen(slots=True)
+class NodeStatus:
+    """What a scheduler or an audit asks of a node beyond its capacity.
+
+    ``disabled``/``disabled_reason``/``up`` come from the node's compute service when the
+    model has it (notifications keep it current), else from the hypervisor listing.
+    ``zone`` is the service's zone, else the zone of an aggregate holding the host.
+    """
+
+    disabled: bool
+    disabled_reason: str | None
+    up: bool
+    zone: str | None
+    aggregates: tuple[str, ...]  # names, sorted
+
+    @property
+    def status(self) -> str:
+        """Nova's word for it: ``enabled`` or ``disabled``."""
+        return "disabled" if self.disabled else "enabled"
 
 
 class UnknownEntity(KeyError):
@@ -102,6 +125,10 @@ class ClusterModel:
         """``host/binary`` → ComputeService."""
         return self.state.table(SERVICE)
 
+    def aggregates(self) -> immutables.Map:
+        """uuid → Aggregate (host aggregates, with their zones and metadata)."""
+        return self.state.table(AGGREGATE)
+
     def table(self, kind: str) -> immutables.Map:
         return self.state.table(kind)
 
@@ -137,6 +164,33 @@ class ClusterModel:
     def node_service(self, node: str) -> ComputeService | None:
         n = self.compute_node(node)
         return self.service(n.host) if n.host else None
+
+    def aggregates_by_host(self) -> dict[str, list[Aggregate]]:
+        """host → the aggregates holding it, sorted by name (one pass; for bulk reads)."""
+        out: dict[str, list[Aggregate]] = {}
+        for agg in sorted(self.aggregates().values(), key=lambda a: (a.name, a.uuid)):
+            for host in agg.hosts:
+                out.setdefault(host, []).append(agg)
+        return out
+
+    def host_aggregates(self, host: str) -> list[Aggregate]:
+        """The aggregates holding ``host``, sorted by name."""
+        return sorted((a for a in self.aggregates().values() if host in a.hosts), key=lambda a: (a.name, a.uuid))
+
+    def node_status(self, node: str, by_host: dict[str, list[Aggregate]] | None = None) -> NodeStatus:
+        """The node's status, reason, liveness, zone and aggregates (see :class:`NodeStatus`);
+        pass :meth:`aggregates_by_host` when asking for many nodes."""
+        n = self.compute_node(node)
+        svc = self.service(n.host) if n.host else None
+        aggs = (by_host.get(n.host, []) if by_host is not None else self.host_aggregates(n.host)) if n.host else []
+        zone = svc.availability_zone if svc is not None else None
+        if zone is None:
+            zone = next((a.availability_zone for a in aggs if a.availability_zone), None)
+        if svc is not None:
+            disabled, reason, up = svc.disabled, svc.disabled_reason, svc.up and not svc.forced_down
+        else:
+            disabled, reason, up = n.disabled, n.disabled_reason, True
+        return NodeStatus(disabled, reason, up and n.state == "up", zone, tuple(a.name for a in aggs))
 
     # -- resources -----------------------------------------------------------
     def node_used(self, node: str) -> Resources:

@@ -75,6 +75,16 @@ the change, so the fold never needs the previous event)::
     service.update                           compute_service.changed change=forced_down if forced_down, else
                                                                      disabled if disabled, else enabled
     service.delete                           compute_service.deleted
+    aggregate.create.end                     aggregate.changed       created
+    aggregate.update_prop.end                aggregate.changed       update_prop (name, zone)
+    aggregate.update_metadata.end            aggregate.changed       update_metadata (the zone is the
+                                                                     ``availability_zone`` metadata key)
+    aggregate.add_host.end / remove_host.end aggregate.changed       add_host / remove_host
+    aggregate.delete.end                     aggregate.deleted
+
+Instances carry their ``metadata`` and ``created_at``, flavors their ``extra_specs``,
+services their ``availability_zone``. AggregatePayload has no time: every aggregate
+record has the lowest version, so log order decides between them.
 
 Irrelevant (counted and skipped by the caller)::
 
@@ -107,7 +117,9 @@ Irrelevant (counted and skipped by the caller)::
                                              the source and its old flavor until resize_finish.end
     service.* of another binary than nova-compute
                                              only compute services hold instances
-    aggregate.*, flavor.*, keypair.*, server_group.*, scheduler.*, compute_task.*, compute.exception,
+    aggregate.<action>.start                 the .end carries the result
+    aggregate.cache_images.*                 image pre-caching changes no aggregate or host
+    flavor.*, keypair.*, server_group.*, scheduler.*, compute_task.*, compute.exception,
     libvirt.*, metrics.update, volume.usage
                                              not part of the model (see the reasons in _PREFIX_REASONS)
     any other type                           unknown to this normalizer (a plugin may claim it)
@@ -429,6 +441,17 @@ def _service_deleted(self: NovaNormalizer, data: dict, msg: Message) -> object:
     return None if svc is None else ev.ComputeServiceDeleted(svc)
 
 
+def _aggregate_changed(change: str) -> _Handler:
+    def handle(self: NovaNormalizer, data: dict, msg: Message) -> object:
+        return ev.AggregateChanged(self.aggregate(data), change=change)
+
+    return handle
+
+
+def _aggregate_deleted(self: NovaNormalizer, data: dict, msg: Message) -> object:
+    return ev.AggregateDeleted(self.aggregate(data))
+
+
 def _state(action: str) -> _Handler:
     return _instance_event(ev.InstanceStateChanged, action=action)
 
@@ -465,6 +488,12 @@ HANDLERS: dict[str, _Handler] = {
     "service.create": _service_changed("created"),
     "service.update": _service_changed(None),
     "service.delete": _service_deleted,
+    "aggregate.create.end": _aggregate_changed("created"),
+    "aggregate.update_prop.end": _aggregate_changed("update_prop"),
+    "aggregate.update_metadata.end": _aggregate_changed("update_metadata"),
+    "aggregate.add_host.end": _aggregate_changed("add_host"),
+    "aggregate.remove_host.end": _aggregate_changed("remove_host"),
+    "aggregate.delete.end": _aggregate_deleted,
 }
 
 #: the event class each handled type produces (documentation and tests)
@@ -493,6 +522,9 @@ EVENT_CLASS: dict[str, type] = {
     "service.create": ev.ComputeServiceChanged,
     "service.update": ev.ComputeServiceChanged,
     "service.delete": ev.ComputeServiceDeleted,
+    **{f"aggregate.{a}.end": ev.AggregateChanged
+       for a in ("create", "update_prop", "update_metadata", "add_host", "remove_host")},
+    "aggregate.delete.end": ev.AggregateDeleted,
 }
 
 _NOT_IN_MODEL = "are not part of the model"
@@ -539,7 +571,8 @@ IRRELEVANT_TYPES: dict[str, str] = {
 
 #: Nova notification families that are irrelevant, by prefix, with the reason
 _PREFIX_REASONS: tuple[tuple[str, str], ...] = (
-    ("aggregate.", f"host aggregates {_NOT_IN_MODEL}"),
+    ("aggregate.cache_images.", "pre-caching images on an aggregate's hosts changes no aggregate or host"),
+    ("aggregate.", "the start of an aggregate change: the .end notification carries the result"),
     ("flavor.", "a flavor definition changes no instance (each instance carries its own flavor copy)"),
     ("keypair.", f"keypairs {_NOT_IN_MODEL}"),
     ("server_group.", f"server groups {_NOT_IN_MODEL}"),
@@ -685,12 +718,14 @@ class NovaNormalizer(MessageNormalizer):
                 name = ""
         elif type(name) is not str:
             raise Invalid(f"field {w}'name' must be a string, got {_kind(name)}")
-        key = (name, vcpus, memory_mb, root_gb, ephemeral_gb, swap_mb)
+        specs = _str_dict(data, "extra_specs", w)
+        key = (name, vcpus, memory_mb, root_gb, ephemeral_gb, swap_mb, tuple(sorted(specs.items())) if specs else ())
         flavor = self._flavors.get(key)
         if flavor is None:
             if len(self._flavors) >= 4096:
                 self._flavors.clear()
-            flavor = self._flavors[key] = ev.Flavor(_intern(name), vcpus, memory_mb, root_gb, ephemeral_gb, swap_mb)
+            flavor = self._flavors[key] = ev.Flavor(_intern(name), vcpus, memory_mb, root_gb, ephemeral_gb, swap_mb,
+                                                    specs)
         return flavor
 
     def instance(self, data: dict, _occurred_at: int = 0) -> ev.Instance:
@@ -717,6 +752,8 @@ class NovaNormalizer(MessageNormalizer):
             locked,
             _plain_str_or_none(data, "locked_reason"),
             _opt_str(data, "availability_zone", "") or None,  # Nova means one thing by null and ''
+            _str_dict(data, "metadata"),
+            _time_field(data.get("created_at"), "field 'created_at'"),
         )
 
     def service(self, data: dict, _occurred_at: int = 0) -> ev.ComputeService | None:
@@ -736,7 +773,42 @@ class NovaNormalizer(MessageNormalizer):
             forced_down,
             not forced_down,
             _opt_str(data, "uuid", ""),
+            _opt_str(data, "availability_zone", "") or None,
         )
+
+    def aggregate(self, data: dict) -> ev.Aggregate:
+        """A host aggregate from Nova's AggregatePayload (which carries no time: lowest version)."""
+        uuid = _req_str(data, "uuid", "")
+        agg_id = data.get("id")
+        if agg_id is not None and type(agg_id) is not int:
+            raise Invalid(f"field 'id' must be an integer or null, got {_kind(agg_id)}")
+        hosts = data.get("hosts")
+        if hosts is None:
+            hosts = []
+        if type(hosts) is not list or any(type(h) is not str for h in hosts):
+            raise Invalid("field 'hosts' must be a list of strings or null")
+        metadata = _str_dict(data, "metadata")
+        return ev.Aggregate(
+            uuid, ev.LOWEST_VERSION, agg_id, _plain_str(data, "name"),
+            metadata.get("availability_zone") or None,
+            tuple(sorted(_intern(h) for h in hosts)), metadata,
+        )
+
+
+def _str_dict(d: dict, key: str, where: str = "") -> dict[str, str]:
+    """A string→string map field (instance metadata, flavor extra specs); null is empty."""
+    v = d.get(key)
+    if v is None:
+        return {}
+    if type(v) is not dict:
+        raise Invalid(f"field {where}{key!r} must be an object or null, got {_kind(v)}")
+    for k, x in v.items():
+        if type(x) is not str:
+            if x is None or isinstance(x, (int, float, bool)):
+                v = {kk: (xx if type(xx) is str else "" if xx is None else str(xx)) for kk, xx in v.items()}
+                break
+            raise Invalid(f"field {where}{key!r}: value of {k!r} is {_kind(x)}, not a string")
+    return v
 
 
 def _plain_str(d: dict, key: str) -> str:

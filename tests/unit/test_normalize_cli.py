@@ -23,7 +23,7 @@ def _lines(output: str) -> list[dict]:
 
 def test_samples(samples_dir: Path) -> None:
     post_dest = samples_dir / "instance-live_migration_post_dest-end.json"
-    aggregate = samples_dir / "aggregate-create-end.json"
+    aggregate = samples_dir / "aggregate-create-start.json"
     result = _run(str(post_dest), str(aggregate))
     assert result.exit_code == 0, result.output
     event, skipped = _lines(result.stdout)
@@ -34,7 +34,7 @@ def test_samples(samples_dir: Path) -> None:
     assert skipped == {
         "file": str(aggregate),
         "status": "irrelevant",
-        "event_type": "aggregate.create.end",
+        "event_type": "aggregate.create.start",
         "reason": skipped["reason"],
     } and skipped["reason"]
     # deterministic: the same input gives the same output

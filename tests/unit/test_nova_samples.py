@@ -58,6 +58,12 @@ EXPECTED: dict[str, tuple[str, str | None]] = {
     "service-create.json": ("compute_service.changed", "created"),
     "service-update.json": ("compute_service.changed", "enabled"),
     "service-delete.json": ("compute_service.deleted", None),
+    "aggregate-create-end.json": ("aggregate.changed", "created"),
+    "aggregate-update_prop-end.json": ("aggregate.changed", "update_prop"),
+    "aggregate-update_metadata-end.json": ("aggregate.changed", "update_metadata"),
+    "aggregate-add_host-end.json": ("aggregate.changed", "add_host"),
+    "aggregate-remove_host-end.json": ("aggregate.changed", "remove_host"),
+    "aggregate-delete-end.json": ("aggregate.deleted", None),
 }
 
 
@@ -99,9 +105,12 @@ def _check_instance(inst: ev.Instance, data: dict) -> None:
     assert inst.locked == data["locked"]
     assert inst.locked_reason == data["locked_reason"]
     assert inst.availability_zone == data["availability_zone"]
+    assert inst.metadata == data["metadata"]
+    assert inst.created_at == (parse_time(data["created_at"]) if data["created_at"] else None)
     flavor = data["flavor"]["nova_object.data"]
     assert inst.flavor == ev.Flavor(
-        flavor["name"], flavor["vcpus"], flavor["memory_mb"], flavor["root_gb"], flavor["ephemeral_gb"], flavor["swap"]
+        flavor["name"], flavor["vcpus"], flavor["memory_mb"], flavor["root_gb"], flavor["ephemeral_gb"], flavor["swap"],
+        flavor.get("extra_specs") or {},
     )
     assert inst.flavor.disk_gb == flavor["root_gb"] + flavor["ephemeral_gb"]
 
@@ -114,7 +123,16 @@ def _check_service(svc: ev.ComputeService, data: dict) -> None:
     assert svc.forced_down == data["forced_down"]
     assert svc.up is (not data["forced_down"])
     assert svc.uuid == data["uuid"]
+    assert svc.availability_zone == (data.get("availability_zone") or None)
     assert svc.key == f"{data['host']}/{data['binary']}"
+
+
+def _check_aggregate(agg: ev.Aggregate, data: dict) -> None:
+    assert (agg.uuid, agg.id, agg.name) == (data["uuid"], data["id"], data["name"])
+    assert agg.hosts == tuple(sorted(data["hosts"]))
+    assert agg.metadata == data["metadata"]
+    assert agg.availability_zone == data["metadata"].get("availability_zone")
+    assert agg.version == ev.LOWEST_VERSION  # AggregatePayload carries no time
 
 
 def test_there_are_140_samples(samples_dir: Path) -> None:
@@ -156,6 +174,8 @@ def test_every_sample(samples_dir: Path, wire: bool) -> None:
             when = data["updated_at"] or data["created_at"]
             stamp = parse_time(when) if when else ev.LOWEST_VERSION
             assert entity.version == stamp - stamp % SECOND, path.name
+        elif isinstance(entity, ev.Aggregate):
+            _check_aggregate(entity, data)
         else:
             _check_service(entity, data)
             # ServiceStatusPayload has no updated_at: Nova's last heartbeat time
