@@ -20,6 +20,7 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "demo",
     "replay",
+    "audits",
     "normalize",
     "bridge",
     "sync",

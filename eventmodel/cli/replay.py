@@ -86,9 +86,19 @@ def register(app: typer.Typer) -> None:
         checkpoint_dir: Optional[Path] = typer.Option(None, "--checkpoint-dir",
                                                       help="Start from the newest valid checkpoint here."),
         nodes: int = typer.Option(0, "--nodes", help="Also list the N fullest compute nodes."),
+        audit: Optional[str] = typer.Option(None, "--audit",
+                                            help="The model audit ID read (see `eventmodel audits`); "
+                                                 "--export then writes the very file it saw."),
     ) -> None:
         """Rebuild the model at a past position or time (default: now) and summarise it."""
         lg = open_or_fail(log)
+        if audit is not None:
+            from eventmodel.cli.audits import replay_audit
+
+            if to is not None or at is not None:
+                raise fail("give --audit or --to/--at, not both")
+            replay_audit(lg, audit, export, checkpoint_dir)
+            return
         model = _model(lg, to, at, checkpoint_dir)
         print_summary(model, f"model of {lg.url}")
         if nodes:
