@@ -1,0 +1,104 @@
+"""``eventmodel serve``: follow the log and serve the model over HTTP (API, metrics,
+probes, page) until SIGTERM/SIGINT. SIGUSR2 holds/releases the follower."""
+
+from __future__ import annotations
+
+import ipaddress
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from eventmodel.cli.common import console, err, fail, log_option, open_or_fail
+
+DEFAULT_LISTEN = "127.0.0.1:8080"
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port``) → (host, port); ValueError with the reason."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"--listen {text!r}: expected HOST:PORT, e.g. {DEFAULT_LISTEN}")
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def serve(
+        log: str = log_option(),
+        checkpoint_dir: Optional[Path] = typer.Option(None, "--checkpoint-dir", envvar="EVENTMODEL_CHECKPOINT_DIR",
+                                                      help="Restore from and write checkpoints here."),
+        listen: str = typer.Option(DEFAULT_LISTEN, "--listen", envvar="EVENTMODEL_SERVE_LISTEN",
+                                   help="HOST:PORT to bind (loopback by default; port 0: any free port)."),
+        token_file: Optional[Path] = typer.Option(None, "--token-file",
+                                                  help="File holding the bearer token (else $EVENTMODEL_SERVE_TOKEN; "
+                                                       "none: no token needed)."),
+        ready_lag: float = typer.Option(30.0, "--ready-lag", min=0.0,
+                                        help="/readyz fails when the oldest unread record is older (seconds)."),
+        every: int = typer.Option(500_000, "--checkpoint-every", min=1, help="Records between checkpoints."),
+        sample_every: float = typer.Option(1.0, "--sample-every", min=0.05, help="Seconds between lag samples."),
+        dead_letters_every: float = typer.Option(30.0, "--dead-letters-every", min=0.1,
+                                                 help="Seconds between reads of the dead letters."),
+    ) -> None:
+        """Follow the log and serve the model: JSON API, /metrics, /healthz, /readyz and a page.
+
+        The bearer token (if any) protects everything but the probes. SIGUSR2 holds the
+        follower (the model stops moving, the lag grows) and releases it again."""
+        import uvicorn
+
+        from eventmodel.serve.access import TokenError, load_token
+        from eventmodel.serve.app import create_app
+        from eventmodel.serve.service import ModelService
+
+        try:
+            host, port = parse_listen(listen)
+            token = load_token(token_file)
+        except (ValueError, TokenError) as exc:
+            raise fail(str(exc)) from None
+        lg = open_or_fail(log)
+        try:
+            sock = _bind(host, port)
+        except OSError as exc:
+            raise fail(f"cannot listen on {host}:{port}: {exc}") from None
+        if token is None and not _loopback(host):
+            err.print(f"[yellow]warning:[/] serving {host} without a token: anyone who reaches the port reads the "
+                      "model (give --token-file or set EVENTMODEL_SERVE_TOKEN)")
+        service = ModelService(lg, checkpoint_dir=checkpoint_dir, checkpoint_every=every, ready_lag=ready_lag,
+                               sample_every=sample_every, dead_letters_every=dead_letters_every).start()
+        signal.signal(signal.SIGUSR2, lambda *_: err.print(
+            f"follower {'held' if service.hold() else 'released'} (SIGUSR2)"))
+        asgi = create_app(service, token=token)
+        bound = sock.getsockname()
+        shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+        console.print(f"serving http://{shown}:{bound[1]}/ for {lg.url}"
+                      f" ({'bearer token required' if token else 'no token'})", highlight=False)
+        sys.stdout.flush()
+        server = uvicorn.Server(uvicorn.Config(asgi, log_level="warning",
+                                               access_log=False, lifespan="off"))
+        try:
+            server.run(sockets=[sock])
+        finally:
+            service.stop()
+            lg.close()
+        console.print(f"stopped{'; checkpoint written' if checkpoint_dir else ''}")

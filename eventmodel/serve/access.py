@@ -1,0 +1,154 @@
+"""Who may read, and what an answer may never show.
+
+- :func:`load_token`: the bearer token from a file or ``EVENTMODEL_SERVE_TOKEN`` (never
+  from the command line, where ``ps`` shows it).
+- :class:`TokenGate`: ASGI middleware; everything but the probes needs
+  ``Authorization: Bearer <token>`` — or, for a browser, the session cookie that
+  ``POST /login`` sets after checking the same token (the cookie holds an HMAC of the
+  token, never the token).
+- :func:`redact_text` / :func:`redact_dead_letter`: credentials out of URLs and dead letters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import attrs
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from eventmodel.log.base import DeadLetter
+from eventmodel.sources.nova import redact_credentials
+
+TOKEN_ENV = "EVENTMODEL_SERVE_TOKEN"
+COOKIE = "eventmodel_session"
+#: paths anyone may read: the probes, and the login form (which shows no data)
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/login"})
+
+
+class TokenError(ValueError):
+    """The token file cannot be read or holds no token."""
+
+
+def load_token(path: Path | None, environ: dict[str, str] | None = None) -> str | None:
+    """The token from ``path`` (first line, stripped), else from ``$EVENTMODEL_SERVE_TOKEN``,
+    else None (no token: anyone who can reach the port may read)."""
+    if path is not None:
+        try:
+            token = path.read_text(encoding="utf-8").strip().splitlines()[0].strip() if path.stat().st_size else ""
+        except (OSError, UnicodeError, IndexError) as exc:
+            raise TokenError(f"cannot read the token file {path}: {exc}") from None
+        if not token:
+            raise TokenError(f"the token file {path} is empty")
+        return token
+    token = (environ if environ is not None else os.environ).get(TOKEN_ENV, "").strip()
+    return token or None
+
+
+def session_value(token: str) -> str:
+    """What the session cookie holds for ``token``: an HMAC, so the cookie is not the token."""
+    return hmac.new(token.encode(), b"eventmodel-serve-session", hashlib.sha256).hexdigest()
+
+
+_LOGIN_PAGE = b"""<!doctype html><html><head><meta charset="utf-8"><title>eventmodel: sign in</title>
+<style>body{font:15px system-ui,sans-serif;margin:4em auto;max-width:26em;color:#222}
+input{font:inherit;padding:.4em;width:100%;box-sizing:border-box;margin:.5em 0}</style></head>
+<body><h1>eventmodel</h1><p>This server needs its bearer token.</p>
+<form method="post" action="/login"><input type="password" name="token" autofocus placeholder="token">
+<input type="submit" value="Sign in"></form></body></html>"""
+
+
+@attrs.define
+class TokenGate:
+    """ASGI middleware: a valid bearer token (or session cookie) for every path but the probes."""
+
+    app: ASGIApp
+    token: str | None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.token is None:
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        if path == "/login" and scope.get("method") == "POST":
+            await self._login(receive, send)
+            return
+        if path in OPEN_PATHS or self._allowed(scope):
+            if path == "/login":
+                await _send(send, 200, _LOGIN_PAGE, b"text/html; charset=utf-8")
+                return
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        if b"text/html" in headers.get(b"accept", b""):
+            await _send(send, 401, _LOGIN_PAGE, b"text/html; charset=utf-8", [(b"www-authenticate", b"Bearer")])
+            return
+        body = b'{"error":"unauthorized: send Authorization: Bearer <token>"}'
+        await _send(send, 401, body, b"application/json", [(b"www-authenticate", b"Bearer")])
+
+    def _allowed(self, scope: Scope) -> bool:
+        assert self.token is not None
+        for name, value in scope.get("headers") or []:
+            if name == b"authorization":
+                scheme, _, given = value.decode("latin-1").partition(" ")
+                if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self.token.encode()):
+                    return True
+            elif name == b"cookie":
+                for part in value.decode("latin-1").split(";"):
+                    k, _, v = part.strip().partition("=")
+                    if k == COOKIE and hmac.compare_digest(v.encode(), session_value(self.token).encode()):
+                        return True
+        return False
+
+    async def _login(self, receive: Receive, send: Send) -> None:
+        assert self.token is not None
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if len(body) > 8192:
+                await _send(send, 413, b'{"error":"login form too large"}', b"application/json")
+                return
+            if not message.get("more_body"):
+                break
+        given = parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0].strip()
+        if not hmac.compare_digest(given.encode(), self.token.encode()):
+            await _send(send, 401, _LOGIN_PAGE, b"text/html; charset=utf-8")
+            return
+        cookie = f"{COOKIE}={session_value(self.token)}; Path=/; HttpOnly; SameSite=Strict".encode()
+        await _send(send, 303, b"", b"text/plain", [(b"location", b"/"), (b"set-cookie", cookie)])
+
+
+async def _send(send: Send, status: int, body: bytes, content_type: bytes,
+                extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *(extra or [])]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+# userinfo in any URL (scheme://user:secret@host), and secret-looking key=value pairs
+_URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*):[^\s@/]*@")
+_SECRET_PAIR = re.compile(r"((?:password|passwd|secret|token|credentials?)[\w.-]*\s*[=:]\s*)([^\s&,;\"']+)",
+                          re.IGNORECASE)
+
+
+def redact_text(text: str) -> str:
+    """``text`` with URL passwords and ``password=…``-like values replaced by ``***``."""
+    text = _URL_USERINFO.sub(r"\1:***@", text)
+    return _SECRET_PAIR.sub(r"\1***", text)
+
+
+def redact_dead_letter(letter: DeadLetter) -> DeadLetter:
+    """A dead letter fit to show: request-context credentials out of its bytes (the
+    normalizer already stores them redacted; letters from elsewhere may not be), URL
+    passwords out of its bytes, reason and source."""
+    raw = redact_credentials(bytes(letter.raw))
+    try:
+        raw = redact_text(raw.decode("utf-8")).encode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    return attrs.evolve(letter, raw=raw, reason=redact_text(letter.reason), source=redact_text(letter.source))

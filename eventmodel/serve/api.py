@@ -1,0 +1,385 @@
+"""The read-only JSON API. Every answer names the log position it was read at
+(``position``); lists take ``limit`` and ``cursor`` and answer ``next`` (the cursor of
+the following page, null at the end).
+
+Errors are JSON ``{"error": …, "status": …}``: 400 for a malformed parameter or a
+position the log cannot answer for, 404 for an unknown key, 503 while the model is
+being restored or the log cannot be read. Handlers are plain functions: Starlette runs
+them on its thread pool, so a replay never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import attrs
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from eventmodel.clock import parse_time
+from eventmodel.codec import Codec
+from eventmodel.events import KINDS, Instance
+from eventmodel.log.base import Position
+from eventmodel.serve.access import redact_text
+from eventmodel.serve.service import BadRequest, ModelService
+from eventmodel.serve.views import NodeContext, history_item, instance_row, node_row, time_text
+from projections.export import to_document
+from projections.model import ClusterModel, UnknownEntity
+from projections.replay import diff
+
+MAX_LIMIT = 5000
+DEFAULT_LIMIT = 100
+
+_encode = msgspec.json.Encoder().encode
+
+
+class NotFound(LookupError):
+    """An unknown key or kind; the message says which."""
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(_encode(data), status_code=status, media_type="application/json", headers=headers)
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return json_response({"error": message, "status": status}, status, headers)
+
+
+# -- parameters -------------------------------------------------------------------
+def limit_of(request: Request, default: int = DEFAULT_LIMIT) -> int:
+    text = request.query_params.get("limit")
+    if text is None or text == "":
+        return default
+    try:
+        n = int(text)
+    except ValueError:
+        raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}, not {text[:40]!r}") from None
+    if not 1 <= n <= MAX_LIMIT:
+        raise BadRequest(f"limit must be from 1 to {MAX_LIMIT}, not {n}")
+    return n
+
+
+def point(service: ModelService, text: str | None, name: str) -> Position | None:
+    """A point of the log from a query parameter: a position (``N`` or ``P:N,P:N``) or an
+    ISO 8601 time (the model as recorded then); None when absent."""
+    if text is None or text.strip() == "":
+        return None
+    t = text.strip()
+    if "T" in t or "-" in t[1:] or " " in t:
+        try:
+            when = parse_time(t)
+        except (ValueError, OverflowError):
+            raise BadRequest(f"{name}: {t[:60]!r} is neither a position (N or P:N,P:N) nor an ISO 8601 time") from None
+        try:
+            return service.position_at(when)
+        except (ValueError, OverflowError) as exc:
+            raise BadRequest(f"{name}: no position for time {t[:60]!r}: {exc}") from None
+    try:
+        pos = Position.parse(t)
+    except ValueError as exc:
+        raise BadRequest(f"{name}: {exc}") from None
+    if any(o < 0 for o in pos.offsets):
+        raise BadRequest(f"{name}: offsets cannot be negative: {t[:60]!r}")
+    return service.check_position(pos)
+
+
+def stamp(model: ClusterModel) -> dict[str, Any]:
+    return {"position": str(model.position), "recorded_at": time_text(model.recorded_at or None)}
+
+
+def page(items: list[Any], next_cursor: str | None, model: ClusterModel, **extra: Any) -> dict[str, Any]:
+    return {**stamp(model), **extra, "items": items, "next": next_cursor}
+
+
+def first_after(keys: Iterable[str], cursor: str | None, limit: int) -> tuple[list[str], str | None]:
+    """The ``limit`` smallest keys after ``cursor``, and the next cursor."""
+    if cursor:
+        keys = (k for k in keys if k > cursor)
+    chosen = heapq.nsmallest(limit + 1, keys)
+    more = len(chosen) > limit
+    chosen = chosen[:limit]
+    return chosen, (chosen[-1] if more and chosen else None)
+
+
+# -- routes -----------------------------------------------------------------------
+def _service(request: Request) -> ModelService:
+    return request.app.state.service
+
+
+def status(request: Request) -> Response:
+    """Position, lag, staleness, the last full syncs, dead letters: all from memory."""
+    svc = _service(request)
+    ready, why = svc.readiness()
+    sample = svc.sample
+    out: dict[str, Any] = {
+        "log": redact_text(str(svc.log.url)),
+        "ready": ready,
+        "ready_reason": why,
+        "stale": svc.stale(),
+        "held": svc.held,
+        "started_at": time_text(svc.started_at),
+        "lag": {
+            "records": sample.records,
+            "seconds": round(sample.seconds, 3),
+            "sampled_at": time_text(sample.at or None),
+            "error": sample.error,
+            "partitions": [attrs.asdict(p) for p in sample.partitions],
+        },
+        "dead_letters": {"total": svc.dead.total, "by_reason": svc.dead.by_reason,
+                         "read_at": time_text(svc.dead.read_at or None), "error": svc.dead.error},
+        "syncs": [_sync(s) for s in svc.syncs],
+    }
+    if svc.projection is None:
+        out.update(position=None, recorded_at=None,
+                   restoring={"done": svc.restore_done, "total": svc.restore_total, "error": svc.restore_error})
+        return json_response(out)
+    m = svc.model()
+    s = m.state
+    out.update(stamp(m))
+    out.update(
+        counts=m.counts(),
+        applied=s.applied,
+        duplicates=s.duplicates,
+        rejected=s.rejected,
+        last_rejected=redact_text(s.last_rejected) if s.last_rejected else None,
+        syncs_in_progress=list(s.open_snapshots.keys()),
+        last_sync=_sync(m.last_snapshot) if m.last_snapshot else None,
+        checkpoint={"position": str(svc.follower.checkpointed) if svc.follower and svc.follower.checkpointed else None,
+                    "skipped": [redact_text(x) for x in svc.skipped_checkpoints]},
+    )
+    return json_response(out)
+
+
+def _sync(s: Any) -> dict[str, Any]:
+    return {"snapshot_id": s.snapshot_id, "started_at": time_text(s.started_at),
+            "completed_at": time_text(s.completed_at),
+            "duration_seconds": max(0.0, (s.completed_at - s.started_at) / 1e6),
+            "observed": s.observed, "corrected": s.corrected, "deleted": s.deleted}
+
+
+def nodes(request: Request) -> Response:
+    """Compute nodes, by name; filters: ``zone``, ``aggregate``, ``status`` (up|down|disabled)."""
+    svc = _service(request)
+    limit = limit_of(request)
+    q = request.query_params
+    cursor, zone, aggregate, st = q.get("cursor"), q.get("zone"), q.get("aggregate"), q.get("status")
+    if st is not None and st not in ("up", "down", "disabled"):
+        raise BadRequest(f"status must be up, down or disabled, not {st[:40]!r}")
+    model = svc.model()
+    table = model.compute_nodes()
+    ctx = NodeContext(model)
+    if zone is None and aggregate is None and st is None:
+        names, nxt = first_after(table.keys(), cursor, limit)
+        rows = [node_row(ctx, table[n]) for n in names]
+        return json_response(page(rows, nxt, model, total=len(table)))
+    rows = []
+    for name in sorted(k for k in table.keys() if not cursor or k > cursor):
+        row = node_row(ctx, table[name])
+        if zone is not None and (row["zone"] or "") != zone:
+            continue
+        if aggregate is not None and aggregate not in row["aggregates"]:
+            continue
+        if st is not None and row["status"] != st:
+            continue
+        rows.append(row)
+        if len(rows) > limit:
+            break
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return json_response(page(rows, rows[-1]["name"] if more and rows else None, model))
+
+
+def node(request: Request) -> Response:
+    svc = _service(request)
+    model = svc.model()
+    name = request.path_params["name"]
+    n = model.compute_node(name)
+    return json_response({**stamp(model), "node": node_row(NodeContext(model), n)})
+
+
+def instances(request: Request) -> Response:
+    """Instances by uuid; filters: ``node``, ``project``, ``state`` (vm_state), ``host``."""
+    svc = _service(request)
+    limit = limit_of(request)
+    q = request.query_params
+    cursor, node_name, project, st, host = q.get("cursor"), q.get("node"), q.get("project"), q.get("state"), q.get("host")
+    model = svc.model()
+    table = model.instances()
+    if node_name is not None:
+        if node_name not in model.compute_nodes() and not model.node_instance_count(node_name):
+            raise NotFound(f"no compute node {node_name!r} at position {model.position}")
+        pool: Iterable[Instance] = model.node_instances(node_name)
+    else:
+        pool = table.values()
+    preds: list[Callable[[Instance], bool]] = []
+    if project is not None:
+        preds.append(lambda i: i.project_id == project)
+    if st is not None:
+        preds.append(lambda i: i.vm_state == st)
+    if host is not None:
+        preds.append(lambda i: i.host == host)
+    if preds:
+        keys: Iterable[str] = [i.uuid for i in pool if all(p(i) for p in preds)]
+    elif node_name is not None:
+        keys = [i.uuid for i in pool]
+    else:
+        keys = table.keys()
+    if not isinstance(keys, list):
+        total = len(table)
+    else:
+        total = len(keys)
+    chosen, nxt = first_after(keys, cursor, limit)
+    return json_response(page([instance_row(table[u]) for u in chosen], nxt, model, total=total))
+
+
+def instance(request: Request) -> Response:
+    svc = _service(request)
+    model = svc.model()
+    uuid = request.path_params["uuid"]
+    inst = model.instance(uuid)
+    node_row_ = None
+    if inst.node and inst.node in model.compute_nodes():
+        node_row_ = node_row(NodeContext(model), model.compute_node(inst.node))
+    return json_response({**stamp(model), "instance": instance_row(inst), "node": node_row_})
+
+
+def search(request: Request) -> Response:
+    """Nodes whose name contains ``q``; instances whose uuid starts with it or whose name contains it."""
+    svc = _service(request)
+    limit = min(limit_of(request, 20), 200)
+    q = (request.query_params.get("q") or "").strip().lower()
+    if not q:
+        raise BadRequest("q (what to search for) is required")
+    model = svc.model()
+    found_nodes = heapq.nsmallest(limit, (n for n in model.compute_nodes().keys() if q in n.lower()))
+    found = []
+    for inst in model.instances().values():
+        if inst.uuid.startswith(q) or q in inst.name.lower():
+            found.append(inst)
+            if len(found) >= limit:
+                break
+    return json_response({**stamp(model), "nodes": found_nodes,
+                          "instances": [{"uuid": i.uuid, "name": i.name, "node": i.node, "vm_state": i.vm_state}
+                                        for i in sorted(found, key=lambda i: i.uuid)]})
+
+
+def entity_history(request: Request) -> Response:
+    """One entity's records in log order, with the entity as each left it."""
+    svc = _service(request)
+    kind, key = request.path_params["kind"], request.path_params["key"]
+    if kind not in KINDS:
+        raise NotFound(f"unknown kind {kind[:40]!r}: kinds are {', '.join(KINDS)}")
+    limit = limit_of(request)
+    cursor = request.query_params.get("cursor")
+    after = -1
+    if cursor:
+        try:
+            after = int(cursor)
+        except ValueError:
+            raise BadRequest(f"cursor must be an offset from a previous answer, not {cursor[:40]!r}") from None
+    model = svc.model()
+    records = [r for r in svc.history(key) if getattr(type(r.envelope.payload), "KIND", kind) in (kind, None)]
+    if not records:
+        raise NotFound(f"no events for {kind} {key!r} in {redact_text(str(svc.log.url))}")
+    chosen = [r for r in records if r.offset > after][: limit + 1]
+    more = len(chosen) > limit
+    chosen = chosen[:limit]
+    codec: Codec = getattr(svc.log, "codec", None) or Codec()
+    items = [history_item(r, codec.unstructure_payload(r.envelope.payload)) for r in chosen]
+    current = model.table(kind).get(key)
+    return json_response({**page(items, str(chosen[-1].offset) if more and chosen else None, model),
+                          "kind": kind, "key": key, "total": len(records),
+                          "exists": current is not None})
+
+
+def difference(request: Request) -> Response:
+    """What changed between ``from`` and ``to`` (positions or times; ``to`` defaults to now)."""
+    svc = _service(request)
+    limit = limit_of(request)
+    q = request.query_params
+    if not q.get("from"):
+        raise BadRequest("from is required: a position (N or P:N,P:N) or an ISO 8601 time")
+    start = point(svc, q.get("from"), "from")
+    end = point(svc, q.get("to"), "to")
+    cursor = q.get("cursor") or "0"
+    try:
+        skip = int(cursor)
+        if skip < 0:
+            raise ValueError
+    except ValueError:
+        raise BadRequest(f"cursor must come from a previous answer, not {cursor[:40]!r}") from None
+    a = svc.model_at(start)
+    b = svc.model_at(end)
+    changes = sorted(diff(a, b), key=lambda c: (c.kind, c.key))
+    chosen = changes[skip:skip + limit]
+    items = []
+    for c in chosen:
+        item: dict[str, Any] = {"kind": c.kind, "key": c.key, "change": c.change}
+        if c.change == "changed":
+            item["fields"] = {f: [getattr(c.before, f, None), getattr(c.after, f, None)] for f in c.fields}
+        else:
+            item["entity"] = c.after if c.change == "added" else c.before
+        items.append(item)
+    nxt = str(skip + limit) if skip + limit < len(changes) else None
+    return json_response({**page(items, nxt, b), "from": str(a.position), "to": str(b.position),
+                          "total": len(changes)})
+
+
+def export(request: Request) -> Response:
+    """The model at ``at`` (position or time; default now) in `eventmodel export`'s format."""
+    svc = _service(request)
+    model = svc.model_at(point(svc, request.query_params.get("at"), "at"))
+    return Response(_encode(to_document(model)), media_type="application/json")
+
+
+def dead_letters(request: Request) -> Response:
+    """Dead letters, newest first (redacted; raw bytes as text, cut to ``bytes`` bytes)."""
+    svc = _service(request)
+    limit = limit_of(request)
+    cursor = request.query_params.get("cursor")
+    width_text = request.query_params.get("bytes") or "2048"
+    try:
+        width = int(width_text)
+        if not 0 <= width <= 65536:
+            raise ValueError
+    except ValueError:
+        raise BadRequest(f"bytes must be from 0 to 65536, not {width_text[:40]!r}") from None
+    before = None
+    if cursor:
+        try:
+            before = int(cursor)
+        except ValueError:
+            raise BadRequest(f"cursor must come from a previous answer, not {cursor[:40]!r}") from None
+    dead = svc.dead
+    letters = [d for d in reversed(dead.newest) if before is None or d.offset < before]
+    chosen = letters[:limit]
+    items = [{"id": d.offset, "at": time_text(d.at), "source": d.source, "reason": d.reason,
+              "size": d.size, "sha256": d.sha256, "truncated": d.truncated,
+              "raw": d.raw[:width].decode("utf-8", "replace")} for d in chosen]
+    model = svc.model()
+    nxt = str(chosen[-1].offset) if len(letters) > limit and chosen else None
+    return json_response({**page(items, nxt, model), "total": dead.total, "by_reason": dead.by_reason,
+                          "read_at": time_text(dead.read_at or None), "kept": len(dead.newest)})
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/api/status", status),
+        Route("/api/nodes", nodes),
+        Route("/api/nodes/{name:path}", node),
+        Route("/api/instances", instances),
+        Route("/api/instances/{uuid:path}", instance),
+        Route("/api/search", search),
+        Route("/api/history/{kind}/{key:path}", entity_history),
+        Route("/api/diff", difference),
+        Route("/api/export", export),
+        Route("/api/deadletters", dead_letters),
+    ]
+
+
+#: exception → (status, extra headers), used by the app's handlers
+ERRORS: dict[type[Exception], int] = {BadRequest: 400, NotFound: 404, UnknownEntity: 404}

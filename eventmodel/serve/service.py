@@ -1,0 +1,340 @@
+"""The model a ``serve`` process holds: restored and followed in the background, its lag
+sampled, its past read back from the log on demand.
+
+:class:`ModelService` owns one log, one :class:`~projections.projection.Projection`
+(built by :func:`projections.replay.start`: newest valid checkpoint + the tail) and its
+:class:`~projections.projection.Follower`. The HTTP layer only reads from it. Restoring
+runs on a thread so that the process answers ``/healthz`` at once; until it is done,
+:meth:`ModelService.model` raises :class:`NotReady`.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from eventmodel.clock import now_us
+from eventmodel.log.base import DeadLetter, EventLog, LogError, Position, PositionNotCovered, Record
+from eventmodel.serve.access import redact_dead_letter
+from projections.checkpoint import Checkpointer
+from projections.model import ClusterModel
+from projections.projection import Follower, Projection
+from projections.replay import history, model_at, start
+from projections.state import SnapshotResult
+
+_log = logging.getLogger(__name__)
+
+
+class NotReady(RuntimeError):
+    """The model is still being restored (or restoring failed)."""
+
+
+class BadRequest(ValueError):
+    """A position, time or parameter the log cannot answer for; the message says why."""
+
+
+@attrs.frozen(slots=True)
+class PartitionLag:
+    """How far the model is behind one partition of the log."""
+
+    partition: int
+    position: int  # the model's next offset
+    end: int  # the log's end
+    records: int
+    seconds: float  # age of the oldest record not folded yet (0 when caught up)
+
+
+@attrs.frozen(slots=True)
+class Sample:
+    """One look at the log's end beside the model's position."""
+
+    at: int  # µs
+    partitions: tuple[PartitionLag, ...] = ()
+    error: str | None = None  # why the log's end could not be read
+
+    @property
+    def records(self) -> int:
+        return sum(p.records for p in self.partitions)
+
+    @property
+    def seconds(self) -> float:
+        return max((p.seconds for p in self.partitions), default=0.0)
+
+
+@attrs.frozen(slots=True)
+class DeadLetters:
+    """What the log's dead letters say, read every so often (redacted)."""
+
+    total: int = 0
+    by_reason: dict[str, int] = attrs.field(factory=dict)
+    newest: tuple[DeadLetter, ...] = ()  # newest last
+    read_at: int = 0
+    error: str | None = None
+
+
+def reason_class(reason: str) -> str:
+    """A bounded label for a dead letter's reason: its text up to the first colon."""
+    head = reason.split(":", 1)[0].strip() or "unknown"
+    return head[:60]
+
+
+class HeldLog:
+    """A log whose end, while held, is the projection's own position: the follower then
+    finds nothing new and the lag grows (SIGUSR2 on ``serve``). Everything else is the log's."""
+
+    def __init__(self, log: EventLog, position: Callable[[], Position]) -> None:
+        self._log = log
+        self._position = position
+        self.held = False
+
+    def end(self) -> Position:
+        return self._position() if self.held else self._log.end()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._log, name)
+
+
+class ModelService:
+    """Restores and follows the model; samples the lag; answers questions about the past."""
+
+    def __init__(self, log: EventLog, *, checkpoint_dir: Path | None = None, checkpoint_every: int = 500_000,
+                 sample_every: float = 1.0, dead_letters_every: float = 30.0, ready_lag: float = 30.0,
+                 syncs_kept: int = 50, dead_letters_kept: int = 1000, models_cached: int = 4) -> None:
+        self.log = log
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+        self.sample_every = sample_every
+        self.dead_letters_every = dead_letters_every
+        self.ready_lag = ready_lag
+        self.dead_letters_kept = dead_letters_kept
+        self.started_at = now_us()
+        self.restore_error: str | None = None
+        self.restore_done = 0
+        self.restore_total: int | None = None
+        self.skipped_checkpoints: list[str] = []
+        self.projection: Projection | None = None
+        self.follower: Follower | None = None
+        self.sample = Sample(at=0)
+        self.dead = DeadLetters()
+        self.syncs: collections.deque[SnapshotResult] = collections.deque(maxlen=syncs_kept)
+        self._held = HeldLog(log, self._position)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._models: collections.OrderedDict[Position, ClusterModel] = collections.OrderedDict()
+        self._models_cached = models_cached
+        self._replay_lock = threading.Lock()
+        self._first_unread: dict[tuple[int, int], int] = {}
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self) -> ModelService:
+        for target, name in ((self._restore, "eventmodel-restore"), (self._sampler, "eventmodel-sampler")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop following (writing a last checkpoint when there is a checkpoint directory)."""
+        self._stop.set()
+        if self.follower is not None:
+            self.follower.stop(timeout)
+        for t in self._threads:
+            t.join(timeout)
+
+    def _restore(self) -> None:
+        try:
+            ck = Checkpointer.for_log(self.checkpoint_dir, self.log) if self.checkpoint_dir else None
+
+            def on_start(a: Position, b: Position) -> None:
+                self.restore_total = b.total - a.total
+
+            def progress(n: int) -> None:
+                self.restore_done += n
+
+            projection = start(self.log, ck, progress=progress, on_start=on_start)
+            if ck is not None:
+                self.skipped_checkpoints = list(ck.skipped)
+            follower = Follower(self._held, projection, checkpointer=ck,  # type: ignore[arg-type]
+                                checkpoint_every=self.checkpoint_every)
+            follower.checkpointed = ck.loaded_position if ck is not None else None
+            self.projection = projection
+            last = projection.latest().last_snapshot
+            if last is not None:
+                self.syncs.append(last)
+            if not self._stop.is_set():
+                self.follower = follower.start()
+        except Exception as exc:  # noqa: BLE001 - reported by /readyz and /api/status
+            self.restore_error = f"{type(exc).__name__}: {exc}"
+            _log.error("restoring the model from %s failed: %s", self.log.url, self.restore_error)
+
+    # -- reading the live model ------------------------------------------------
+    def _position(self) -> Position:
+        assert self.projection is not None
+        return self.projection.latest().position
+
+    def model(self) -> ClusterModel:
+        """The current model, O(1); :class:`NotReady` while restoring."""
+        if self.projection is None:
+            if self.restore_error:
+                raise NotReady(f"the model could not be restored: {self.restore_error}")
+            done = f"{self.restore_done:,}" + (f" of {self.restore_total:,}" if self.restore_total else "")
+            raise NotReady(f"restoring the model: {done} records folded so far")
+        return self.projection.latest()
+
+    @property
+    def held(self) -> bool:
+        return self._held.held
+
+    def hold(self, held: bool | None = None) -> bool:
+        """Hold (True), release (False) or toggle (None) the follower; returns the new state."""
+        self._held.held = (not self._held.held) if held is None else held
+        return self._held.held
+
+    def stale(self) -> str | None:
+        """Why the model may be out of date, or None."""
+        if self.projection is None:
+            return self.restore_error
+        reason = self.projection.latest().stale
+        if reason:
+            return reason
+        if self.follower is not None and self.follower.stale:
+            return f"reading the log fails: {self.follower.stale}"
+        if self.sample.error:
+            return f"the log's end cannot be read: {self.sample.error}"
+        return None
+
+    def readiness(self) -> tuple[bool, str]:
+        """(ready, why): restored, not stale, and no record older than ``ready_lag`` unread."""
+        if self.projection is None:
+            try:
+                self.model()
+            except NotReady as exc:
+                return False, str(exc)
+        stale = self.stale()
+        if stale:
+            return False, f"stale: {stale}"
+        if not self.sample.at:
+            return False, "the log's end was not read yet"
+        lag = self.sample.seconds
+        if lag > self.ready_lag:
+            return False, f"behind the log: oldest unread record is {lag:.1f}s old (bound {self.ready_lag:g}s)"
+        return True, "caught up"
+
+    # -- sampling ----------------------------------------------------------------
+    def _sampler(self) -> None:
+        next_dead = 0.0
+        while not self._stop.is_set():
+            if self.projection is not None:
+                self.sample = self.take_sample()
+                last = self.projection.latest().last_snapshot
+                if last is not None and (not self.syncs or self.syncs[-1] is not last):
+                    self.syncs.append(last)
+            if time.monotonic() >= next_dead:
+                self.dead = self.read_dead_letters()
+                next_dead = time.monotonic() + self.dead_letters_every
+            self._stop.wait(self.sample_every)
+
+    def take_sample(self) -> Sample:
+        """The lag now: per partition, records not folded and the age of the oldest of them."""
+        now = now_us()
+        pos = self._position()
+        try:
+            end = self.log.end()
+            out = []
+            for p, (mine, last) in enumerate(zip(pos.offsets, end.offsets, strict=False)):
+                behind = max(0, last - mine)
+                seconds = 0.0
+                if behind:
+                    recorded = self._recorded_at(p, pos)
+                    seconds = max(0.0, (now - recorded) / 1e6) if recorded else 0.0
+                out.append(PartitionLag(p, mine, last, behind, seconds))
+            if len(end.offsets) != len(pos.offsets):
+                raise LogError(f"the log has {len(end.offsets)} partitions, the model {len(pos.offsets)}")
+        except Exception as exc:  # noqa: BLE001 - the sample says why
+            return Sample(at=now, partitions=self.sample.partitions, error=f"{type(exc).__name__}: {exc}")
+        return Sample(at=now, partitions=tuple(out))
+
+    def _recorded_at(self, partition: int, pos: Position) -> int:
+        """recorded_at of the first record at or after ``pos`` in ``partition`` (memoised)."""
+        key = (partition, pos.offsets[partition])
+        if key not in self._first_unread:
+            upto = list(pos.offsets)
+            upto[partition] += 1
+            recorded = 0
+            for batch in self.log.read(pos, Position(tuple(upto)), 1):
+                if batch:
+                    recorded = batch[0].envelope.recorded_at
+                    break
+            if len(self._first_unread) > 64:
+                self._first_unread.clear()
+            self._first_unread[key] = recorded
+        return self._first_unread[key]
+
+    def read_dead_letters(self) -> DeadLetters:
+        """Count the log's dead letters by reason and keep the newest (redacted)."""
+        try:
+            total = 0
+            by_reason: collections.Counter[str] = collections.Counter()
+            newest: collections.deque[DeadLetter] = collections.deque(maxlen=self.dead_letters_kept)
+            for letter in self.log.dead_letters():
+                total += 1
+                by_reason[reason_class(letter.reason)] += 1
+                newest.append(letter)
+            # few labels: the 30 commonest reasons, the rest as "other"
+            common = dict(by_reason.most_common(30))
+            other = total - sum(common.values())
+            if other:
+                common["other"] = common.get("other", 0) + other
+            return DeadLetters(total, common, tuple(redact_dead_letter(d) for d in newest), now_us())
+        except Exception as exc:  # noqa: BLE001 - keep the last good count, say why
+            return attrs.evolve(self.dead, error=f"{type(exc).__name__}: {exc}", read_at=now_us())
+
+    # -- the past -----------------------------------------------------------------
+    def check_position(self, pos: Position) -> Position:
+        """``pos`` if the log can rebuild the model there, else :class:`BadRequest`."""
+        n = len(self.model().position.offsets)
+        if len(pos.offsets) != n:
+            raise BadRequest(f"position {pos} names {len(pos.offsets)} partition(s), the log has {n}")
+        end = self.log.end()
+        if not end.covers(pos):
+            raise BadRequest(f"position {pos} is past the end of the log ({end})")
+        first = self.log.start()
+        if first.total and not pos.covers(first):
+            raise BadRequest(f"position {pos} is before the log's start ({first}): those records were deleted")
+        return pos
+
+    def position_at(self, time_us: int) -> Position:
+        return self.log.position_at(time_us)
+
+    def model_at(self, pos: Position | None) -> ClusterModel:
+        """The model at ``pos`` (None: now), replayed from the log (one replay at a time,
+        the last few kept)."""
+        live = self.model()
+        if pos is None or pos == live.position:
+            return live
+        self.check_position(pos)
+        with self._replay_lock:
+            cached = self._models.get(pos)
+            if cached is not None:
+                self._models.move_to_end(pos)
+                return cached
+            ck = Checkpointer.for_log(self.checkpoint_dir, self.log) if self.checkpoint_dir else None
+            try:
+                model = model_at(self.log, to=pos, checkpointer=ck)
+            except (PositionNotCovered, ValueError) as exc:
+                raise BadRequest(str(exc)) from None
+            self._models[pos] = model
+            while len(self._models) > self._models_cached:
+                self._models.popitem(last=False)
+            return model
+
+    def history(self, key: str) -> list[Record]:
+        """Every record of one entity key, in log order."""
+        return list(history(self.log, key))
