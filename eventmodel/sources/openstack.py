@@ -1,28 +1,63 @@
 """Reading a real cloud for full syncs, through openstacksdk.
 
 Credentials come the way every OpenStack tool takes them: ``clouds.yaml`` with
-``--cloud``/``OS_CLOUD``, or ``OS_*`` environment variables. What is read:
+``--cloud``/``OS_CLOUD``, or ``OS_*`` environment variables. openstacksdk does the
+authentication, the catalogue, version discovery and the HTTP sessions; the listings
+are read as JSON through its service proxies with explicit microversions (building
+an SDK resource object per server would cost more than the rest of the sync). What
+is read (ADR 0010):
 
-- compute services (``nova-compute`` only: other binaries host no instances, and the
-  normalizer ignores their notifications too);
-- hypervisors, joined to their Placement resource provider (same uuid from compute
-  API microversion 2.53, else the same name) for capacity, reserved and allocation
-  ratios of VCPU, MEMORY_MB and DISK_GB;
-- every server of every project, page by page, with its embedded flavor
-  (microversion ≥ 2.47).
+- compute services (``nova-compute`` only), with their zone;
+- hypervisors, page by page (compute ≥ 2.53: uuid ids and markers; the 2.88 shape
+  when the cloud has it), with their status (``disabled`` and the service's reason);
+  each joined to its Placement inventory — the hypervisor id is the resource
+  provider's uuid — for total, reserved and allocation ratio of VCPU, MEMORY_MB and
+  DISK_GB; the inventories are read on a bounded thread pool;
+- host aggregates, with their zone, hosts and metadata;
+- every server of every project, page by page, with its embedded flavor and extra
+  specs (≥ 2.47), metadata and created time; a down cell's minimal record (≥ 2.69)
+  is a :class:`~eventmodel.events.PartialInstance`. The next page is requested while
+  the current one is being stored, and never after a page the API did not fill.
+
+Microversions are negotiated against what the endpoints announce: the highest the
+reader knows up to the cloud's maximum, and an error naming both when the cloud is
+older than the minimum the model needs.
 """
 
 from __future__ import annotations
 
-import itertools
+import re
 import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from typing import Any
+
+import msgspec
 
 from eventmodel import events as ev
 from eventmodel.clock import floor_second, parse_time
 
 #: Nova's power_state codes (nova/compute/power_state.py) by the names notifications use
 POWER_STATES = {0: "pending", 1: "running", 3: "paused", 4: "shutdown", 6: "crashed", 7: "suspended"}
+
+#: (lowest the model needs, highest the reader knows) per listing; see the module docstring
+COMPUTE_SERVERS = ("2.53", "2.100")
+COMPUTE_HYPERVISORS = ("2.53", "2.88")
+COMPUTE_SERVICES = ("2.53", "2.69")
+COMPUTE_AGGREGATES = ("2.53", "2.81")
+PLACEMENT_INVENTORIES = ("1.0", "1.39")
+
+#: the resource classes the model keeps
+RESOURCE_CLASSES = ("VCPU", "MEMORY_MB", "DISK_GB")
+
+#: what a service's requests are counted under when its URL matches no endpoint
+OTHER = "other"
+
+
+class ApiError(RuntimeError):
+    """An API answered with an error, or with something that is not what it documents."""
 
 
 def _version(*stamps: Any) -> int:
@@ -34,112 +69,412 @@ def _version(*stamps: Any) -> int:
     return ev.LOWEST_VERSION
 
 
-def _get(obj: Any, *names: str, default: Any = None) -> Any:
-    for name in names:
-        value = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
-        if value is not None:
-            return value
-    return default
+def _time(stamp: Any) -> int | None:
+    return parse_time(str(stamp)) if stamp else None
 
 
-def server_to_instance(s: Any) -> ev.Instance | ev.PartialInstance:
-    """An openstacksdk Server (or its dict form) as our Instance; a minimal record (a
-    server in a cell the API cannot reach: no flavor, status ``UNKNOWN``, from compute
-    microversion 2.69) as a :class:`~eventmodel.events.PartialInstance`."""
-    fl = _get(s, "flavor", default={}) or {}
-    if not fl or _get(s, "status") == "UNKNOWN":
-        return ev.PartialInstance(str(_get(s, "id")), str(_get(s, "status", default="UNKNOWN")),
-                                  str(_get(s, "project_id", "tenant_id", default="")))
+def _str_dict(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def server_to_instance(s: Mapping[str, Any]) -> ev.Instance | ev.PartialInstance:
+    """A server of ``GET /servers/detail`` (a JSON object) as our Instance; a minimal
+    record (a server in a cell the API cannot reach: no flavor, status ``UNKNOWN``,
+    compute ≥ 2.69) as a :class:`~eventmodel.events.PartialInstance`."""
+    get = s.get
+    fl = get("flavor") or {}
+    status = get("status")
+    if not fl or status == "UNKNOWN" or "vcpus" not in fl:
+        return ev.PartialInstance(str(get("id")), str(status or "UNKNOWN"),
+                                  str(get("tenant_id") or get("project_id") or ""))
     flavor = ev.Flavor(
-        name=str(_get(fl, "original_name", "name", default="")),
-        vcpus=int(_get(fl, "vcpus", default=0)),
-        memory_mb=int(_get(fl, "ram", default=0)),
-        root_gb=int(_get(fl, "disk", default=0)),
-        ephemeral_gb=int(_get(fl, "ephemeral", default=0)),
-        swap_mb=int(_get(fl, "swap", default=0) or 0),
+        name=str(fl.get("original_name") or fl.get("name") or ""),
+        vcpus=int(fl.get("vcpus") or 0),
+        memory_mb=int(fl.get("ram") or 0),
+        root_gb=int(fl.get("disk") or 0),
+        ephemeral_gb=int(fl.get("ephemeral") or 0),
+        swap_mb=int(fl.get("swap") or 0),
+        extra_specs=_str_dict(fl.get("extra_specs")),
     )
-    power = _get(s, "power_state")
     intern = sys.intern
-    host = _get(s, "compute_host", "OS-EXT-SRV-ATTR:host")
-    node = _get(s, "hypervisor_hostname", "OS-EXT-SRV-ATTR:hypervisor_hostname")
+    power = get("OS-EXT-STS:power_state", get("power_state"))
+    host = get("OS-EXT-SRV-ATTR:host")
+    node = get("OS-EXT-SRV-ATTR:hypervisor_hostname")
+    created = get("created")
     return ev.Instance(
-        uuid=str(_get(s, "id")),
-        version=_version(_get(s, "updated_at"), _get(s, "created_at")),
+        uuid=str(get("id")),
+        version=_version(get("updated"), created),
         host=intern(host) if host else None,
         node=intern(node) if node else None,
-        vm_state=intern(str(_get(s, "vm_state", "OS-EXT-STS:vm_state", default="unknown"))),
+        vm_state=intern(str(get("OS-EXT-STS:vm_state") or "unknown")),
         flavor=flavor,
         power_state=POWER_STATES.get(power, str(power)) if isinstance(power, int) else power,
-        task_state=_get(s, "task_state", "OS-EXT-STS:task_state"),
-        project_id=intern(str(_get(s, "project_id", "tenant_id", default=""))),
-        user_id=str(_get(s, "user_id", default="")),
-        name=str(_get(s, "name", default="")),
-        locked=bool(_get(s, "is_locked", "locked", default=False)),
-        locked_reason=_get(s, "locked_reason"),
-        availability_zone=_get(s, "availability_zone", "OS-EXT-AZ:availability_zone"),  # '' → None: Snapshotter
+        task_state=get("OS-EXT-STS:task_state"),
+        project_id=intern(str(get("tenant_id") or get("project_id") or "")),
+        user_id=str(get("user_id") or ""),
+        name=str(get("name") or ""),
+        locked=bool(get("locked", False)),
+        locked_reason=get("locked_reason"),
+        availability_zone=get("OS-EXT-AZ:availability_zone"),  # '' → None: Snapshotter
+        metadata=_str_dict(get("metadata")),
+        created_at=_time(created),
     )
+
+
+def service_from_api(s: Mapping[str, Any]) -> ev.ComputeService:
+    """A service of ``GET /os-services``."""
+    return ev.ComputeService(
+        host=str(s["host"]), binary=str(s.get("binary") or "nova-compute"),
+        version=_version(s.get("updated_at"), s.get("created_at")),
+        disabled=s.get("status") == "disabled", disabled_reason=s.get("disabled_reason"),
+        forced_down=bool(s.get("forced_down")), up=s.get("state") == "up",
+        uuid=str(s["id"]) if s.get("id") is not None else None,
+        availability_zone=s.get("zone") or None,
+    )
+
+
+def aggregate_from_api(a: Mapping[str, Any]) -> ev.Aggregate:
+    """An aggregate of ``GET /os-aggregates``. Nova gives aggregates no version the
+    notifications share, so it is the lowest one (see :class:`~eventmodel.events.Aggregate`)."""
+    return ev.Aggregate(
+        uuid=str(a.get("uuid") or a["id"]), version=ev.LOWEST_VERSION,
+        id=int(a["id"]) if a.get("id") is not None else None, name=str(a.get("name") or ""),
+        availability_zone=a.get("availability_zone") or None,
+        hosts=tuple(str(h) for h in a.get("hosts") or ()), metadata=_str_dict(a.get("metadata")),
+    )
+
+
+def node_from_api(h: Mapping[str, Any], inventories: Mapping[str, Mapping[str, Any]]) -> ev.ComputeNode:
+    """A hypervisor of ``GET /os-hypervisors/detail`` joined to its Placement inventories
+    (resource class → inventory). A resource class the provider does not have (DISK_GB
+    on shared storage) counts as zero capacity."""
+
+    def amount(rc: str, field: str, default: Any = 0) -> Any:
+        inv = inventories.get(rc)
+        value = inv.get(field) if inv is not None else None
+        return default if value is None else value
+
+    service = h.get("service") or {}
+    # The hypervisors API gives no time of change; nodes change only through full
+    # syncs, whose observations are authoritative, so the lowest version will do.
+    return ev.ComputeNode(
+        name=str(h["hypervisor_hostname"]), version=ev.LOWEST_VERSION, host=service.get("host"),
+        uuid=str(h["id"]) if h.get("id") is not None else None,
+        vcpus=int(amount("VCPU", "total")), memory_mb=int(amount("MEMORY_MB", "total")),
+        disk_gb=int(amount("DISK_GB", "total")),
+        vcpus_reserved=int(amount("VCPU", "reserved")),
+        memory_mb_reserved=int(amount("MEMORY_MB", "reserved")),
+        disk_gb_reserved=int(amount("DISK_GB", "reserved")),
+        cpu_allocation_ratio=float(amount("VCPU", "allocation_ratio", 1.0)),
+        ram_allocation_ratio=float(amount("MEMORY_MB", "allocation_ratio", 1.0)),
+        disk_allocation_ratio=float(amount("DISK_GB", "allocation_ratio", 1.0)),
+        hypervisor_type=h.get("hypervisor_type"), state=str(h.get("state") or "up"),
+        disabled=h.get("status") == "disabled", disabled_reason=service.get("disabled_reason"),
+    )
+
+
+# ---------------------------------------------------------------------------
+# Microversions
+# ---------------------------------------------------------------------------
+
+
+def _mv(text: str) -> tuple[int, int]:
+    major, _, minor = str(text).partition(".")
+    return int(major), int(minor or 0)
+
+
+def _mv_text(v: tuple[int, int]) -> str:
+    return f"{v[0]}.{v[1]}"
+
+
+def negotiate(service: str, announced: tuple[Any, Any], wanted: tuple[str, str]) -> str:
+    """The microversion to use: the highest of ``wanted`` (lowest needed, highest known)
+    that the endpoint announces (``announced`` = its min and max, parsed or text).
+
+    Raises ApiError naming both ranges when there is none."""
+    lo_text, hi_text = announced
+    if hi_text is None:
+        raise ApiError(f"the {service} API announces no microversions; {wanted[0]} or later is needed")
+    lo = _mv(_mv_text(lo_text) if isinstance(lo_text, tuple) else lo_text) if lo_text else (0, 0)
+    hi = _mv(_mv_text(hi_text) if isinstance(hi_text, tuple) else hi_text)
+    need, know = _mv(wanted[0]), _mv(wanted[1])
+    chosen = min(hi, know)
+    if chosen < need or chosen < lo:
+        raise ApiError(f"the {service} API offers microversions {_mv_text(lo)}..{_mv_text(hi)}; "
+                       f"this reader needs {wanted[0]}..{wanted[1]}")
+    return _mv_text(chosen)
+
+
+# ---------------------------------------------------------------------------
+# Counting requests
+# ---------------------------------------------------------------------------
+
+_VERSION_SUFFIX = re.compile(r"/v\d+(\.\d+)?/?$")
+
+
+def _base(url: str) -> str:
+    """An endpoint URL without its version suffix (``…/compute/v2.1`` → ``…/compute``):
+    version discovery asks the unversioned root."""
+    url = url.split("?", 1)[0].rstrip("/")
+    return _VERSION_SUFFIX.sub("", url)
+
+
+class RequestCounter:
+    """Counts every HTTP request a session sends, by the service whose endpoint its URL
+    is under (``identity``, ``compute``, ``placement``; ``other`` when none matches).
+
+    It wraps the session's transport adapters (:meth:`attach`), so an attempt that
+    fails to connect counts too, and it needs no guess about what a call costs.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+        self._prefixes: list[tuple[str, str]] = []  # (url prefix, service), longest first
+
+    def add_endpoint(self, url: str, service: str) -> None:
+        """Count requests under ``url`` (its unversioned root) as ``service``'s."""
+        prefix = _base(url)
+        with self._lock:
+            if (prefix, service) not in self._prefixes:
+                self._prefixes.append((prefix, service))
+                self._prefixes.sort(key=lambda p: -len(p[0]))
+
+    def service_of(self, url: str) -> str:
+        for prefix, service in self._prefixes:
+            if url.startswith(prefix) and (len(url) == len(prefix) or url[len(prefix)] in "/?"):
+                return service
+        return OTHER
+
+    def count(self, url: str) -> None:
+        service = self.service_of(url)
+        with self._lock:
+            self._counts[service] += 1
+
+    def counts(self) -> dict[str, int]:
+        """Requests so far, by service."""
+        with self._lock:
+            return dict(self._counts)
+
+    def attach(self, http: Any, pool_size: int = 10) -> None:
+        """Wrap every transport adapter of a ``requests.Session`` (keystoneauth's
+        ``session.session``) in a counting subclass of its own class (keystoneauth's
+        keeps its TCP options); ``pool_size`` keeps that many connections per host."""
+        counter = self
+        for scheme, old in list(http.adapters.items()):
+            if getattr(old, "_eventmodel_counting", False):
+                continue
+            base = type(old)
+
+            def send(adapter: Any, request: Any, *args: Any, _base: type = base, **kwargs: Any) -> Any:
+                counter.count(request.url)
+                return _base.send(adapter, request, *args, **kwargs)
+
+            cls = type(f"Counting{base.__name__}", (base,), {"send": send, "_eventmodel_counting": True})
+            tls = {name: getattr(old, name) for name in ("tls_ciphers", "tls_min_version") if hasattr(old, name)}
+            new = cls(pool_connections=max(10, pool_size), pool_maxsize=max(10, pool_size),
+                      max_retries=old.max_retries, **tls)
+            http.mount(scheme, new)
+            old.close()
+
+
+# ---------------------------------------------------------------------------
+# The reader
+# ---------------------------------------------------------------------------
 
 
 class OpenStackReader:
-    """A :class:`~eventmodel.sources.sync.CloudReader` over an openstacksdk connection."""
+    """A :class:`~eventmodel.sources.sync.CloudReader` over an openstacksdk connection.
 
-    def __init__(self, conn: Any) -> None:
+    ``inventory_workers`` bounds the Placement inventory requests in flight;
+    ``page_size`` is the ``limit`` of hypervisor listings (server pages are the
+    Snapshotter's). ``requests`` counts every request the connection's session sends.
+    """
+
+    def __init__(self, conn: Any, *, inventory_workers: int = 8, page_size: int = 1000,
+                 count_requests: bool = True) -> None:
+        if inventory_workers < 1:
+            raise ValueError("inventory_workers must be >= 1")
         self.conn = conn
+        self.inventory_workers = inventory_workers
+        self.page_size = page_size
+        self.requests = RequestCounter()
+        self._versions: dict[str, str] | None = None
+        self._lock = threading.Lock()
+        if count_requests:
+            self._attach_counter()
 
     @classmethod
-    def connect(cls, cloud: str | None = None) -> OpenStackReader:
+    def connect(cls, cloud: str | None = None, *, timeout: float | None = 60.0,
+                inventory_workers: int = 8, **config: Any) -> OpenStackReader:
+        """Connect as every OpenStack tool does (``cloud`` in clouds.yaml, else ``OS_*``
+        variables, else ``config`` such as ``auth_url``/``username``...). ``timeout``
+        bounds each request (seconds)."""
         import openstack
 
-        return cls(openstack.connect(cloud=cloud))
+        if timeout is not None:
+            config.setdefault("api_timeout", timeout)
+        return cls(openstack.connect(cloud=cloud, **config), inventory_workers=inventory_workers)
 
+    # -- plumbing ------------------------------------------------------------
+    def _attach_counter(self) -> None:
+        session = getattr(self.conn, "session", None)
+        http = getattr(session, "session", None)
+        if http is None or not hasattr(http, "adapters"):
+            return  # a fake connection: nothing to count
+        self.requests.attach(http, pool_size=self.inventory_workers + 2)
+        auth_url = None
+        try:
+            auth_url = self.conn.config.get_auth_args().get("auth_url")
+        except Exception:  # noqa: BLE001 - a connection without auth arguments
+            auth_url = None
+        if auth_url:
+            self.requests.add_endpoint(auth_url, "identity")
+
+    def _learn_endpoint(self, service: str, adapter: Any) -> None:
+        try:
+            self.requests.add_endpoint(adapter.get_endpoint(), service)
+        except Exception:  # noqa: BLE001 - counting must never fail a sync
+            pass
+
+    def microversions(self) -> dict[str, str]:
+        """The microversion per listing, negotiated once (one discovery request per API)."""
+        with self._lock:
+            if self._versions is None:
+                compute, placement = self.conn.compute, self.conn.placement
+                self._learn_endpoint("compute", compute)
+                self._learn_endpoint("placement", placement)
+                c = compute.get_endpoint_data()
+                p = placement.get_endpoint_data()
+                if c is None or p is None:
+                    raise ApiError("version discovery found no compute or no placement endpoint")
+                cv = (c.min_microversion, c.max_microversion)
+                pv = (p.min_microversion, p.max_microversion)
+                self._versions = {
+                    "servers": negotiate("compute", cv, COMPUTE_SERVERS),
+                    "hypervisors": negotiate("compute", cv, COMPUTE_HYPERVISORS),
+                    "services": negotiate("compute", cv, COMPUTE_SERVICES),
+                    "aggregates": negotiate("compute", cv, COMPUTE_AGGREGATES),
+                    "inventories": negotiate("placement", pv, PLACEMENT_INVENTORIES),
+                }
+            return self._versions
+
+    def _get(self, adapter: Any, url: str, version: str, params: Mapping[str, Any] | None = None,
+             *, missing_ok: bool = False) -> Any:
+        resp = adapter.get(url, params=dict(params or {}), microversion=version,
+                           headers={"Accept": "application/json"})
+        status = resp.status_code
+        if missing_ok and status == 404:
+            return None
+        if status >= 400:
+            body = (resp.text or "")[:300].strip()
+            raise ApiError(f"GET {url} answered {status}: {body or resp.reason}")
+        try:
+            return msgspec.json.decode(resp.content)
+        except msgspec.DecodeError as exc:
+            raise ApiError(f"GET {url} answered {status} with a body that is not JSON: {exc}") from None
+
+    @staticmethod
+    def _field(body: Any, name: str, url: str) -> Any:
+        if not isinstance(body, dict) or name not in body:
+            raise ApiError(f"GET {url}: no {name!r} in the answer")
+        return body[name]
+
+    # -- listings ------------------------------------------------------------
     def list_services(self) -> list[ev.ComputeService]:
+        v = self.microversions()["services"]
+        body = self._get(self.conn.compute, "/os-services", v, {"binary": "nova-compute"})
         out = []
-        for s in self.conn.compute.services(binary="nova-compute"):
-            out.append(ev.ComputeService(
-                host=s.host, binary=s.binary, version=_version(s.updated_at, getattr(s, "created_at", None)),
-                disabled=s.status == "disabled", disabled_reason=s.disabled_reason,
-                forced_down=bool(s.is_forced_down), up=s.state == "up", uuid=s.id,
-            ))
+        for s in self._field(body, "services", "/os-services"):
+            if s.get("binary", "nova-compute") != "nova-compute" or s.get("status") == "UNKNOWN":
+                continue  # another binary, or a down cell's service (ADR 0010: left out)
+            out.append(service_from_api(s))
         return out
 
-    def list_nodes(self) -> list[ev.ComputeNode]:
-        providers = {rp.id: rp for rp in self.conn.placement.resource_providers()}
-        by_name = {rp.name: rp for rp in providers.values()}
-        # The hypervisors API gives no time of change; nodes change only through full
-        # syncs, whose observations are authoritative, so the lowest version will do.
-        now = ev.LOWEST_VERSION
-        out = []
-        for h in self.conn.compute.hypervisors(details=True):
-            rp = providers.get(h.id) or by_name.get(h.name)
-            inv: dict[str, Any] = {}
-            if rp is not None:
-                inv = {i.resource_class: i for i in self.conn.placement.resource_provider_inventories(rp)}
-            service = h.service_details or {}
+    def list_aggregates(self) -> list[ev.Aggregate]:
+        v = self.microversions()["aggregates"]
+        body = self._get(self.conn.compute, "/os-aggregates", v)
+        return [aggregate_from_api(a) for a in self._field(body, "aggregates", "/os-aggregates")]
 
-            def amount(rc: str, field: str, default: Any = 0) -> Any:
-                i = inv.get(rc)
-                return getattr(i, field, default) if i is not None else default
+    def hypervisor_pages(self) -> Iterator[list[dict[str, Any]]]:
+        """The hypervisor listing, one page (a list of JSON objects) at a time."""
+        v = self.microversions()["hypervisors"]
+        marker: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": self.page_size}
+            if marker is not None:
+                params["marker"] = marker
+            body = self._get(self.conn.compute, "/os-hypervisors/detail", v, params)
+            page = self._field(body, "hypervisors", "/os-hypervisors/detail")
+            if page:
+                yield page
+            if not _has_next(body, "hypervisors_links", len(page), self.page_size):
+                return
+            marker = str(page[-1]["id"])
 
-            out.append(ev.ComputeNode(
-                name=h.name, version=now, host=service.get("host"), uuid=rp.id if rp is not None else h.id,
-                vcpus=int(amount("VCPU", "total")), memory_mb=int(amount("MEMORY_MB", "total")),
-                disk_gb=int(amount("DISK_GB", "total")),
-                vcpus_reserved=int(amount("VCPU", "reserved")),
-                memory_mb_reserved=int(amount("MEMORY_MB", "reserved")),
-                disk_gb_reserved=int(amount("DISK_GB", "reserved")),
-                cpu_allocation_ratio=float(amount("VCPU", "allocation_ratio", 1.0)),
-                ram_allocation_ratio=float(amount("MEMORY_MB", "allocation_ratio", 1.0)),
-                disk_allocation_ratio=float(amount("DISK_GB", "allocation_ratio", 1.0)),
-                hypervisor_type=h.hypervisor_type, state=h.state or "up",
-            ))
-        return out
+    def inventories(self, provider: str) -> dict[str, dict[str, Any]]:
+        """A resource provider's inventories of the classes the model keeps (empty when
+        Placement has no such provider: a compute node not registered yet)."""
+        v = self.microversions()["inventories"]
+        url = f"/resource_providers/{provider}/inventories"
+        body = self._get(self.conn.placement, url, v, missing_ok=True)
+        if body is None:
+            return {}
+        inv = self._field(body, "inventories", url)
+        return {rc: inv[rc] for rc in RESOURCE_CLASSES if rc in inv}
+
+    def list_nodes(self) -> Iterator[ev.ComputeNode]:
+        """Every hypervisor joined to its inventories, yielded as each inventory arrives;
+        at most ``inventory_workers`` inventory requests in flight."""
+        pool = ThreadPoolExecutor(self.inventory_workers, thread_name_prefix="eventmodel-placement")
+        try:
+            for page in self.hypervisor_pages():
+                futures: dict[Future, dict[str, Any]] = {}
+                for h in page:
+                    if h.get("id") is None:
+                        raise ApiError(f"hypervisor {h.get('hypervisor_hostname')!r} listed without an id")
+                    futures[pool.submit(self.inventories, str(h["id"]))] = h
+                for f in as_completed(futures):
+                    yield node_from_api(futures[f], f.result())
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def list_servers(self, *, limit: int = 1000, marker: str | None = None
                      ) -> list[ev.Instance | ev.PartialInstance]:
-        query: dict[str, Any] = {"all_projects": True, "limit": limit}
+        """One page of servers after ``marker``."""
+        return self._server_page(limit, marker)[0]
+
+    def _server_page(self, limit: int, marker: str | None) -> tuple[list[ev.Instance | ev.PartialInstance], bool]:
+        v = self.microversions()["servers"]
+        params: dict[str, Any] = {"all_tenants": "True", "limit": limit}
         if marker is not None:
-            query["marker"] = marker
-        # The SDK follows pagination links itself; take one page and let the
-        # snapshotter ask for the next with the last uuid as marker.
-        page = itertools.islice(self.conn.compute.servers(details=True, **query), limit)
-        return [server_to_instance(s) for s in page]
+            params["marker"] = marker
+        body = self._get(self.conn.compute, "/servers/detail", v, params)
+        raw = self._field(body, "servers", "/servers/detail")
+        return [server_to_instance(s) for s in raw], _has_next(body, "servers_links", len(raw), limit)
+
+    def server_pages(self, limit: int = 1000) -> Iterator[list[ev.Instance | ev.PartialInstance]]:
+        """Every server, a page at a time; the next page is fetched (on one background
+        thread) while the caller stores this one. No page is requested after one the
+        API did not fill."""
+        pool = ThreadPoolExecutor(1, thread_name_prefix="eventmodel-servers")
+        try:
+            ahead = pool.submit(self._server_page, limit, None)
+            while ahead is not None:
+                page, more = ahead.result()
+                ahead = pool.submit(self._server_page, limit, page[-1].uuid) if more and page else None
+                if page:
+                    yield page
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _has_next(body: Mapping[str, Any], links_name: str, got: int, limit: int) -> bool:
+    """Whether another page may follow: the API gave a ``next`` link, or filled the page.
+    Nova gives the link exactly when the page is full, so a short page ends the listing."""
+    for link in body.get(links_name) or ():
+        if isinstance(link, Mapping) and link.get("rel") == "next":
+            return True
+    return got >= limit > 0 and bool(body.get(links_name) is None and got)

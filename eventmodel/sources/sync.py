@@ -10,7 +10,9 @@ model is left as it was; the error says why.
 from __future__ import annotations
 
 import logging
+import random
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
@@ -25,11 +27,16 @@ _log = logging.getLogger(__name__)
 
 
 class CloudReader(Protocol):
-    """What a full sync reads: the Nova and Placement APIs, or the simulated cloud."""
+    """What a full sync reads: the Nova and Placement APIs, or the simulated cloud.
 
-    def list_services(self) -> list[ev.ComputeService]: ...
+    Optional, used when present: ``list_aggregates()`` (then aggregates are in the
+    sync's scope), ``server_pages(limit)`` (an iterator of pages, instead of calling
+    ``list_servers`` with markers), ``requests`` (a counter with ``counts()``, for the
+    report)."""
 
-    def list_nodes(self) -> list[ev.ComputeNode]: ...
+    def list_services(self) -> Iterable[ev.ComputeService]: ...
+
+    def list_nodes(self) -> Iterable[ev.ComputeNode]: ...
 
     def list_servers(self, *, limit: int = 1000, marker: str | None = None
                      ) -> list[ev.Instance | ev.PartialInstance]:
@@ -38,20 +45,55 @@ class CloudReader(Protocol):
         ...
 
 
+#: the reason a sync stopped by :class:`PeriodicSync.stop` (or SIGTERM) is aborted with
+STOPPED = "the syncer was stopped"
+
+
+class SyncStopped(Exception):
+    """Raised inside a sync between pages when it was asked to stop."""
+
+
 @attrs.frozen
 class SyncResult:
+    """What one full sync did: ``counts`` are the records it observed by kind (and
+    ``partial``: minimal records), ``requests`` the API requests it sent by service,
+    ``wall_s`` its duration, ``error`` why it failed (None when it completed)."""
+
     snapshot_id: str
     counts: dict[str, int]
     started_at: int
     completed_at: int
     error: str | None = None
+    requests: dict[str, int] = attrs.field(factory=dict)
+    wall_s: float = 0.0
+    pages: int = 0
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
+    def report(self) -> dict[str, object]:
+        """The per-sync report as plain data (for logs and JSON)."""
+        return {"snapshot_id": self.snapshot_id, "ok": self.ok, "error": self.error,
+                "wall_s": round(self.wall_s, 3), "records": dict(self.counts),
+                "requests": dict(self.requests), "requests_total": sum(self.requests.values()),
+                "server_pages": self.pages}
+
+    def summary(self) -> str:
+        """One line: outcome, wall time, records by kind, requests by service."""
+        records = ", ".join(f"{k} {v:,}" for k, v in self.counts.items())
+        reqs = ", ".join(f"{k} {v:,}" for k, v in sorted(self.requests.items()))
+        total = sum(self.requests.values())
+        head = "completed" if self.ok else f"FAILED ({self.error})"
+        return (f"sync {self.snapshot_id} {head} in {self.wall_s:.2f}s: records {records or '-'}; "
+                f"requests {total:,}" + (f" ({reqs})" if reqs else ""))
+
 
 def _pages(reader: CloudReader, limit: int) -> Iterator[list[ev.Instance | ev.PartialInstance]]:
+    pages = getattr(reader, "server_pages", None)
+    if pages is not None:
+        yield from pages(limit)
+        return
     marker: str | None = None
     while True:
         page = reader.list_servers(limit=limit, marker=marker)
@@ -71,8 +113,17 @@ def _canonical(inst: ev.Instance) -> ev.Instance:
     return inst
 
 
+def _request_counts(reader: object) -> dict[str, int]:
+    counter = getattr(reader, "requests", None)
+    counts = getattr(counter, "counts", None)
+    return dict(counts()) if callable(counts) else {}
+
+
 class Snapshotter:
-    """Runs full syncs from a CloudReader into a log."""
+    """Runs full syncs from a CloudReader into a log.
+
+    Everything is streamed: records are appended in batches of ``batch`` as the
+    listings arrive, so memory does not grow with the number of servers."""
 
     def __init__(self, reader: CloudReader, log: EventLog, *, source: str = "sync",
                  page_size: int = 1000, batch: int = 5000,
@@ -87,18 +138,31 @@ class Snapshotter:
         self.scope: tuple[str, ...] = ev.KINDS if hasattr(reader, "list_aggregates") else (
             ev.INSTANCE, ev.NODE, ev.SERVICE)
 
-    def run_once(self, progress: Callable[[int], None] | None = None) -> SyncResult:
-        """One full sync. Never raises for API or log errors: the result says what failed."""
+    def run_once(self, progress: Callable[[int], None] | None = None,
+                 cancel: threading.Event | None = None) -> SyncResult:
+        """One full sync. Never raises for API or log errors: the result says what failed.
+
+        ``progress`` is called with the number of records of each batch appended;
+        ``cancel``, once set, aborts the sync at the next page or batch."""
         sid = str(uuid.uuid4())
         source = f"{self.source}:{sid}"
+        t0 = time.monotonic()
+        requests0 = _request_counts(self.reader)
         started = self.clock()
-        counts = {ev.SERVICE: 0, ev.NODE: 0, ev.INSTANCE: 0}
+        counts = {kind: 0 for kind in (ev.SERVICE, ev.NODE, ev.AGGREGATE, ev.INSTANCE) if kind in self.scope}
         seq = 0
+        pages = 0
 
         def env(payload: object, at: int) -> ev.Envelope:
             nonlocal seq
             seq += 1
             return ev.envelope(payload, source=source, message_id=str(seq), occurred_at=at, recorded_at=now_us())
+
+        def result(completed: int, error: str | None = None) -> SyncResult:
+            after = _request_counts(self.reader)
+            used = {k: v - requests0.get(k, 0) for k, v in after.items() if v - requests0.get(k, 0)}
+            return SyncResult(sid, counts, started, completed, error=error, requests=used,
+                              wall_s=time.monotonic() - t0, pages=pages)
 
         try:
             self.log.append([env(ev.SnapshotStarted(sid, self.scope, self.log.partitions()), started)])
@@ -106,41 +170,49 @@ class Snapshotter:
             reason = f"cannot append to {self.log.url}: {type(exc).__name__}: {exc}"
             _log.error("full sync %s not started: %s", sid, reason)
             self._abort(env, sid, started, f"not started: {reason}")
-            return SyncResult(sid, counts, started, self.clock(), error=reason)
-        try:
-            pending: list[ev.Envelope] = []
+            return result(self.clock(), reason)
+        pending: list[ev.Envelope] = []
 
-            def emit(items: Iterable[object]) -> None:
-                for payload in items:
-                    pending.append(env(payload, self.clock()))
-                    if len(pending) >= self.batch:
-                        self.log.append(pending)
-                        if progress:
-                            progress(len(pending))
-                        pending.clear()
-
-            services = self.reader.list_services()
-            counts[ev.SERVICE] = len(services)
-            emit(ev.ComputeServiceObserved(sid, s) for s in services)
-            nodes = self.reader.list_nodes()
-            counts[ev.NODE] = len(nodes)
-            emit(ev.ComputeNodeObserved(sid, n) for n in nodes)
-            for page in _pages(self.reader, self.page_size):
-                counts[ev.INSTANCE] += len(page)
-                partial = sum(1 for i in page if isinstance(i, ev.PartialInstance))
-                if partial:
-                    counts["partial"] = counts.get("partial", 0) + partial
-                emit(ev.InstanceSeen(sid, i.uuid, i.status) if isinstance(i, ev.PartialInstance)
-                     else ev.InstanceObserved(sid, _canonical(i)) for i in page)
+        def flush() -> None:
             if pending:
                 self.log.append(pending)
                 if progress:
                     progress(len(pending))
+                pending.clear()
+            if cancel is not None and cancel.is_set():
+                raise SyncStopped(STOPPED)
+
+        def emit(kind: str, items: Iterable[object]) -> None:
+            for payload in items:
+                pending.append(env(payload, self.clock()))
+                counts[kind] += 1
+                if len(pending) >= self.batch:
+                    flush()
+
+        try:
+            emit(ev.SERVICE, (ev.ComputeServiceObserved(sid, s) for s in self.reader.list_services()))
+            flush()
+            emit(ev.NODE, (ev.ComputeNodeObserved(sid, n) for n in self.reader.list_nodes()))
+            flush()
+            if ev.AGGREGATE in self.scope:
+                emit(ev.AGGREGATE, (ev.AggregateObserved(sid, a)
+                                    for a in self.reader.list_aggregates()))  # type: ignore[attr-defined]
+                flush()
+            for page in _pages(self.reader, self.page_size):
+                pages += 1
+                partial = sum(1 for i in page if isinstance(i, ev.PartialInstance))
+                if partial:
+                    counts["partial"] = counts.get("partial", 0) + partial
+                emit(ev.INSTANCE, (ev.InstanceSeen(sid, i.uuid, i.status) if isinstance(i, ev.PartialInstance)
+                                   else ev.InstanceObserved(sid, _canonical(i)) for i in page))
+                if cancel is not None and cancel.is_set():
+                    flush()
+            flush()
         except Exception as exc:  # noqa: BLE001 - an unreachable API must not crash the syncer
-            reason = f"{type(exc).__name__}: {exc}"
+            reason = STOPPED if isinstance(exc, SyncStopped) else f"{type(exc).__name__}: {exc}"
             _log.error("full sync %s failed, the model is left as it was: %s", sid, reason)
             self._abort(env, sid, started, reason)
-            return SyncResult(sid, counts, started, self.clock(), error=reason)
+            return result(self.clock(), reason)
         completed = self.clock()
         try:
             self.log.append([env(ev.SnapshotCompleted(sid, dict(counts), started), completed)])
@@ -150,8 +222,10 @@ class Snapshotter:
             # Partitions the completed marker reached are reconciled; the others are
             # closed by this abort, and the fold reports the sync as partial.
             self._abort(env, sid, started, f"completed marker not stored everywhere: {reason}")
-            return SyncResult(sid, counts, started, self.clock(), error=reason)
-        return SyncResult(sid, counts, started, completed)
+            return result(self.clock(), reason)
+        done = result(completed)
+        _log.info("%s", done.summary())
+        return done
 
     def _abort(self, env: Callable[[object, int], ev.Envelope], sid: str, started: int, reason: str) -> None:
         """Append ``snapshot.aborted`` (to every partition); tried a few times, because a
@@ -167,13 +241,32 @@ class Snapshotter:
 
 
 class PeriodicSync:
-    """Runs a Snapshotter every ``period`` seconds (and on demand) on its own thread,
-    so that a slow API never blocks the bridge."""
+    """Runs a Snapshotter on its own thread: at start, then every ``period`` seconds
+    give or take ``jitter`` (a fraction: 0.1 is ±10 %), and on :meth:`trigger`.
 
-    def __init__(self, snapshotter: Snapshotter, period: float = 3600.0) -> None:
+    Never two syncs at once: a trigger during a sync queues one more run, and any
+    further triggers before it starts are the same run. A sync that fails leaves the
+    thread running; :meth:`stop` aborts the current sync at its next page.
+    ``on_result`` is called (on the sync thread) with every result."""
+
+    def __init__(self, snapshotter: Snapshotter, period: float = 3600.0, *, jitter: float = 0.1,
+                 on_result: Callable[[SyncResult], None] | None = None,
+                 on_start: Callable[[], None] | None = None,
+                 rng: random.Random | None = None) -> None:
+        if period <= 0:
+            raise ValueError("period must be > 0")
+        if not 0 <= jitter < 1:
+            raise ValueError("jitter must be in [0, 1)")
         self.snapshotter = snapshotter
         self.period = period
+        self.jitter = jitter
+        self.on_result = on_result
+        self.on_start = on_start
         self.last: SyncResult | None = None
+        #: finished syncs: total, and by outcome ("ok", "failed", "crashed")
+        self.runs: dict[str, int] = {"ok": 0, "failed": 0, "crashed": 0}
+        self.running = False
+        self._rng = rng or random.Random()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -184,20 +277,42 @@ class PeriodicSync:
         return self
 
     def trigger(self) -> None:
-        """Run a sync now (on the sync thread)."""
+        """Run a sync now, or right after the one running (on the sync thread).
+        Safe from a signal handler: it only sets an event."""
         self._wake.set()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop: the sync running is aborted at its next page; waits for the thread."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(timeout)
+
+    def next_delay(self) -> float:
+        """Seconds until the next periodic sync: the period, jittered."""
+        return self.period * (1 + self.jitter * (2 * self._rng.random() - 1))
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                self.last = self.snapshotter.run_once()
-            except Exception:  # noqa: BLE001 - a bug must not end the periodic sync silently
-                _log.exception("full sync crashed; trying again in %gs", self.period)
-            self._wake.wait(self.period)
             self._wake.clear()
+            self.running = True
+            try:
+                if self.on_start is not None:
+                    self.on_start()
+                result = self.snapshotter.run_once(cancel=self._stop)
+                self.last = result
+                self.runs["ok" if result.ok else "failed"] += 1
+                if self.on_result is not None:
+                    self.on_result(result)
+            except Exception:  # noqa: BLE001 - a bug must not end the periodic sync silently
+                self.runs["crashed"] += 1
+                _log.exception("full sync crashed; trying again in about %gs", self.period)
+            finally:
+                self.running = False
+            if self._stop.is_set():
+                return
+            self._wake.wait(self.next_delay())
