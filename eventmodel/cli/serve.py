@@ -56,7 +56,12 @@ def register(app: typer.Typer) -> None:
                                                        "none: no token needed)."),
         ready_lag: float = typer.Option(30.0, "--ready-lag", min=0.0,
                                         help="/readyz fails when the oldest unread record is older (seconds)."),
-        every: int = typer.Option(500_000, "--checkpoint-every", min=1, help="Records between checkpoints."),
+        every: int = typer.Option(100_000, "--checkpoint-every", min=1, help="Records between checkpoints."),
+        interval: float = typer.Option(600.0, "--checkpoint-interval", min=1.0,
+                                       help="Seconds between checkpoints while records arrive."),
+        ladder: int = typer.Option(0, "--checkpoint-ladder", min=0,
+                                   help="Keep one checkpoint per N records of position, for fast "
+                                        "/api/diff and /api/export at past points (0: none)."),
         sample_every: float = typer.Option(1.0, "--sample-every", min=0.05, help="Seconds between lag samples."),
         dead_letters_every: float = typer.Option(30.0, "--dead-letters-every", min=0.1,
                                                  help="Seconds between reads of the dead letters."),
@@ -84,7 +89,8 @@ def register(app: typer.Typer) -> None:
         if token is None and not _loopback(host):
             err.print(f"[yellow]warning:[/] serving {host} without a token: anyone who reaches the port reads the "
                       "model (give --token-file or set EVENTMODEL_SERVE_TOKEN)")
-        service = ModelService(lg, checkpoint_dir=checkpoint_dir, checkpoint_every=every, ready_lag=ready_lag,
+        service = ModelService(lg, checkpoint_dir=checkpoint_dir, checkpoint_every=every,
+                               checkpoint_interval=interval, ladder=ladder, ready_lag=ready_lag,
                                sample_every=sample_every, dead_letters_every=dead_letters_every).start()
         signal.signal(signal.SIGUSR2, lambda *_: err.print(
             f"follower {'held' if service.hold() else 'released'} (SIGUSR2)"))

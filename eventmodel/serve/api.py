@@ -135,7 +135,7 @@ def status(request: Request) -> Response:
     }
     if svc.projection is None:
         out.update(position=None, recorded_at=None,
-                   restoring={"done": svc.restore_done, "total": svc.restore_total, "error": svc.restore_error})
+                   restoring={"error": svc.restore_error})
         return json_response(out)
     m = svc.model()
     s = m.state
@@ -148,7 +148,7 @@ def status(request: Request) -> Response:
         last_rejected=redact_text(s.last_rejected) if s.last_rejected else None,
         syncs_in_progress=list(s.open_snapshots.keys()),
         last_sync=_sync(m.last_snapshot) if m.last_snapshot else None,
-        checkpoint={"position": str(svc.follower.checkpointed) if svc.follower and svc.follower.checkpointed else None,
+        checkpoint={"position": str(svc.health.checkpointed) if svc.health and svc.health.checkpointed else None,
                     "skipped": [redact_text(x) for x in svc.skipped_checkpoints]},
     )
     return json_response(out)

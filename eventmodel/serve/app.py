@@ -19,7 +19,8 @@ from starlette.staticfiles import StaticFiles
 from eventmodel.log.base import LogError
 from eventmodel.serve.access import TokenGate
 from eventmodel.serve.api import ERRORS, error, json_response, routes
-from eventmodel.serve.metrics import exposition, registry_for
+from eventmodel.metrics import render
+from eventmodel.serve.metrics import registry_for
 from eventmodel.serve.service import ModelService, NotReady
 
 PAGE = Path(__file__).resolve().parent / "page"
@@ -38,8 +39,8 @@ def readyz(request: Request) -> Response:
 
 
 def metrics(request: Request) -> Response:
-    return Response(exposition(request.app.state.registry),
-                    media_type="text/plain; version=0.0.4; charset=utf-8")
+    body, content_type = render(request.app.state.registry)
+    return Response(body, headers={"content-type": content_type})
 
 
 def index(request: Request) -> Response:

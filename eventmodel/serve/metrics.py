@@ -12,7 +12,7 @@ Metric names (all prefixed ``eventmodel_``):
 - ``stale`` (1/0) and ``stale_info{reason}``; ``ready`` (1/0); ``held`` (1/0);
 - ``model_age_seconds`` (since the last folded record was recorded);
 - ``dead_letters{reason}`` (the reason's text up to its first colon);
-- ``restore_records_folded``; plus the process collector's ``process_*``.
+- plus the process, platform and garbage-collector metrics (:func:`eventmodel.metrics.new_registry`).
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from eventmodel.metrics import new_registry
 from eventmodel.serve.access import redact_text
 from eventmodel.serve.service import ModelService
 
@@ -47,7 +48,6 @@ class ModelCollector(Collector):
         if stale:
             info.add_metric([redact_text(stale)[:500]], {})
         yield info
-        yield _gauge("restore_records_folded", "records folded while restoring", svc.restore_done)
 
         sample = svc.sample
         per = {
@@ -106,12 +106,7 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
 
 
 def registry_for(service: ModelService) -> CollectorRegistry:
-    """A registry holding the model collector and this process's own metrics."""
-    registry = CollectorRegistry(auto_describe=False)
+    """A registry of this process's own: the model collector and the process metrics."""
+    registry = new_registry()
     registry.register(ModelCollector(service))
-    ProcessCollector(registry=registry)
     return registry
-
-
-def exposition(registry: CollectorRegistry) -> bytes:
-    return generate_latest(registry)

@@ -1,11 +1,11 @@
 """The model a ``serve`` process holds: restored and followed in the background, its lag
 sampled, its past read back from the log on demand.
 
-:class:`ModelService` owns one log, one :class:`~projections.projection.Projection`
-(built by :func:`projections.replay.start`: newest valid checkpoint + the tail) and its
-:class:`~projections.projection.Follower`. The HTTP layer only reads from it. Restoring
-runs on a thread so that the process answers ``/healthz`` at once; until it is done,
-:meth:`ModelService.model` raises :class:`NotReady`.
+:class:`ModelService` embeds one :class:`~projections.engine.ModelEngine` (newest valid
+checkpoint + the tail, then a follower writing checkpoints) over the log. The HTTP
+layer only reads from it. Restoring runs on a thread so that the process answers
+``/healthz`` at once; until it is done, :meth:`ModelService.model` raises
+:class:`NotReady`.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from eventmodel.clock import now_us
 from eventmodel.log.base import DeadLetter, EventLog, LogError, Position, PositionNotCovered, Record
 from eventmodel.serve.access import redact_dead_letter
 from projections.checkpoint import Checkpointer
+from projections.engine import Health, ModelEngine
 from projections.model import ClusterModel
-from projections.projection import Follower, Projection
-from projections.replay import history, model_at, start
+from projections.projection import Projection
+from projections.replay import history, model_at
 from projections.state import SnapshotResult
 
 _log = logging.getLogger(__name__)
@@ -105,26 +106,26 @@ class ModelService:
     """Restores and follows the model; samples the lag; answers questions about the past."""
 
     def __init__(self, log: EventLog, *, checkpoint_dir: Path | None = None, checkpoint_every: int = 500_000,
-                 sample_every: float = 1.0, dead_letters_every: float = 30.0, ready_lag: float = 30.0,
+                 checkpoint_interval: float | None = 600.0, ladder: int = 0, sample_every: float = 1.0, dead_letters_every: float = 30.0, ready_lag: float = 30.0,
                  syncs_kept: int = 50, dead_letters_kept: int = 1000, models_cached: int = 4) -> None:
         self.log = log
         self.checkpoint_dir = checkpoint_dir
-        self.checkpoint_every = checkpoint_every
+        self.ladder = ladder
         self.sample_every = sample_every
         self.dead_letters_every = dead_letters_every
         self.ready_lag = ready_lag
         self.dead_letters_kept = dead_letters_kept
         self.started_at = now_us()
         self.restore_error: str | None = None
-        self.restore_done = 0
-        self.restore_total: int | None = None
         self.skipped_checkpoints: list[str] = []
         self.projection: Projection | None = None
-        self.follower: Follower | None = None
+        self.health: Health | None = None  # the engine's, as of the last sample
         self.sample = Sample(at=0)
         self.dead = DeadLetters()
         self.syncs: collections.deque[SnapshotResult] = collections.deque(maxlen=syncs_kept)
         self._held = HeldLog(log, self._position)
+        self.engine = ModelEngine(self._held, checkpoint_dir, checkpoint_every=checkpoint_every,  # type: ignore[arg-type]
+                                  checkpoint_interval=checkpoint_interval, ladder=ladder, start=False)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._models: collections.OrderedDict[Position, ClusterModel] = collections.OrderedDict()
@@ -143,33 +144,20 @@ class ModelService:
     def stop(self, timeout: float = 30) -> None:
         """Stop following (writing a last checkpoint when there is a checkpoint directory)."""
         self._stop.set()
-        if self.follower is not None:
-            self.follower.stop(timeout)
         for t in self._threads:
             t.join(timeout)
+        if self.projection is not None:
+            self.engine.stop(timeout)
 
     def _restore(self) -> None:
         try:
-            ck = Checkpointer.for_log(self.checkpoint_dir, self.log) if self.checkpoint_dir else None
-
-            def on_start(a: Position, b: Position) -> None:
-                self.restore_total = b.total - a.total
-
-            def progress(n: int) -> None:
-                self.restore_done += n
-
-            projection = start(self.log, ck, progress=progress, on_start=on_start)
-            if ck is not None:
-                self.skipped_checkpoints = list(ck.skipped)
-            follower = Follower(self._held, projection, checkpointer=ck,  # type: ignore[arg-type]
-                                checkpoint_every=self.checkpoint_every)
-            follower.checkpointed = ck.loaded_position if ck is not None else None
-            self.projection = projection
+            self.engine.start()
+            self.skipped_checkpoints = list(self.engine.skipped_checkpoints)
+            projection = self.engine.projection
             last = projection.latest().last_snapshot
             if last is not None:
                 self.syncs.append(last)
-            if not self._stop.is_set():
-                self.follower = follower.start()
+            self.projection = projection
         except Exception as exc:  # noqa: BLE001 - reported by /readyz and /api/status
             self.restore_error = f"{type(exc).__name__}: {exc}"
             _log.error("restoring the model from %s failed: %s", self.log.url, self.restore_error)
@@ -184,8 +172,7 @@ class ModelService:
         if self.projection is None:
             if self.restore_error:
                 raise NotReady(f"the model could not be restored: {self.restore_error}")
-            done = f"{self.restore_done:,}" + (f" of {self.restore_total:,}" if self.restore_total else "")
-            raise NotReady(f"restoring the model: {done} records folded so far")
+            raise NotReady("restoring the model: newest valid checkpoint, then the log's tail")
         return self.projection.latest()
 
     @property
@@ -204,8 +191,11 @@ class ModelService:
         reason = self.projection.latest().stale
         if reason:
             return reason
-        if self.follower is not None and self.follower.stale:
-            return f"reading the log fails: {self.follower.stale}"
+        health = self.health
+        if health is not None and health.stale:
+            return health.stale
+        if health is not None and not health.following and not self._stop.is_set():
+            return "the follower is not running"
         if self.sample.error:
             return f"the log's end cannot be read: {self.sample.error}"
         return None
@@ -233,6 +223,7 @@ class ModelService:
         while not self._stop.is_set():
             if self.projection is not None:
                 self.sample = self.take_sample()
+                self.health = self.engine.health()
                 last = self.projection.latest().last_snapshot
                 if last is not None and (not self.syncs or self.syncs[-1] is not last):
                     self.syncs.append(last)
@@ -325,7 +316,8 @@ class ModelService:
             if cached is not None:
                 self._models.move_to_end(pos)
                 return cached
-            ck = Checkpointer.for_log(self.checkpoint_dir, self.log) if self.checkpoint_dir else None
+            ck = (Checkpointer.for_log(self.checkpoint_dir, self.log, ladder=self.ladder)
+                  if self.checkpoint_dir else None)
             try:
                 model = model_at(self.log, to=pos, checkpointer=ck)
             except (PositionNotCovered, ValueError) as exc:

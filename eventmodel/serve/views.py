@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from eventmodel.clock import format_time
-from eventmodel.events import AGGREGATE, ComputeNode, Instance, entity_of
+from eventmodel.events import ComputeNode, Instance, entity_of
 from eventmodel.log.base import Record
 from projections.model import ClusterModel, Resources
 
@@ -26,42 +26,11 @@ def resources(r: Resources) -> dict[str, float]:
 
 
 class NodeContext:
-    """What every node row of one model needs beside the node: each host's aggregates.
-    Uses the model's own helpers (``node_status``, ``node_aggregates``) when it has them."""
+    """What every node row of one model shares: the host → aggregates index, built once."""
 
     def __init__(self, model: ClusterModel) -> None:
         self.model = model
-        self.has_status = hasattr(model, "node_status")
-        self.has_aggregates = hasattr(model, "node_aggregates")
-        self._by_host: dict[str, list[str]] | None = None
-
-    def aggregates(self, node: ComputeNode) -> list[str]:
-        if self.has_aggregates:
-            return sorted(_name(a) for a in self.model.node_aggregates(node.name))  # type: ignore[attr-defined]
-        if self._by_host is None:
-            self._by_host = {}
-            for agg in self.model.table(AGGREGATE).values():
-                for host in agg.hosts:
-                    self._by_host.setdefault(host, []).append(agg.name or agg.uuid)
-        return sorted(self._by_host.get(node.host or node.name, ()))
-
-    def status(self, node: ComputeNode) -> dict[str, Any]:
-        """disabled (and why), up, zone: from the model's helper, else joined from the service."""
-        if self.has_status:
-            st = self.model.node_status(node.name)  # type: ignore[attr-defined]
-            get = st.get if isinstance(st, dict) else lambda k, d=None: getattr(st, k, d)
-            return {"disabled": bool(get("disabled", False)), "disabled_reason": get("reason", None),
-                    "up": bool(get("up", True)), "zone": get("zone", None)}
-        svc = self.model.service(node.host) if node.host else None
-        disabled = node.disabled or bool(svc and svc.disabled)
-        reason = node.disabled_reason or (svc.disabled_reason if svc else None)
-        up = node.state == "up" and (svc is None or (svc.up and not svc.forced_down))
-        return {"disabled": disabled, "disabled_reason": reason if disabled else None, "up": up,
-                "zone": svc.availability_zone if svc else None}
-
-
-def _name(agg: object) -> str:
-    return getattr(agg, "name", None) or getattr(agg, "uuid", None) or str(agg)
+        self.by_host = model.aggregates_by_host()
 
 
 def node_row(ctx: NodeContext, node: ComputeNode) -> dict[str, Any]:
@@ -69,16 +38,16 @@ def node_row(ctx: NodeContext, node: ComputeNode) -> dict[str, Any]:
     model = ctx.model
     cap = model.node_capacity(node.name)
     used = model.node_used(node.name)
-    st = ctx.status(node)
+    st = model.node_status(node.name, ctx.by_host)
     return {
         "name": node.name,
         "host": node.host,
-        "zone": st["zone"],
-        "aggregates": ctx.aggregates(node),
-        "status": "down" if not st["up"] else ("disabled" if st["disabled"] else "up"),
-        "disabled": st["disabled"],
-        "disabled_reason": st["disabled_reason"],
-        "up": st["up"],
+        "zone": st.zone,
+        "aggregates": list(st.aggregates),
+        "status": "down" if not st.up else ("disabled" if st.disabled else "up"),
+        "disabled": st.disabled,
+        "disabled_reason": st.disabled_reason,
+        "up": st.up,
         "hypervisor_state": node.state,
         "hypervisor_type": node.hypervisor_type,
         "instances": model.node_instance_count(node.name),
