@@ -146,11 +146,14 @@ class ModelEngine:
         model = self.latest()
         follower = self._follower
         stale = model.stale or (follower.stale if follower is not None else None)
-        try:
-            end: Position | None = self.log.end()
-        except (LogError, OSError) as exc:
-            end = None
-            stale = stale or f"cannot read the log's end: {exc}"
+        end: Position | None = None
+        if self._stopped:
+            stale = stale or "the engine is stopped: the model no longer follows the log"
+        else:
+            try:
+                end = self.log.end()
+            except (LogError, OSError) as exc:
+                stale = stale or f"cannot read the log's end: {exc}"
         lag = None
         if end is not None and len(end.offsets) == len(model.position.offsets):
             lag = sum(max(0, e - p) for e, p in zip(end.offsets, model.position.offsets))
