@@ -1,0 +1,100 @@
+"""Watcher's own element classes, built cheaply from values the view already knows are right.
+
+Importing this module imports Watcher; :mod:`projections.watcher.view` imports it only
+when a view is first used, so the core never needs Watcher installed.
+
+:class:`Instance` and :class:`ComputeNode` are subclasses of Watcher's
+``element.Instance`` / ``element.ComputeNode`` with the same class names, so
+``isinstance`` checks, ``obj_name()``, ``as_xml_element()`` (the XML tag) and
+``obj_to_primitive()`` are Watcher's. Two things differ, both measured in
+``tests/bench/bench_watcher.py`` and described in ADR 0013:
+
+- :meth:`of` stores already-typed values directly instead of running every field's
+  coercion (the values come from :func:`projections.watcher.view.instance_values` /
+  :func:`~projections.watcher.view.node_values`, which produce exactly what the
+  coercion would; a unit test holds them to it);
+- ``==`` answers at once when both sides are the same object or have different
+  uuids (then Watcher's field-by-field comparison is certainly False too), and
+  falls back to Watcher's comparison otherwise: same result, without serialising
+  both objects for every ``node in list``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx  # a dependency of Watcher
+from watcher.common import exception
+from watcher.decision_engine.model import element as _element
+
+#: Watcher's own classes, for isinstance checks and exact conversion
+WatcherInstance = _element.Instance
+WatcherComputeNode = _element.ComputeNode
+NetworkXError = networkx.NetworkXError
+exceptions = exception
+
+_MISSING = object()
+
+
+def _fast_eq(self: Any, other: Any) -> Any:
+    if self is other:
+        return True
+    mine = self.__dict__.get("_obj_uuid", _MISSING)
+    theirs = getattr(other, "__dict__", {}).get("_obj_uuid", _MISSING)
+    if mine is not _MISSING and theirs is not _MISSING and mine != theirs and hasattr(other, "obj_to_primitive"):
+        return False
+    return _element.Instance.__eq__(self, other)
+
+
+def _fast_ne(self: Any, other: Any) -> Any:
+    eq = _fast_eq(self, other)
+    return eq if eq is NotImplemented else not eq
+
+
+def _build(cls: type, values: dict[str, Any]) -> Any:
+    obj = cls.__new__(cls)
+    d = obj.__dict__
+    d["_context"] = None
+    d["_changed_fields"] = set(values)
+    for k, v in values.items():
+        d["_obj_" + k] = v
+    return obj
+
+
+class Instance(_element.Instance):
+    """Watcher's ``Instance`` (same class name and fields), built by :meth:`of`."""
+
+    __eq__ = _fast_eq
+    __ne__ = _fast_ne
+    __hash__ = _element.Instance.__hash__  # identity, as Watcher's
+
+    @classmethod
+    def of(cls, values: dict[str, Any]) -> Instance:
+        """An element holding ``values`` (typed as Watcher's fields coerce them), all marked changed
+        as Watcher's constructor marks them."""
+        return _build(cls, values)
+
+
+class ComputeNode(_element.ComputeNode):
+    """Watcher's ``ComputeNode`` (same class name and fields), built by :meth:`of`."""
+
+    __eq__ = _fast_eq
+    __ne__ = _fast_ne
+    __hash__ = _element.ComputeNode.__hash__
+
+    @classmethod
+    def of(cls, values: dict[str, Any]) -> ComputeNode:
+        """See :meth:`Instance.of`."""
+        return _build(cls, values)
+
+
+INSTANCE_FIELDS: tuple[str, ...] = tuple(_element.Instance.fields)
+NODE_FIELDS: tuple[str, ...] = tuple(_element.ComputeNode.fields)
+
+
+def is_instance(obj: object) -> bool:
+    return isinstance(obj, _element.Instance)
+
+
+def is_node(obj: object) -> bool:
+    return isinstance(obj, _element.ComputeNode)

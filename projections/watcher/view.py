@@ -1,0 +1,597 @@
+"""A ModelRoot-compatible view of one model snapshot, for Watcher's strategies (ADR 0013).
+
+:class:`WatcherView` answers the calls Watcher's strategies, planners and audit-scope
+handlers make on their compute model (``get_all_compute_nodes``, ``get_node_by_uuid``,
+``get_node_instances``, ``get_node_used_resources``, ``migrate_instance``, ``remove_node``,
+``to_string``, ``stale``, ...) with Watcher's own element classes, built only when asked
+for. Creating a view is O(1): it keeps a reference to an immutable
+:class:`~projections.model.ClusterModel`. Changes (what-if migrations, the audit scope
+removing nodes, excluding instances) go to this view's copy-on-write layer and cost
+O(changes); the snapshot and every other view over it never see them.
+
+What is in the view, and in what order — Watcher's collector (``collector/nova.py``)
+decides both, and the order changes strategies' decisions:
+
+- nodes: every compute node except Ironic ones (``hypervisor_type == 'ironic'``).
+  Watcher adds nodes as concurrent API calls return, started from a Python set, so its
+  order is not defined; the view's is fixed: by hypervisor hostname (``order="collector"``)
+  or by uuid (``order="uuid"``, the order ``ModelRoot.from_xml`` gives a file its
+  ``to_xml`` wrote);
+- a node's instances: those whose hypervisor is the node, except ``vm_state ==
+  'deleted'``, in the order Nova lists servers (what the collector maps them in):
+  newest ``created_at`` first, ties (and unknown times, listed last) by uuid,
+  descending — Nova breaks ties by its database id, which the model does not have
+  (``order="uuid"``: by uuid);
+- instances on no node of the view are not in it (the collector never sees them),
+  unless ``unplaced=True`` (then they are unmapped, as in a ``ModelRoot`` read from XML);
+- ``get_all_instances()`` lists instances node by node in that order, then unplaced ones
+  by uuid; later ``add_instance``/``add_node`` calls append, as networkx does.
+
+Field mapping (as ``collector/nova.py`` sets them): node ``uuid`` = resource provider /
+hypervisor id (else its name), ``hostname`` = compute service host, ``status``/
+``disabled_reason``/``state`` from :meth:`ClusterModel.node_status` (the compute service
+joined over the hypervisor listing), capacity, reserved and ratios from Placement;
+instance ``state`` = ``vm_state``, ``memory``/``vcpus`` from the flavor, ``disk`` = root +
+ephemeral + swap rounded up to GB (the model cannot tell a boot-from-volume server,
+whose root disk Watcher leaves out), ``created`` from ``created_at``,
+``flavor_extra_specs`` only with Watcher's ``[compute_model]
+enable_extended_attributes``, ``pinned_az`` always ``""`` (not in the model).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import math
+from collections.abc import Iterable, Iterator
+from typing import Any, Literal
+
+from eventmodel.events import ComputeNode as ModelNode
+from eventmodel.events import Instance as ModelInstance
+from projections.model import ClusterModel
+from projections.state import EMPTY
+
+Order = Literal["collector", "uuid"]
+ORDERS: tuple[str, ...] = ("collector", "uuid")
+INSTALL_HINT = "pip install 'eventmodel[watcher]'"
+
+
+class WatcherMissing(ImportError):
+    """python-watcher is not installed."""
+
+
+def load_elements() -> Any:
+    """The :mod:`projections.watcher.elements` module (imports Watcher), or a clear error."""
+    try:
+        from projections.watcher import elements
+    except ImportError as exc:  # watcher or one of its dependencies
+        raise WatcherMissing(f"the Watcher integration needs python-watcher 17 ({exc}): {INSTALL_HINT}") from exc
+    return elements
+
+
+# ---------------------------------------------------------------------------
+# Field mapping (pure: no Watcher import)
+# ---------------------------------------------------------------------------
+
+def node_key(node: ModelNode) -> str:
+    """The node's uuid in Watcher's model: its resource provider uuid, else its name."""
+    return node.uuid or node.name
+
+
+def instance_disk_gb(inst: ModelInstance) -> int:
+    """Watcher's ``disk``: root + ephemeral + swap in GB rounded up."""
+    f = inst.flavor
+    return f.root_gb + f.ephemeral_gb + (math.ceil(f.swap_mb / 1024) if f.swap_mb else 0)
+
+
+def created_time(us: int) -> datetime.datetime:
+    """``created_at`` (µs) as the aware datetime Watcher's DateTimeField holds."""
+    secs, micro = divmod(us, 1_000_000)
+    return datetime.datetime.fromtimestamp(secs, tz=datetime.timezone.utc).replace(microsecond=micro)
+
+
+def node_values(model: ClusterModel, node: ModelNode) -> dict[str, Any]:
+    """Watcher ``ComputeNode`` field values for ``node`` (typed as Watcher's fields hold them)."""
+    st = model.node_status(node.name, {})
+    return {
+        "uuid": node_key(node),
+        "hostname": node.host or node.name,
+        "status": st.status,
+        "disabled_reason": st.disabled_reason,
+        "state": "up" if st.up else "down",
+        "memory": int(node.memory_mb),
+        "memory_mb_reserved": int(node.memory_mb_reserved),
+        "disk": int(node.disk_gb),
+        "disk_gb_reserved": int(node.disk_gb_reserved),
+        "vcpus": int(node.vcpus),
+        "vcpu_reserved": int(node.vcpus_reserved),
+        "memory_ratio": float(node.ram_allocation_ratio),
+        "vcpu_ratio": float(node.cpu_allocation_ratio),
+        "disk_ratio": float(node.disk_allocation_ratio),
+    }
+
+
+def instance_values(inst: ModelInstance, extended: bool) -> dict[str, Any]:
+    """Watcher ``Instance`` field values for ``inst``; fields the model does not know are unset."""
+    f = inst.flavor
+    v: dict[str, Any] = {
+        "watcher_exclude": False,
+        "uuid": inst.uuid,
+        "name": inst.name,
+        "state": inst.vm_state,
+        "memory": int(f.memory_mb),
+        "disk": instance_disk_gb(inst),
+        "vcpus": int(f.vcpus),
+        "metadata": dict(inst.metadata),
+        "locked": bool(inst.locked),
+        "pinned_az": "",
+        "flavor_extra_specs": dict(f.extra_specs) if extended else {},
+    }
+    if inst.project_id:
+        v["project_id"] = inst.project_id
+    if inst.host is not None:
+        v["host"] = inst.host
+    if inst.node is not None:
+        v["hypervisor_hostname"] = inst.node
+    if inst.created_at is not None:
+        v["created"] = created_time(inst.created_at)
+    return v
+
+
+def _listing_key(inst: ModelInstance) -> tuple[int, str]:
+    return (inst.created_at if inst.created_at is not None else -1, inst.uuid)
+
+
+def included(inst: ModelInstance) -> bool:
+    """Watcher's collector skips deleted instances."""
+    return inst.vm_state != "deleted"
+
+
+# ---------------------------------------------------------------------------
+# The view
+# ---------------------------------------------------------------------------
+
+class WatcherView:
+    """A ``ModelRoot``-compatible compute model over one immutable snapshot (see module doc).
+
+    ``extended`` mirrors Watcher's ``[compute_model] enable_extended_attributes`` (None: read
+    Watcher's configuration when first needed, as ``ModelRoot`` does).
+    """
+
+    def __init__(self, model: ClusterModel, *, order: Order = "collector", unplaced: bool = False,
+                 extended: bool | None = None) -> None:
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
+        self._el = load_elements()
+        self.model = model
+        self.order: Order = order
+        self.unplaced = unplaced
+        #: as ModelRoot.stale: True when the snapshot may be out of date (see stale_reason)
+        self.stale: bool = bool(model.stale)
+        self.stale_reason: str | None = model.stale
+        self._extended = extended
+        # lazily built from the snapshot
+        self._base: list[str] | None = None  # node uuids, in order
+        self._name_of: dict[str, str] = {}  # node uuid -> model node name
+        self._uuid_of: dict[str, str] = {}  # model node name -> node uuid
+        self._base_members: dict[str, tuple[str, ...]] = {}
+        self._nodes: dict[str, Any] = {}  # built node elements (also added ones)
+        self._insts: dict[str, Any] = {}  # built instance elements (also added ones)
+        self._by_hostname: dict[str, str] | None = None
+        # copy-on-write layer
+        self._nodes_gone: set[str] = set()  # base nodes removed (from their base position)
+        self._nodes_tail: dict[str, None] = {}  # nodes added after the base, in order
+        self._insts_gone: set[str] = set()
+        self._insts_tail: dict[str, None] = {}
+        self._homes: dict[str, list[str]] = {}  # instance uuid -> node uuids (overrides)
+        self._members: dict[str, list[str]] = {}  # node uuid -> instance uuids (overrides)
+        self._node_resource_cache: dict[str, dict[str, Any]] = {}
+        self.changes = 0  # mutating calls applied to this view
+
+    # -- what ModelRoot has besides the graph ----------------------------------
+    def __bool__(self) -> bool:
+        return not self.stale
+
+    @property
+    def extended_attributes_enabled(self) -> bool:
+        if self._extended is None:
+            from oslo_config import cfg
+
+            import watcher.conf  # noqa: F401  (registers the options)
+
+            self._extended = bool(cfg.CONF.compute_model.enable_extended_attributes)
+        return self._extended
+
+    @extended_attributes_enabled.setter
+    def extended_attributes_enabled(self, value: bool) -> None:
+        self._extended = value
+
+    def invalidate_node_resource_cache(self, node: Any) -> None:
+        self._node_resource_cache.pop(node.uuid, None)
+
+    def invalidate_resource_cache(self) -> None:
+        self._node_resource_cache.clear()
+
+    @staticmethod
+    def assert_node(obj: Any) -> None:
+        from projections.watcher import elements
+
+        if not elements.is_node(obj):
+            raise elements.exceptions.IllegalArgumentException(
+                message=f"'obj' argument type is not valid: {type(obj)}")
+
+    @staticmethod
+    def assert_instance(obj: Any) -> None:
+        from projections.watcher import elements
+
+        if not elements.is_instance(obj):
+            raise elements.exceptions.IllegalArgumentException(message="'obj' argument type is not valid")
+
+    # -- the snapshot's part (lazy) ---------------------------------------------
+    def _base_nodes(self) -> list[str]:
+        if self._base is None:
+            nodes = [n for n in self.model.compute_nodes().values() if n.hypervisor_type != "ironic"]
+            if self.order == "uuid":
+                nodes.sort(key=node_key)
+            else:
+                nodes.sort(key=lambda n: n.name)
+            base: list[str] = []
+            name_of: dict[str, str] = {}
+            uuid_of: dict[str, str] = {}
+            for n in nodes:
+                u = node_key(n)
+                if u in name_of:  # two hypervisors with one uuid: the first stays
+                    continue
+                name_of[u] = n.name
+                uuid_of[n.name] = u
+                base.append(u)
+            self._name_of, self._uuid_of, self._base = name_of, uuid_of, base
+        return self._base
+
+    def _base_node_of(self, inst: ModelInstance) -> str | None:
+        self._base_nodes()
+        return self._uuid_of.get(inst.node) if inst.node is not None else None
+
+    def _members_in_base(self, node_uuid: str) -> tuple[str, ...]:
+        got = self._base_members.get(node_uuid)
+        if got is None:
+            self._base_nodes()
+            name = self._name_of.get(node_uuid)
+            table = self.model.instances()
+            insts = [table[u] for u in self.model.state.by_node.get(name, EMPTY)] if name is not None else []
+            insts = [i for i in insts if included(i)]
+            if self.order == "uuid":
+                insts.sort(key=lambda i: i.uuid)
+            else:
+                insts.sort(key=_listing_key, reverse=True)
+            got = self._base_members[node_uuid] = tuple(i.uuid for i in insts)
+        return got
+
+    def _snapshot_instance(self, uuid: str) -> ModelInstance | None:
+        """The snapshot's instance if it is in this view's base."""
+        inst = self.model.instances().get(uuid)
+        if inst is None or not included(inst):
+            return None
+        if self.unplaced or self._base_node_of(inst) is not None:
+            return inst
+        return None
+
+    # -- membership and edges (snapshot + copy-on-write) ---------------------------
+    def _has_node(self, uuid: str) -> bool:
+        if uuid in self._nodes_tail:
+            return True
+        self._base_nodes()
+        return uuid in self._name_of and uuid not in self._nodes_gone
+
+    def _has_instance(self, uuid: str) -> bool:
+        if uuid in self._insts_tail:
+            return True
+        return uuid not in self._insts_gone and self._snapshot_instance(uuid) is not None
+
+    def _homes_of(self, uuid: str) -> list[str]:
+        got = self._homes.get(uuid)
+        if got is not None:
+            return got
+        inst = self.model.instances().get(uuid)
+        home = self._base_node_of(inst) if inst is not None and uuid not in self._insts_tail else None
+        return [home] if home is not None else []
+
+    def _members_of(self, node_uuid: str) -> list[str] | tuple[str, ...]:
+        got = self._members.get(node_uuid)
+        if got is not None:
+            return got
+        if node_uuid in self._name_of:
+            return self._members_in_base(node_uuid)
+        return ()
+
+    def _own_members(self, node_uuid: str) -> list[str]:
+        got = self._members.get(node_uuid)
+        if got is None:
+            got = self._members[node_uuid] = list(self._members_of(node_uuid))
+        return got
+
+    def _own_homes(self, uuid: str) -> list[str]:
+        got = self._homes.get(uuid)
+        if got is None:
+            got = self._homes[uuid] = list(self._homes_of(uuid))
+        return got
+
+    def _add_edge(self, inst_uuid: str, node_uuid: str) -> bool:
+        homes = self._own_homes(inst_uuid)
+        if node_uuid in homes:
+            return False
+        homes.append(node_uuid)
+        self._own_members(node_uuid).append(inst_uuid)
+        return True
+
+    def _remove_edge(self, inst_uuid: str, node_uuid: str) -> None:
+        homes = self._homes_of(inst_uuid)
+        if node_uuid not in homes:
+            raise self._el.NetworkXError(f"The edge {inst_uuid}-{node_uuid} is not in the graph.")
+        self._own_homes(inst_uuid).remove(node_uuid)
+        self._own_members(node_uuid).remove(inst_uuid)
+
+    # -- elements -----------------------------------------------------------------
+    def _node_element(self, uuid: str) -> Any:
+        el = self._nodes.get(uuid)
+        if el is None:
+            node = self.model.compute_nodes()[self._name_of[uuid]]
+            el = self._nodes[uuid] = self._el.ComputeNode.of(node_values(self.model, node))
+        return el
+
+    def _instance_element(self, uuid: str) -> Any:
+        el = self._insts.get(uuid)
+        if el is None:
+            inst = self.model.instances()[uuid]
+            el = self._insts[uuid] = self._el.Instance.of(instance_values(inst, self.extended_attributes_enabled))
+        return el
+
+    def _get_by_uuid(self, uuid: str) -> Any:
+        if self._has_node(uuid):
+            return self._node_element(uuid)
+        if self._has_instance(uuid):
+            return self._instance_element(uuid)
+        raise self._el.exceptions.ComputeResourceNotFound(name=uuid)
+
+    def _node_order(self) -> Iterator[str]:
+        gone = self._nodes_gone
+        for u in self._base_nodes():
+            if u not in gone:
+                yield u
+        yield from self._nodes_tail
+
+    def _instance_order(self) -> Iterator[str]:
+        gone = self._insts_gone
+        tail = self._insts_tail
+        for n in self._base_nodes():
+            for u in self._members_in_base(n):
+                if u not in gone and u not in tail:
+                    yield u
+        if self.unplaced:
+            uuid_of = self._uuid_of
+            rest = sorted(i.uuid for i in self.model.instances().values()
+                          if included(i) and (i.node is None or i.node not in uuid_of))
+            for u in rest:
+                if u not in gone and u not in tail:
+                    yield u
+        yield from tail
+
+    # -- reads (ModelRoot's API) ------------------------------------------------------
+    def get_all_compute_nodes(self) -> dict[str, Any]:
+        return {u: self._node_element(u) for u in self._node_order()}
+
+    def get_node_by_uuid(self, uuid: str) -> Any:
+        try:
+            return self._get_by_uuid(uuid)
+        except self._el.exceptions.ComputeResourceNotFound:
+            raise self._el.exceptions.ComputeNodeNotFound(name=uuid) from None
+
+    def get_node_by_name(self, name: str) -> Any:
+        """The first node (in the view's order) whose ``hostname`` is ``name``."""
+        if self._by_hostname is None:
+            index: dict[str, str] = {}
+            nodes = self.model.compute_nodes()
+            for u in self._node_order():
+                el = self._nodes.get(u)
+                host = el.hostname if el is not None else (nodes[self._name_of[u]].host or self._name_of[u])
+                index.setdefault(host, u)
+            self._by_hostname = index
+        u = self._by_hostname.get(name)
+        if u is None:
+            raise self._el.exceptions.ComputeNodeNotFound(name=name)
+        return self._node_element(u)
+
+    def get_instance_by_uuid(self, uuid: str) -> Any:
+        try:
+            return self._get_by_uuid(uuid)
+        except self._el.exceptions.ComputeResourceNotFound:
+            raise self._el.exceptions.InstanceNotFound(name=uuid) from None
+
+    def get_node_by_instance_uuid(self, instance_uuid: str) -> Any:
+        self._get_by_uuid(instance_uuid)
+        if self._has_instance(instance_uuid):
+            for n in self._homes_of(instance_uuid):
+                return self._node_element(n)
+        raise self._el.exceptions.InstanceNotMapped(uuid=instance_uuid)
+
+    def get_all_instances(self) -> dict[str, Any]:
+        return {u: self._instance_element(u) for u in self._instance_order()}
+
+    def get_node_instances(self, node: Any) -> list[Any]:
+        self.assert_node(node)
+        if not self._has_node(node.uuid):
+            raise self._el.NetworkXError(f"The node {node.uuid} is not in the digraph.")
+        return [self._instance_element(u) for u in self._members_of(node.uuid)]
+
+    def _instance_size(self, uuid: str) -> tuple[Any, Any, Any]:
+        el = self._insts.get(uuid)
+        if el is not None:
+            return el.vcpus, el.memory, el.disk
+        inst = self.model.instances()[uuid]
+        return inst.flavor.vcpus, inst.flavor.memory_mb, instance_disk_gb(inst)
+
+    def get_node_used_resources(self, node: Any) -> dict[str, Any]:
+        cached = self._node_resource_cache.get(node.uuid)
+        if cached is not None:
+            return dict(cached)
+        if not self._has_node(node.uuid):
+            raise self._el.NetworkXError(f"The node {node.uuid} is not in the digraph.")
+        vcpu = memory = disk = 0
+        for u in self._members_of(node.uuid):
+            c, m, d = self._instance_size(u)
+            vcpu += c
+            memory += m
+            disk += d
+        result = {"vcpu": vcpu, "memory": memory, "disk": disk}
+        self._node_resource_cache[node.uuid] = result
+        return dict(result)
+
+    def get_node_free_resources(self, node: Any) -> dict[str, Any]:
+        used = self.get_node_used_resources(node)
+        return {
+            "vcpu": node.vcpu_capacity - used["vcpu"],
+            "memory": node.memory_mb_capacity - used["memory"],
+            "disk": node.disk_gb_capacity - used["disk"],
+        }
+
+    # -- changes (copy-on-write) ----------------------------------------------------------
+    def _cache_add(self, node_uuid: str, inst: Any) -> None:
+        c = self._node_resource_cache.get(node_uuid)
+        if c is not None:
+            c["vcpu"] += inst.vcpus
+            c["memory"] += inst.memory
+            c["disk"] += inst.disk
+
+    def _cache_sub(self, node_uuid: str, inst: Any) -> None:
+        c = self._node_resource_cache.get(node_uuid)
+        if c is not None:
+            c["vcpu"] -= inst.vcpus
+            c["memory"] -= inst.memory
+            c["disk"] -= inst.disk
+
+    def add_node(self, node: Any) -> None:
+        self.assert_node(node)
+        self.changes += 1
+        self._by_hostname = None
+        if not self._has_node(node.uuid):
+            self._nodes_tail[node.uuid] = None
+            if node.uuid in self._name_of:  # a base node added again after its removal
+                self._members.setdefault(node.uuid, [])
+        self._nodes[node.uuid] = node
+
+    def remove_node(self, node: Any) -> None:
+        self.assert_node(node)
+        self.invalidate_node_resource_cache(node)
+        if not self._has_node(node.uuid):
+            raise self._el.exceptions.ComputeNodeNotFound(name=node.uuid)
+        self.changes += 1
+        self._by_hostname = None
+        for u in list(self._members_of(node.uuid)):
+            self._own_homes(u).remove(node.uuid)
+        self._members[node.uuid] = []
+        if node.uuid in self._nodes_tail:
+            del self._nodes_tail[node.uuid]
+        else:
+            self._nodes_gone.add(node.uuid)
+        self._nodes.pop(node.uuid, None)
+
+    def add_instance(self, instance: Any) -> None:
+        self.assert_instance(instance)
+        self.changes += 1
+        if not self._has_instance(instance.uuid):
+            self._insts_tail[instance.uuid] = None
+            self._homes[instance.uuid] = []
+        self._insts[instance.uuid] = instance
+
+    def remove_instance(self, instance: Any) -> None:
+        self.assert_instance(instance)
+        if not self._has_instance(instance.uuid):
+            raise self._el.NetworkXError(f"The node {instance.uuid} is not in the graph.")
+        self.changes += 1
+        homes = self._homes_of(instance.uuid)
+        if homes:
+            self._cache_sub(homes[0], instance)
+        for n in list(homes):
+            self._own_members(n).remove(instance.uuid)
+        self._homes[instance.uuid] = []
+        if instance.uuid in self._insts_tail:
+            del self._insts_tail[instance.uuid]
+        else:
+            self._insts_gone.add(instance.uuid)
+        self._insts.pop(instance.uuid, None)
+
+    def delete_instance(self, instance: Any, node: Any = None) -> None:
+        self.assert_instance(instance)
+        self.remove_instance(instance)
+
+    def _resolve(self, instance: Any, node: Any) -> tuple[Any, Any]:
+        if isinstance(instance, str):
+            instance = self.get_instance_by_uuid(instance)
+        if isinstance(node, str):
+            node = self.get_node_by_uuid(node)
+        return instance, node
+
+    def map_instance(self, instance: Any, node: Any) -> None:
+        """Map an instance (element or uuid) to a node (element or uuid)."""
+        instance, node = self._resolve(instance, node)
+        self.assert_node(node)
+        self.assert_instance(instance)
+        if not self._has_instance(instance.uuid) or not self._has_node(node.uuid):
+            raise self._el.exceptions.ComputeResourceNotFound(name=f"{instance.uuid} or {node.uuid}")
+        self.changes += 1
+        if self._add_edge(instance.uuid, node.uuid):
+            self._cache_add(node.uuid, instance)
+
+    def unmap_instance(self, instance: Any, node: Any) -> None:
+        instance, node = self._resolve(instance, node)
+        self.changes += 1
+        self._remove_edge(instance.uuid, node.uuid)
+        self._cache_sub(node.uuid, instance)
+
+    def migrate_instance(self, instance: Any, source_node: Any, destination_node: Any) -> bool:
+        """Move ``instance`` from ``source_node`` to ``destination_node`` in this view only."""
+        self.assert_instance(instance)
+        self.assert_node(source_node)
+        self.assert_node(destination_node)
+        if source_node == destination_node:
+            return False
+        self.changes += 1
+        self._remove_edge(instance.uuid, source_node.uuid)
+        self._add_edge(instance.uuid, destination_node.uuid)
+        self._cache_sub(source_node.uuid, instance)
+        self._cache_add(destination_node.uuid, instance)
+        return True
+
+    # -- whole-model ------------------------------------------------------------------------
+    def mapped_instances(self) -> Iterator[tuple[Any, list[Any]]]:
+        """(node, its instances) for every node, in the view's order."""
+        for u in self._node_order():
+            yield self._node_element(u), [self._instance_element(i) for i in self._members_of(u)]
+
+    def unmapped_instances(self) -> Iterable[Any]:
+        """Instances of the view mapped to no node."""
+        return [self._instance_element(u) for u in self._instance_order() if not self._homes_of(u)]
+
+    def to_xml(self) -> str:
+        """The model as ``ModelRoot.to_xml`` writes it (nodes and instances by uuid)."""
+        from projections.watcher.xml import model_xml
+
+        return model_xml(self, readable=False)
+
+    def to_string(self) -> str:
+        return self.to_xml()
+
+    def copy(self) -> WatcherView:
+        """An independent view of the same snapshot with this view's changes (elements copied)."""
+        return copy.deepcopy(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> WatcherView:
+        new = object.__new__(WatcherView)
+        memo[id(self)] = new
+        shared = {"model", "_el", "_base", "_name_of", "_uuid_of", "_base_members"}
+        for k, v in self.__dict__.items():
+            setattr(new, k, v if k in shared else copy.deepcopy(v, memo))
+        return new
+
+    def __repr__(self) -> str:
+        return f"<WatcherView of {self.model.describe()}, {self.changes} changes>"
