@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "normalize",
     "bridge",
     "sync",
+    "sim",
     "serve",
 )
 

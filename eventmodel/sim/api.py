@@ -384,6 +384,8 @@ class SimApi:
         fault = self.faults.take(service, path, token is not None)
         if fault is not None:
             if fault.kind == "reset" and self._reset(scope):
+                for _ in range(3):  # let the protocol see the connection lost: no "no response" error log
+                    await asyncio.sleep(0)
                 return
             if fault.kind == "error" or fault.kind == "reset":
                 await self._error(service, fault.status, "Injected fault: the simulated cloud failed this request.",
