@@ -21,6 +21,7 @@ follower) goes through :class:`RetryPolicy`, which drives tenacity.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -87,6 +88,11 @@ class RetryPolicy:
     #: after the first three retries of a call, at most one log line per this many seconds
     log_interval: float = 60.0
     logger: logging.Logger = attrs.field(default=_log, eq=False)
+    #: the level of the retry log lines
+    log_level: int = logging.WARNING
+    #: the clock for log throttling and ``RetryEvent.elapsed`` (a fake one in tests;
+    #: ``stop_after`` is measured by tenacity on the real monotonic clock)
+    clock: Callable[[], float] = attrs.field(default=time.monotonic, eq=False)
     #: the random factor's source (a seeded Random in tests)
     rng: random.Random = attrs.field(factory=random.Random, eq=False)
 
@@ -114,8 +120,11 @@ class RetryPolicy:
     # -- the schedule ------------------------------------------------------
     def delay(self, attempt: int) -> float:
         """The wait before retry number ``attempt`` (1-based), jitter applied."""
-        exponent = min(max(attempt - 1, 0), 64)
-        base = min(self.cap, self.initial * self.multiplier**exponent)
+        exponent = max(attempt - 1, 0)
+        if exponent * math.log(self.multiplier) >= math.log(self.cap / self.initial):
+            base = self.cap  # grown past the cap (and no float overflow for huge attempts)
+        else:
+            base = self.initial * self.multiplier**exponent
         return base * self.rng.uniform(1.0 - self.jitter, 1.0)
 
     # -- waiting -----------------------------------------------------------
@@ -146,7 +155,7 @@ class RetryPolicy:
         stop-aware wait (it may raise to end the retries). Raises :class:`RetryStopped`
         when stopped during a wait, the last error after ``stop_after`` seconds.
         """
-        run = _Run(self, what or self.component, time.monotonic())
+        run = _Run(self, what or self.component, self.clock())
         if first_error is not None:
             if not self._retryable(first_error):
                 raise first_error
@@ -191,11 +200,11 @@ class _Run:
     def report(self, attempt: int, delay: float, error: BaseException) -> None:
         policy = self.policy
         self.last_error = error
-        now = time.monotonic()
+        now = policy.clock()
         if attempt <= 3 or now - self.last_logged >= policy.log_interval:
             self.last_logged = now
-            policy.logger.warning(
-                "%s failed (%s: %s); retry %d in %.2fs", self.what, type(error).__name__, error, attempt, delay,
+            policy.logger.log(
+                policy.log_level, "%s failed (%s: %s); retry %d in %.2fs", self.what, type(error).__name__, error, attempt, delay,
             )
         if policy.on_retry is not None:
             try:

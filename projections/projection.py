@@ -20,6 +20,7 @@ import attrs
 
 from eventmodel.clock import now_us
 from eventmodel.log.base import EventLog, Position, PositionNotCovered, Record
+from eventmodel.retry import RetryEvent, RetryPolicy, RetryStopped
 from projections.fold import fold
 from projections.model import ClusterModel
 from projections.state import ClusterState
@@ -138,7 +139,8 @@ class Follower:
 
     def __init__(self, log: EventLog, projection: Projection, *, poll: float = 0.05,
                  batch: int = 5000, checkpointer: object | None = None,
-                 checkpoint_every: int = 500_000, checkpoint_interval: float | None = None) -> None:
+                 checkpoint_every: int = 500_000, checkpoint_interval: float | None = None,
+                 on_retry: Callable[[RetryEvent], None] | None = None) -> None:
         self.log = log
         self.projection = projection
         self.poll = poll
@@ -153,6 +155,8 @@ class Follower:
         self._since_checkpoint = 0
         #: position of the last checkpoint this follower knows of (None: none yet)
         self.checkpointed: Position | None = None
+        #: called for every retry after a failed read (e.g. the metrics' retry counter)
+        self.on_retry = on_retry
 
     def start(self) -> Follower:
         self._thread = threading.Thread(target=self.run, name="eventmodel-follower", daemon=True)
@@ -180,28 +184,12 @@ class Follower:
                     and time.monotonic() - self._checkpoint_at >= self.checkpoint_interval)
 
     def run(self) -> None:
-        backoff = self.poll
+        policy = self.retry_policy()
         while not self._stop.is_set():
             try:
-                moved = 0
-                # The collector is paused only to catch up on a backlog: a follower that
-                # keeps up must not keep it off for everything else in the process.
-                start, end = self.projection.latest().position, self.log.end()
-                with bulk() if end.total - start.total > self.batch else contextlib.nullcontext():
-                    for records in self.log.read(start, end, self.batch):
-                        self.projection.apply(records)
-                        moved += len(records)
-                        self._since_checkpoint += len(records)
-                        if self._stop.is_set():
-                            break
-                if self.stale is not None and self.projection.latest().log_problem == self.stale:
-                    self.projection.mark_stale(None)
-                self.stale = None
-                backoff = self.poll
-                if self.checkpointer is not None and self._checkpoint_due():
-                    self._checkpoint()
-                if not moved:
-                    self._stop.wait(self.poll)
+                moved = policy.call(self._step, what=f"follower on {self.log.url}")
+            except RetryStopped:
+                break
             except PositionNotCovered as exc:
                 # Reading on would lose records: the model says so until the operator
                 # acts (newer checkpoint, replay from the log start + full sync).
@@ -210,8 +198,38 @@ class Follower:
                     _log.error("follower on %s cannot go on: %s", self.log.url, self.stale)
                     self.projection.mark_stale(self.stale)
                 self._stop.wait(10.0)
-            except Exception as exc:  # noqa: BLE001 - a follower never dies of a read error
-                self.stale = f"{type(exc).__name__}: {exc}"
-                _log.warning("follower on %s: %s; retrying in %.1fs", self.log.url, self.stale, backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                continue
+            if not moved:
+                self._stop.wait(self.poll)
+
+    def retry_policy(self) -> RetryPolicy:
+        """How a failed read is retried (component ``follower``): from ``poll`` up to 10 s,
+        ended at once by stop(); a position the log no longer covers is not retried."""
+        return RetryPolicy(
+            "follower", initial=self.poll, cap=max(10.0, self.poll), stop=self._stop,
+            give_up_on=(PositionNotCovered,), logger=_log, on_retry=self._read_failed,
+        ).also_on_retry(self.on_retry)
+
+    def _read_failed(self, event: RetryEvent) -> None:
+        # a follower never dies of a read error: the model stays as it was, ``stale`` says why
+        self.stale = f"{type(event.error).__name__}: {event.error}"
+
+    def _step(self) -> int:
+        """Fold what the log has now; returns how many records."""
+        moved = 0
+        # The collector is paused only to catch up on a backlog: a follower that
+        # keeps up must not keep it off for everything else in the process.
+        start, end = self.projection.latest().position, self.log.end()
+        with bulk() if end.total - start.total > self.batch else contextlib.nullcontext():
+            for records in self.log.read(start, end, self.batch):
+                self.projection.apply(records)
+                moved += len(records)
+                self._since_checkpoint += len(records)
+                if self._stop.is_set():
+                    break
+        if self.stale is not None and self.projection.latest().log_problem == self.stale:
+            self.projection.mark_stale(None)
+        self.stale = None
+        if self.checkpointer is not None and self._checkpoint_due():
+            self._checkpoint()
+        return moved

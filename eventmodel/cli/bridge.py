@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from eventmodel.cli.common import fail, log_option, open_or_fail
+from eventmodel.cli.metrics_options import metrics_host_option, metrics_port_option, serve_or_fail
 from eventmodel.clock import format_time
 from eventmodel.sources.amqp import (
     DEFAULT_AMQP_URL,
@@ -69,16 +70,21 @@ def bridge(
     ),
     stats_every: float = typer.Option(10.0, "--stats-every", min=0, help="Seconds between stats lines (0: only the summary)."),
     json_stats: bool = typer.Option(False, "--json", help="Print stats lines as JSON objects."),
+    metrics_port: Optional[int] = metrics_port_option(),  # noqa: UP007
+    metrics_host: str = metrics_host_option(),
 ) -> None:
     """Consume Nova's notifications from RabbitMQ and append their events to the log.
 
     Every message ends as events, irrelevant or a dead letter; a batch is acknowledged
     only after the log stored it. SIGTERM or Ctrl-C stops cleanly: the current batch is
     stored and acknowledged first, unless the log stalls longer than --stop-grace; then it
-    stays unacknowledged and RabbitMQ delivers it to the next bridge.
+    stays unacknowledged and RabbitMQ delivers it to the next bridge. With --metrics-port
+    it serves Prometheus metrics at http://HOST:PORT/metrics.
     """
     from eventmodel.codec import EventTypes
+    from eventmodel.metrics import new_registry
     from eventmodel.sources.amqp import default_normalizer, run_forever
+    from eventmodel.sources.amqp.metrics import BridgeMetrics
 
     try:
         config = BridgeConfig(
@@ -110,9 +116,13 @@ def bridge(
         f"({'/'.join(config.priorities)}) on {redact(amqp)} -> queue {queue} -> {log}"
     )
     sys.stdout.flush()
+    registry = new_registry()
+    metrics = BridgeMetrics(registry)
     final: BridgeStats | None = None
     try:
-        final = run_forever(event_log, config, normalizer=normalizer, on_stats=show)
+        with serve_or_fail(registry, metrics_port, metrics_host):
+            sys.stdout.flush()
+            final = run_forever(event_log, config, normalizer=normalizer, on_stats=show, metrics=metrics)
     except BridgeConfigError as exc:
         raise fail(str(exc)) from None
     finally:

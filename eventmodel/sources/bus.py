@@ -18,19 +18,22 @@ as bytes; :class:`AmqpBus` puts them on the broker the way oslo.messaging's
 Unlike oslo (one blocking publish per notification) it publishes in batches with
 publisher confirms: a batch is written, then the broker's acks for it are awaited; a
 nack or a lost connection republishes the unconfirmed messages (at-least-once; the
-bridge recognises duplicates by event id).
+bridge recognises duplicates by event id). Reconnects are retried by an
+:class:`eventmodel.retry.RetryPolicy` (component ``bus.publish``) for ``retry_for`` seconds.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
 
+from eventmodel.retry import RetryEvent, RetryPolicy
 from eventmodel.sources.amqp import DEFAULT_AMQP_URL, amqp_url
 from eventmodel.urls import redact
 
@@ -95,6 +98,8 @@ class AmqpBus:
         confirm_timeout: float = 30.0,
         retry_for: float = 120.0,
         connect_timeout: float = 5.0,
+        on_retry: Callable[[RetryEvent], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.url = amqp_url(url)
         self.exchange = exchange
@@ -116,6 +121,12 @@ class AmqpBus:
         self._seq = 0  # last publish sequence number on the channel (confirm mode)
         self._unconfirmed: set[int] = set()
         self._nacked: set[int] = set()
+        self._todo: list[tuple[bytes, str]] = []
+        #: how a failed publish is retried: reconnect, send again what is unconfirmed
+        self.retry = RetryPolicy(
+            "bus.publish", initial=0.2, cap=5.0, stop_after=retry_for, stop=stop,
+            give_up_on=(PublishError,), logger=_log, on_retry=self._retrying,
+        ).also_on_retry(on_retry)
 
     # -- connection ------------------------------------------------------
     def _connect(self) -> None:
@@ -207,30 +218,35 @@ class AmqpBus:
         self._publish_batch([body])
 
     def _publish_batch(self, bodies: list[bytes]) -> int:
-        todo = [(b, self.routing_key(b)) for b in bodies]
-        deadline = time.monotonic() + self.retry_for
-        delay = 0.2
-        while todo:
+        self._todo = [(b, self.routing_key(b)) for b in bodies]
+        try:
+            self.retry.call(self._publish_todo, what=f"publish to {redact(self.url)}")
+        except PublishError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - given up after retry_for seconds (or stopped)
+            raise PublishError(
+                f"could not publish to {redact(self.url)} for {self.retry_for:.0f}s: {exc}"
+            ) from exc
+        self.published += len(bodies)
+        return len(bodies)
+
+    def _publish_todo(self) -> None:
+        """Send what is not confirmed yet until the broker confirmed all of it; on a
+        connection problem drop the connection and raise (the policy retries)."""
+        while self._todo:
             try:
                 if self._ch is None:
                     self._connect()
-                todo = self._send_and_confirm(todo)
-                if todo:  # nacked by the broker
-                    self.republished += len(todo)
-            except PublishError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - connection trouble: reconnect, resend
+                nacked = self._send_and_confirm(self._todo)
+            except Exception:
                 self._close_quietly()
-                if time.monotonic() >= deadline:
-                    raise PublishError(
-                        f"could not publish to {redact(self.url)} for {self.retry_for:.0f}s: {exc}"
-                    ) from exc
-                _log.warning("publish to %s failed (%s); retrying in %.1fs", redact(self.url), exc, delay)
-                self.republished += len(todo)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-        self.published += len(bodies)
-        return len(bodies)
+                raise
+            if nacked:  # nacked by the broker: send them again at once
+                self.republished += len(nacked)
+            self._todo = nacked
+
+    def _retrying(self, event: RetryEvent) -> None:
+        self.republished += len(self._todo)
 
     def _send_and_confirm(self, items: list[tuple[bytes, str]]) -> list[tuple[bytes, str]]:
         """Send, await confirms; returns the items the broker nacked."""

@@ -19,7 +19,6 @@ from eventmodel.sources.amqp import (
     BridgeConfig,
     BridgeStats,
     Target,
-    _Backoff,
     _Stopping,
     amqp_url,
     oslo_url,
@@ -225,12 +224,16 @@ def test_retry_log_lines_are_bounded(caplog: pytest.LogCaptureFixture) -> None:
     assert any("stored the batch after 500 failed attempts" in r.getMessage() for r in caplog.records)
 
 
-def test_backoff_is_capped() -> None:
-    b = _Backoff(0.5, 30.0)
-    delays = [b.next() for _ in range(50)]
-    assert max(delays) <= 30.0 and delays[0] <= 0.5
-    b.reset()
-    assert b.next() <= 0.5
+def test_append_backoff_is_capped_and_starts_at_retry_initial() -> None:
+    calls: list = []
+    clock = Clock()
+    w, _ = _writer(FakeLog(calls, fail_appends=60), calls, clock)
+    policy = w.retry_policy(_batch(events=1, letters=0))
+    delays = [policy.delay(n) for n in range(1, 51)]
+    assert max(delays) <= 5.0 and delays[0] <= 0.1
+    w.commit(_batch(events=1, letters=0))
+    # the backoff waits (served by pump in slices of at most 0.25 s) add up to the schedule
+    assert 60 * 0.1 * 0.8 <= clock.t - 1000.0 <= 0.1 + 0.2 + 0.4 + 0.8 + 1.6 + 3.2 + 55 * 5.0 + 1
 
 
 # ---------------------------------------------------------------------------
