@@ -92,7 +92,7 @@ class ModelEngine:
             return self
         if self._stopped:
             raise RuntimeError("a stopped engine cannot start again: make a new one")
-        projection = start(self.log, self.checkpointer)
+        projection = start(self.log, self.checkpointer, checkpoint_every=self._every)
         if self.checkpointer is not None:
             self.skipped_checkpoints = list(self.checkpointer.skipped)
         follower = Follower(self.log, projection, poll=self._poll, batch=self._batch,

@@ -16,10 +16,13 @@ from projections.state import ClusterState
 
 def start(log: EventLog, checkpointer: Checkpointer | None = None, *, until: Position | None = None,
           progress: Callable[[int], None] | None = None,
-          on_start: Callable[[Position, Position], None] | None = None) -> Projection:
+          on_start: Callable[[Position, Position], None] | None = None,
+          checkpoint_every: int = 0) -> Projection:
     """A projection at ``until`` (default: the log's end now), starting from the newest
     valid checkpoint at or before it and replaying the tail. ``on_start(from, to)`` is
-    told where the replay starts and ends; ``progress(n)`` after each batch."""
+    told where the replay starts and ends; ``progress(n)`` after each batch. With
+    ``checkpoint_every``, the replay writes a checkpoint every that many records
+    (a first start on a long log leaves positional checkpoints behind)."""
     end = until or log.end()
     first = log.start()
     state = None
@@ -45,7 +48,20 @@ def start(log: EventLog, checkpointer: Checkpointer | None = None, *, until: Pos
         projection.mark_stale(lost, until_sync=True)
     if on_start is not None:
         on_start(projection.latest().position, end)
-    catch_up(projection, log, end, progress=progress)
+    step = progress
+    if checkpointer is not None and checkpoint_every > 0:
+        since = 0
+
+        def step(n: int) -> None:
+            nonlocal since
+            if progress is not None:
+                progress(n)
+            since += n
+            if since >= checkpoint_every:
+                checkpointer.write(projection.state)
+                since = 0
+
+    catch_up(projection, log, end, progress=step)
     return projection
 
 
