@@ -232,6 +232,7 @@ class RequestCounter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
+        self._unknown: Counter[str] = Counter()
         self._prefixes: list[tuple[str, str]] = []  # (url prefix, service), longest first
 
     def add_endpoint(self, url: str, service: str) -> None:
@@ -251,12 +252,19 @@ class RequestCounter:
     def count(self, url: str) -> None:
         service = self.service_of(url)
         with self._lock:
-            self._counts[service] += 1
+            if service == OTHER:
+                # e.g. version discovery before the endpoint was learnt: classified later
+                self._unknown[url.split("?", 1)[0]] += 1
+            else:
+                self._counts[service] += 1
 
     def counts(self) -> dict[str, int]:
         """Requests so far, by service."""
         with self._lock:
-            return dict(self._counts)
+            out = Counter(self._counts)
+            for url, n in self._unknown.items():
+                out[self.service_of(url)] += n
+            return dict(out)
 
     def attach(self, http: Any, pool_size: int = 10) -> None:
         """Wrap every transport adapter of a ``requests.Session`` (keystoneauth's
