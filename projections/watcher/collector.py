@@ -1,0 +1,217 @@
+"""A Watcher cluster-data-model collector whose compute model is the projection (ADR 0014).
+
+Watcher's own ``compute`` collector rebuilds its model from Nova and Placement (about
+three API calls per host) and deep-copies it for every audit. This one keeps a
+:class:`~projections.engine.ModelEngine` in the decision-engine process — restored
+from a checkpoint, following the event log — and answers each audit with a
+:class:`~projections.watcher.view.WatcherView` over the latest snapshot: O(1), no API
+call, and the audit's own changes never reach the shared snapshot.
+
+The audit scope is Watcher's (``ComputeScope``: availability zones, host aggregates,
+excluded instances, compute nodes, aggregates, projects and instance metadata), with
+the zones and aggregates read from the same snapshot instead of Nova's API.
+
+Entry point (group ``watcher_cluster_data_model_collectors``): ``eventmodel``. Its
+options live in the group ``[watcher_cluster_data_model_collectors.<name>]`` of
+watcher.conf, ``<name>`` being the entry point's name (README: "Watcher").
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from oslo_config import cfg
+from oslo_log import log
+from watcher.decision_engine.model.collector import base
+from watcher.decision_engine.scope import base as scope_base
+from watcher.decision_engine.scope import compute as compute_scope
+
+from eventmodel.events import Aggregate
+from eventmodel.log import LogError
+from projections.engine import ModelEngine
+from projections.model import ClusterModel
+from projections.watcher.view import ORDERS, WatcherView
+
+LOG = log.getLogger(__name__)
+
+
+def host_zones(model: ClusterModel) -> dict[str, str | None]:
+    """Compute host → its availability zone: what Nova's service listing reports (the
+    zone of the host's aggregates), else the zone of an aggregate holding it."""
+    zones: dict[str, str | None] = {}
+    for svc in model.services().values():
+        if svc.binary == "nova-compute":
+            zones[svc.host] = svc.availability_zone
+    for agg in sorted(model.aggregates().values(), key=lambda a: (a.name, a.uuid)):
+        if agg.availability_zone:
+            for host in agg.hosts:
+                if zones.get(host) is None:
+                    zones[host] = agg.availability_zone
+    return zones
+
+
+def _wildcard(values: list[Any], what: str) -> bool:
+    """True for ``["*"]``; Watcher refuses ``*`` mixed with names."""
+    if "*" not in values:
+        return False
+    if len(values) > 1:
+        from watcher.common import exception
+
+        raise exception.WildcardCharacterIsUsed(resource=what)
+    return True
+
+
+class ProjectionScope(compute_scope.ComputeScope):
+    """Watcher's compute audit scope, reading zones and aggregates from the snapshot the
+    view is over (Watcher's asks Nova's API for both)."""
+
+    def __init__(self, scope: list[dict[str, Any]], config: Any, collector: ProjectionCollector) -> None:
+        scope_base.BaseScope.__init__(self, scope, config)  # no Nova client: nothing to call
+        self._collector = collector
+        self._model: ClusterModel | None = None
+
+    def get_scoped_model(self, cluster_model: Any) -> Any:
+        model = getattr(cluster_model, "model", None)
+        self._model = model if isinstance(model, ClusterModel) else self._collector.engine.latest()
+        return super().get_scoped_model(cluster_model)
+
+    def _snapshot(self) -> ClusterModel:
+        return self._model if self._model is not None else self._collector.engine.latest()
+
+    def _collect_aggregates(self, host_aggregates: list[dict[str, Any]], compute_nodes: list[str]) -> None:
+        ids = [a["id"] for a in host_aggregates if "id" in a]
+        names = [a["name"] for a in host_aggregates if "name" in a]
+        every = _wildcard(ids, "host aggregates") or _wildcard(names, "host aggregates")
+        aggregates: Iterable[Aggregate] = self._snapshot().aggregates().values()
+        for agg in sorted(aggregates, key=lambda a: (a.id if a.id is not None else -1, a.uuid)):
+            if every or agg.id in ids or agg.name in names:
+                compute_nodes.extend(agg.hosts)
+
+    def _collect_zones(self, availability_zones: list[dict[str, Any]], allowed_nodes: list[str]) -> None:
+        wanted = [z["name"] for z in availability_zones]
+        every = _wildcard(wanted, "availability zones")
+        for host, zone in sorted(host_zones(self._snapshot()).items()):
+            if every or zone in wanted:
+                allowed_nodes.append(host)
+
+
+class ProjectionCollector(base.BaseClusterDataModelCollector):
+    """Watcher's compute model, from the eventmodel projection (see module doc).
+
+    The engine starts on first use (Watcher builds collectors at start-up and for every
+    audit; the class is a singleton, so one engine serves them all)."""
+
+    def __init__(self, config: Any, osc: Any = None) -> None:
+        super().__init__(config, osc)
+        self._engine: ModelEngine | None = None
+
+    @classmethod
+    def get_config_opts(cls) -> list[cfg.Opt]:
+        return [*super().get_config_opts(), *[
+            cfg.StrOpt("log_url", help="The event log the model is folded from: sqlite:///path.db or "
+                                       "kafka://host:9092/topic."),
+            cfg.StrOpt("checkpoint_dir", help="Where the model's checkpoints are kept (start-up restores "
+                                              "the newest); unset: replay the log at every start."),
+            cfg.IntOpt("checkpoint_every", default=100_000, min=1, help="Records between checkpoints."),
+            cfg.FloatOpt("checkpoint_interval", default=600.0, min=0,
+                         help="Seconds between checkpoints while records arrive (0: by count only)."),
+            cfg.IntOpt("checkpoint_ladder", default=0, min=0,
+                       help="Keep one checkpoint per this many records of log position, so that an "
+                            "audit replays from near its point (0: keep only the newest)."),
+            cfg.IntOpt("checkpoint_ladder_keep", default=64, min=1, help="The most positional checkpoints kept."),
+            cfg.FloatOpt("catch_up_timeout", default=5.0, min=0,
+                         help="Seconds an audit waits for the model to reach the log's end as of its "
+                              "start; then it runs on the latest model (0: never wait)."),
+            cfg.BoolOpt("record_audits", default=True,
+                        help="Record on the log the position every audit read (eventmodel audits, "
+                             "eventmodel replay --audit)."),
+            cfg.BoolOpt("check_optimize_metadata", default=True,
+                        help="Apply an audit scope's exclude/instance_metadata rule (e.g. optimize: false)."),
+            cfg.StrOpt("order", default="collector", choices=list(ORDERS),
+                       help="Order of nodes and their instances in the model (see projections.watcher.view)."),
+        ]]
+
+    # -- the engine ------------------------------------------------------------
+    @property
+    def engine(self) -> ModelEngine:
+        """The in-process model engine, started on first use."""
+        with self.lock:
+            if self._engine is None:
+                url = self.config.get("log_url")
+                if not url:
+                    raise LogError("the eventmodel collector needs log_url in "
+                                   "[watcher_cluster_data_model_collectors.<its name>] of watcher.conf")
+                interval = self.config.get("checkpoint_interval") or None
+                self._engine = ModelEngine(
+                    url, self.config.get("checkpoint_dir") or None,
+                    checkpoint_every=self.config.get("checkpoint_every", 100_000), checkpoint_interval=interval,
+                    ladder=self.config.get("checkpoint_ladder", 0),
+                    ladder_keep=self.config.get("checkpoint_ladder_keep", 64),
+                    reader="watcher-decision-engine")
+                for why in self._engine.skipped_checkpoints:
+                    LOG.warning("eventmodel: skipped checkpoint: %s", why)
+                LOG.info("eventmodel: model of %s at %s", self._engine.log.url, self._engine.latest().describe())
+            return self._engine
+
+    def stop(self) -> None:
+        """Stop the engine (a last checkpoint is written)."""
+        with self.lock:
+            if self._engine is not None:
+                self._engine.stop()
+                self._engine = None
+
+    # -- Watcher's collector interface ------------------------------------------
+    @property
+    def notification_endpoints(self) -> list[Any]:
+        """None: the model follows the event log, not Nova's notifications here."""
+        return []
+
+    def get_audit_scope_handler(self, audit_scope: list[dict[str, Any]]) -> ProjectionScope:
+        self._audit_scope_handler = ProjectionScope(audit_scope, self.config, self)
+        self._data_model_scope = audit_scope
+        return self._audit_scope_handler
+
+    def _view(self, model: ClusterModel) -> WatcherView:
+        return WatcherView(model, order=self.config.get("order", "collector"))
+
+    def execute(self) -> WatcherView:
+        """The latest model as a view (nothing to build)."""
+        return self._view(self.engine.latest())
+
+    def latest_model(self) -> ClusterModel:
+        """The latest snapshot, after waiting (up to ``catch_up_timeout``) for the model to
+        reach the log's end as it is now."""
+        engine = self.engine
+        timeout = float(self.config.get("catch_up_timeout", 5.0) or 0)
+        if timeout > 0:
+            try:
+                return engine.wait_for(engine.log.end(), timeout)
+            except (TimeoutError, LogError) as exc:
+                LOG.warning("eventmodel: audit runs on %s: %s", engine.latest().describe(), exc)
+        return engine.latest()
+
+    def get_latest_cluster_data_model(self) -> WatcherView:
+        """A fresh view of the latest snapshot for one audit: O(1), no copy; what the
+        audit changes stays in its view. With ``record_audits``, the position it read is
+        appended to the log (``view.audit_id`` names the record)."""
+        model = self.latest_model()
+        view = self._view(model)
+        view.audit_id = None  # type: ignore[attr-defined]
+        if self.config.get("record_audits", True):
+            audit_id = f"watcher-{uuid.uuid4()}"
+            try:
+                self.engine.record_audit(audit_id, model)
+            except (LogError, ValueError) as exc:
+                LOG.warning("eventmodel: could not record the audit's read: %s", exc)
+            else:
+                view.audit_id = audit_id  # type: ignore[attr-defined]
+                LOG.info("eventmodel: audit read %s recorded at position %s", audit_id, model.position)
+        return view
+
+    def synchronize(self) -> None:
+        """Watcher's periodic sync: the engine follows the log, so only the cached model
+        is refreshed."""
+        with self.sync_lock:
+            self.cluster_data_model = self.execute()
