@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -26,7 +25,7 @@ def serve(
                                      help="Write the cloud's entry to this clouds.yaml (other clouds are kept)."),
     cloud: str = typer.Option("sim", "--cloud", help="The cloud's name in clouds.yaml."),
     token_ttl: float = typer.Option(3600.0, "--token-ttl", min=1.0, help="Seconds a Keystone token lives."),
-    api_timeout: Optional[float] = typer.Option(None, "--api-timeout", min=0.1,
+    api_timeout: float | None = typer.Option(None, "--api-timeout", min=0.1,
                                                 help="api_timeout written to clouds.yaml (client side)."),
     faults: list[str] = typer.Option([], "--fault", "--faults",
                                      help="Arm an HTTP fault: KIND[:service=S,path=P,after=N,times=N,status=N,"

@@ -259,21 +259,38 @@ class _SimView:
         reader = getattr(self.sim, "list_aggregates", None)
         return list(reader()) if reader is not None else []
 
-    # single entities, without listing side effects
+    # single entities, live and without listing side effects (the sim's ``state``, the
+    # ground truth, where it has one)
+    def _live(self, name: str) -> Mapping[str, Any] | None:
+        state = getattr(self.sim, "state", None)
+        m = getattr(state, name, None) if state is not None else None
+        if not isinstance(m, Mapping):
+            m = getattr(self.sim, "_" + name, None)
+        return m if isinstance(m, Mapping) else None
+
     def services_by_host(self) -> Mapping[str, ComputeService]:
-        services = getattr(self.sim, "_services", None)
-        if isinstance(services, Mapping):
+        services = self._live("services")
+        if services is not None:
             return services
         return {s.host: s for s in self.sim.list_services()}
 
     def node(self, uuid: str) -> ComputeNode | None:
-        nodes = getattr(self.sim, "_nodes", None)
-        if not isinstance(nodes, Mapping):
+        nodes = self._live("nodes")
+        if nodes is None:
             return next((n for n in self.sim.list_nodes() if n.uuid == uuid), None)
-        if not self._node_by_uuid or uuid not in self._node_by_uuid:
+        if uuid not in self._node_by_uuid:
             self._node_by_uuid = {n.uuid: n.name for n in nodes.values() if n.uuid}
         name = self._node_by_uuid.get(uuid)
         return nodes.get(name) if name is not None else None
+
+    def aggregates_of(self, host: str | None) -> list[str]:
+        """The uuids of the aggregates a host is in."""
+        if host is None:
+            return []
+        aggregates = self._live("aggregates")
+        if aggregates is None:
+            return [a.uuid for a in self.list_aggregates() if host in a.hosts]
+        return sorted(a.uuid for a in aggregates.values() if host in a.hosts)
 
     def usage(self, host: str) -> tuple[int, int, int]:
         return self.sim.usage(host)
@@ -403,7 +420,8 @@ class SimApi:
                 scope.setdefault("state", {})["mv"] = mv
                 extra += _version_headers(service, mv)
         except ApiError as exc:
-            await self._error(service, exc.status, exc.message, extra + _hdrs(exc.headers), scope, receive, send)
+            shape = "identity" if exc.status == 401 else service  # keystonemiddleware's 401 body
+            await self._error(shape, exc.status, exc.message, extra + _hdrs(exc.headers), scope, receive, send)
             return
 
         async def send_with_headers(message: dict[str, Any]) -> None:
@@ -965,7 +983,7 @@ class SimApi:
             with self.lock:
                 n = self._provider(request)
                 gen = self._generation(n)
-                aggs = [a.uuid for a in self.view.list_aggregates() if n.host in a.hosts]
+                aggs = self.view.aggregates_of(n.host)
         except ApiError as exc:
             return _json(_error_body("placement", exc.status, exc.message), exc.status)
         body: dict[str, Any] = {"aggregates": aggs}
