@@ -14,7 +14,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from eventmodel.log import open_log
 from tests.fixtures.rabbitmq import publish_raw, wait_until
-from tests.integration.test_amqp_bridge import BridgeProcess, expected_ids, relevant_samples, stream
+from tests.integration.test_amqp_bridge import (
+    BridgeProcess,
+    expected_ids,
+    relevant_samples,
+    stream,
+)
 
 pytestmark = pytest.mark.rabbitmq
 

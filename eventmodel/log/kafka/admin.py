@@ -13,7 +13,12 @@ import time
 from confluent_kafka import KafkaError, KafkaException, TopicCollection, TopicPartition
 from confluent_kafka.admin import ConfigResource, NewTopic, OffsetSpec
 
-from eventmodel.log.base import LogError, PartitionsChanged, Position, PositionNotCovered
+from eventmodel.log.base import (
+    LogError,
+    PartitionsChanged,
+    Position,
+    PositionNotCovered,
+)
 from eventmodel.log.kafka.producer import RECORD_OVERHEAD
 
 _log = logging.getLogger("eventmodel.log.kafka")

@@ -14,7 +14,12 @@ The package by role (the names other code uses are re-exported here):
 """
 
 from eventmodel.sources.amqp.batching import Batch, bounded
-from eventmodel.sources.amqp.bridge import Bridge, Normalizer, default_normalizer, run_forever
+from eventmodel.sources.amqp.bridge import (
+    Bridge,
+    Normalizer,
+    default_normalizer,
+    run_forever,
+)
 from eventmodel.sources.amqp.config import (
     DEFAULT_AMQP_URL,
     DEFAULT_PRIORITIES,

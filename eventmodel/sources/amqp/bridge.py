@@ -74,6 +74,7 @@ import attrs
 from eventmodel.clock import now_us
 from eventmodel.codec import EventTypes
 from eventmodel.log.base import DeadLetter, EventLog
+from eventmodel.retry import RetryEvent, RetryPolicy, RetryStopped
 from eventmodel.sources.amqp.batching import (
     NORMALIZER_ERROR,
     OTHER,
@@ -82,10 +83,15 @@ from eventmodel.sources.amqp.batching import (
     Batch,
     bounded,
 )
-from eventmodel.sources.amqp.config import BridgeConfig, BridgeConfigError, ExchangeMissing, amqp_url, queue_migration
+from eventmodel.sources.amqp.config import (
+    BridgeConfig,
+    BridgeConfigError,
+    ExchangeMissing,
+    amqp_url,
+    queue_migration,
+)
 from eventmodel.sources.amqp.stats import BridgeStats
 from eventmodel.sources.amqp.writer import Appender, BatchWriter, _Stopping
-from eventmodel.retry import RetryEvent, RetryPolicy, RetryStopped
 from eventmodel.urls import redact
 
 if TYPE_CHECKING:
