@@ -44,8 +44,9 @@ conflict with it):
   minutes does not cost the connection. A second append is never started while one is
   in flight, also not after a reconnect: the bridge reconnects only once an abandoned
   append has ended, so no batch is ever stored twice by queued copies.
-- A transient failure (``LogError``) is retried with capped exponential backoff while
-  the messages stay unacknowledged. Records the log refuses for good
+- A transient failure (``LogError``) is retried with capped exponential backoff
+  (:class:`eventmodel.retry.RetryPolicy`, component ``bridge.append``) while the
+  messages stay unacknowledged. Records the log refuses for good
   (``RecordsRejected``: too large, invalid) are dead-lettered and acknowledged, the rest
   of the batch is not appended again. Dead letters keep at most 64 KiB of a message's
   bytes with its full size and SHA-256, so no message is too large to dead-letter.
@@ -53,7 +54,10 @@ conflict with it):
   within ``stop_grace`` (5 s); otherwise it is left unacknowledged (RabbitMQ redelivers
   it) and the bridge stops anyway, without waiting for the stalled append.
 - A dropped connection (RabbitMQ restart) is reconnected with capped exponential
-  backoff; the unacknowledged messages of the lost channel are redelivered by RabbitMQ.
+  backoff (component ``bridge.connect``; a SIGTERM ends the wait at once); the
+  unacknowledged messages of the lost channel are redelivered by RabbitMQ.
+- With ``metrics`` (:class:`eventmodel.sources.amqp.metrics.BridgeMetrics`) the
+  bridge's counters, append latency and retries are on a Prometheus registry.
 
 Use :class:`Bridge` in-process (``start()`` runs it in a thread, ``stop()`` ends it
 cleanly) or :func:`run_forever` in a process (SIGTERM/SIGINT stop it cleanly).
