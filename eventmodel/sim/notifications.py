@@ -3,8 +3,8 @@
 Field names, nova_object names and versions follow Nova's own notification
 samples (``doc/notification_samples`` in openstack/nova): ``InstanceActionPayload``
 1.9, ``InstanceUpdatePayload`` 2.1, ``InstanceCreatePayload`` 1.13,
-``InstanceActionResizePrepPayload`` 1.4, ``ServiceStatusPayload`` 1.1 and the
-nested ``FlavorPayload`` 1.4, ``IpPayload`` 1.0, ``InstanceStateUpdatePayload`` 1.0,
+``InstanceActionResizePrepPayload`` 1.4, ``ServiceStatusPayload`` 1.1,
+``AggregatePayload`` 1.1 and the nested ``FlavorPayload`` 1.4, ``IpPayload`` 1.0, ``InstanceStateUpdatePayload`` 1.0,
 ``AuditPeriodPayload`` 1.0.
 
 A message on the wire is an oslo.messaging 2.0 envelope (driver ``messagingv2``)::
@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 import msgspec
 
-from eventmodel.events import ComputeService, Flavor, Instance
+from eventmodel.events import Aggregate, ComputeService, Flavor, Instance
 
 NAMESPACE = "nova"
 
@@ -35,6 +35,7 @@ INSTANCE_UPDATE = ("InstanceUpdatePayload", "2.1")
 INSTANCE_CREATE = ("InstanceCreatePayload", "1.13")
 INSTANCE_RESIZE_PREP = ("InstanceActionResizePrepPayload", "1.4")
 SERVICE_STATUS = ("ServiceStatusPayload", "1.1")
+AGGREGATE = ("AggregatePayload", "1.1")
 FLAVOR = ("FlavorPayload", "1.4")
 IP = ("IpPayload", "1.0")
 STATE_UPDATE = ("InstanceStateUpdatePayload", "1.0")
@@ -112,7 +113,7 @@ def _flavor_payload_cached(flavor: Flavor) -> dict[str, Any]:
             "description": None,
             "disabled": False,
             "ephemeral_gb": flavor.ephemeral_gb,
-            "extra_specs": {"hw:watchdog_action": "disabled"},
+            "extra_specs": flavor.extra_specs,
             "flavorid": flavor_id(flavor.name),
             "is_public": True,
             "memory_mb": flavor.memory_mb,
@@ -128,7 +129,8 @@ def _flavor_payload_cached(flavor: Flavor) -> dict[str, Any]:
 
 
 def flavor_payload(flavor: Flavor) -> dict[str, Any]:
-    """FlavorPayload 1.4 (``swap`` is in MB, as in Nova). Shared: do not mutate."""
+    """FlavorPayload 1.4 (``swap`` is in MB, as in Nova; ``extra_specs`` the flavor's).
+    Shared: do not mutate."""
     return _flavor_payload_cached(flavor)
 
 
@@ -136,7 +138,7 @@ def flavor_payload(flavor: Flavor) -> dict[str, Any]:
 class InstanceExtras:
     """What a payload says about an instance beyond :class:`Instance` itself."""
 
-    created_at: int  # µs
+    created_at: int  # µs; an instance's own ``created_at``, when set, wins
     launched_at: int | None  # µs
     image_uuid: str
     reservation_id: str
@@ -180,8 +182,10 @@ def instance_data(
     """The fields every instance payload (InstancePayload 1.x) has, except ``fault``.
 
     ``updated_at`` is ``inst.version`` (whole seconds); ``state`` is vm_state,
-    ``tenant_id`` the project, ``host_name`` the hostname, ``node`` the hypervisor.
+    ``tenant_id`` the project, ``host_name`` the hostname, ``node`` the hypervisor,
+    ``metadata`` the server's user metadata, ``created_at`` the instance's (else the extras').
     """
+    created = inst.created_at if inst.created_at is not None else extras.created_at
     return {
         "action_initiator_project": initiator_project,
         "action_initiator_user": initiator_user,
@@ -189,7 +193,7 @@ def instance_data(
         "auto_disk_config": "MANUAL",
         "availability_zone": inst.availability_zone,
         "block_devices": [],
-        "created_at": nova_time(extras.created_at),
+        "created_at": nova_time(created),
         "deleted_at": nova_time(deleted_at),
         "display_description": inst.name,
         "display_name": inst.name,
@@ -203,7 +207,7 @@ def instance_data(
         "launched_at": nova_time(extras.launched_at),
         "locked": inst.locked,
         "locked_reason": inst.locked_reason,
-        "metadata": {},
+        "metadata": inst.metadata,
         "node": inst.node,
         "os_type": None,
         "power_state": inst.power_state,
@@ -286,7 +290,11 @@ def service_status_payload(
     report_count: int,
     availability_zone: str | None = None,
 ) -> dict[str, Any]:
-    """ServiceStatusPayload 1.1. It has no updated_at: the message timestamp dates it."""
+    """ServiceStatusPayload 1.1. It has no updated_at: the message timestamp dates it.
+
+    ``availability_zone``: the service's (``service.availability_zone``) unless given."""
+    if availability_zone is None:
+        availability_zone = service.availability_zone
     return nova_object(
         SERVICE_STATUS,
         {
@@ -302,6 +310,32 @@ def service_status_payload(
             "uuid": service.uuid,
             "version": SERVICE_RPC_VERSION,
         },
+    )
+
+
+# ---------------------------------------------------------------------------
+# Aggregate payload
+# ---------------------------------------------------------------------------
+
+
+def aggregate_payload(agg: Aggregate | None, *, creating: Aggregate | None = None) -> dict[str, Any]:
+    """AggregatePayload 1.1: uuid, id, name, hosts, metadata (the zone is the
+    ``availability_zone`` metadata key). It has no time.
+
+    ``creating`` is an aggregate not yet in the database (``aggregate.create.start``):
+    its ``id`` and ``hosts`` are null, as in Nova.
+    """
+    if creating is not None:
+        return nova_object(
+            AGGREGATE,
+            {"hosts": None, "id": None, "metadata": dict(creating.metadata), "name": creating.name,
+             "uuid": creating.uuid},
+        )
+    assert agg is not None
+    return nova_object(
+        AGGREGATE,
+        {"hosts": list(agg.hosts), "id": agg.id, "metadata": dict(agg.metadata), "name": agg.name,
+         "uuid": agg.uuid},
     )
 
 
