@@ -93,8 +93,8 @@ class RetryPolicy:
     #: the clock for log throttling and ``RetryEvent.elapsed`` (a fake one in tests;
     #: ``stop_after`` is measured by tenacity on the real monotonic clock)
     clock: Callable[[], float] = attrs.field(default=time.monotonic, eq=False)
-    #: the random factor's source (a seeded Random in tests)
-    rng: random.Random = attrs.field(factory=random.Random, eq=False)
+    #: the random factor's source (a seeded Random in tests; None: the random module's)
+    rng: random.Random | None = attrs.field(default=None, eq=False)
 
     def __attrs_post_init__(self) -> None:
         if self.cap < self.initial:
@@ -125,7 +125,8 @@ class RetryPolicy:
             base = self.cap  # grown past the cap (and no float overflow for huge attempts)
         else:
             base = self.initial * self.multiplier**exponent
-        return base * self.rng.uniform(1.0 - self.jitter, 1.0)
+        uniform = self.rng.uniform if self.rng is not None else random.uniform
+        return base * uniform(1.0 - self.jitter, 1.0)
 
     # -- waiting -----------------------------------------------------------
     def wait(self, seconds: float) -> bool:
@@ -155,17 +156,30 @@ class RetryPolicy:
         stop-aware wait (it may raise to end the retries). Raises :class:`RetryStopped`
         when stopped during a wait, the last error after ``stop_after`` seconds.
         """
-        run = _Run(self, what or self.component, self.clock())
-        if first_error is not None:
-            if not self._retryable(first_error):
-                raise first_error
-            run.offset = 1
-            delay = self.delay(1)
-            run.report(1, delay, first_error)
-            run.sleep(sleep, delay, first_error)
+        started, clock_started = time.monotonic(), self.clock()
+        if first_error is None:
+            # the first attempt runs without tenacity: a call that succeeds (the common
+            # case, once per batch in the bridge) costs one function call
+            try:
+                return fn()
+            except Exception as exc:  # noqa: BLE001 - classified just below
+                if not self._retryable(exc):
+                    raise
+                first_error = exc
+        elif not self._retryable(first_error):
+            raise first_error
+        if self.stop_after is not None and time.monotonic() - started >= self.stop_after:
+            raise first_error
+        run = _Run(self, what or self.component, clock_started)
+        run.offset = 1
+        delay = self.delay(1)
+        run.report(1, delay, first_error)
+        run.sleep(sleep, delay, first_error)
+        stop_after = self.stop_after
         retrying = tenacity.Retrying(
             sleep=lambda seconds: run.sleep(sleep, seconds, run.last_error),
-            stop=tenacity.stop_after_delay(self.stop_after) if self.stop_after is not None else tenacity.stop_never,
+            stop=(tenacity.stop_never if stop_after is None
+                  else lambda _state: time.monotonic() - started >= stop_after),
             wait=_Schedule(self, run),
             retry=tenacity.retry_if_exception(self._retryable),
             before_sleep=run.before_sleep,

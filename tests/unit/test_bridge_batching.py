@@ -228,7 +228,7 @@ def test_append_backoff_is_capped_and_starts_at_retry_initial() -> None:
     calls: list = []
     clock = Clock()
     w, _ = _writer(FakeLog(calls, fail_appends=60), calls, clock)
-    policy = w.retry_policy(_batch(events=1, letters=0))
+    policy = w.retry_policy()
     delays = [policy.delay(n) for n in range(1, 51)]
     assert max(delays) <= 5.0 and delays[0] <= 0.1
     w.commit(_batch(events=1, letters=0))

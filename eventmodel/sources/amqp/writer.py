@@ -156,6 +156,8 @@ class BatchWriter:
         #: called with the seconds each successful append took (the metrics)
         self.on_append = on_append
         self._stop_seen: float | None = None
+        self._policy: RetryPolicy | None = None
+        self._policy_key: tuple[Any, ...] = ()
 
     def commit(self, batch: Batch) -> None:
         """Store then acknowledge; raises only when the batch must be abandoned."""
@@ -173,20 +175,25 @@ class BatchWriter:
             s.dead_by_kind[kind] = s.dead_by_kind.get(kind, 0) + n
         s.batches += 1
 
-    def retry_policy(self, batch: Batch) -> RetryPolicy:
-        """How storing ``batch`` is retried: backoff served by ``pump``, bounded logging."""
-        return RetryPolicy(
-            "bridge.append", initial=self.retry_initial, cap=max(self.retry_max, self.retry_initial),
-            give_up_on=(_Stopping,), log_interval=self.error_log_interval, logger=_log,
-            log_level=logging.ERROR, clock=self.clock, on_retry=self._failed,
-        ).also_on_retry(self.on_retry)
+    def retry_policy(self) -> RetryPolicy:
+        """How storing a batch is retried: backoff served by ``pump``, bounded logging
+        (made again only when the settings it is made of change)."""
+        key = (self.retry_initial, self.retry_max, self.error_log_interval, self.clock, self.on_retry)
+        if self._policy is None or self._policy_key != key:
+            self._policy_key = key
+            self._policy = RetryPolicy(
+                "bridge.append", initial=self.retry_initial, cap=max(self.retry_max, self.retry_initial),
+                give_up_on=(_Stopping,), log_interval=self.error_log_interval, logger=_log,
+                log_level=logging.ERROR, clock=self.clock, on_retry=self._failed,
+            ).also_on_retry(self.on_retry)
+        return self._policy
 
     def _store(self, batch: Batch) -> None:
         failures_before = self.stats.append_failures
         started = self.clock()
         what = (f"storing a batch of {len(batch)} messages on {getattr(self.log, 'url', 'the log')} "
                 "(nothing is acknowledged until it is stored)")
-        self.retry_policy(batch).call(lambda: self._attempt(batch), what=what, sleep=self._wait)
+        self.retry_policy().call(lambda: self._attempt(batch), what=what, sleep=self._wait)
         failed = self.stats.append_failures - failures_before
         if failed:
             _log.warning("stored the batch after %d failed attempts (%.1fs)", failed, self.clock() - started)
