@@ -102,6 +102,10 @@ def register(app: typer.Typer) -> None:
         sys.stdout.flush()
         server = uvicorn.Server(uvicorn.Config(asgi, log_level="warning",
                                                access_log=False, lifespan="off"))
+        # uvicorn handles SIGTERM/SIGINT while it runs, then raises the signal again to the
+        # handler it found: ours only asks it to stop, so that the last checkpoint is written
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: setattr(server, "should_exit", True))
         try:
             server.run(sockets=[sock])
         finally:

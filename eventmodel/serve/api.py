@@ -81,7 +81,8 @@ def point(service: ModelService, text: str | None, name: str) -> Position | None
     try:
         pos = Position.parse(t)
     except ValueError as exc:
-        raise BadRequest(f"{name}: {exc}") from None
+        raise BadRequest(f"{name}: {exc}, and neither a position nor an ISO 8601 time "
+                         "(e.g. 2026-11-25T15:31:37Z)") from None
     if any(o < 0 for o in pos.offsets):
         raise BadRequest(f"{name}: offsets cannot be negative: {t[:60]!r}")
     return service.check_position(pos)
