@@ -33,7 +33,7 @@ class Flaky:
         return "done"
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     initial=st.floats(min_value=0.001, max_value=5.0),
     extra=st.floats(min_value=0.0, max_value=100.0),
