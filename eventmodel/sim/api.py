@@ -61,6 +61,11 @@ from starlette.routing import Mount, Route
 from eventmodel.events import ComputeNode, ComputeService, Instance, PartialInstance
 from eventmodel.sim import notifications as N
 from eventmodel.sim.http_faults import FaultPlan, HttpFault
+from eventmodel.sim.server_views import (
+    ServerViews,
+    iso_us,
+    service_state,
+)
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -70,25 +75,6 @@ COMPUTE_MIN, COMPUTE_MAX = (2, 1), (2, 100)
 PLACEMENT_MIN, PLACEMENT_MAX = (1, 0), (1, 39)
 #: Nova's and Placement's default page size (``[api] max_limit``)
 MAX_LIMIT = 1000
-
-#: Nova's power_state codes (nova/compute/power_state.py) by the names the model uses
-POWER_CODES = {"pending": 0, "running": 1, "paused": 3, "shutdown": 4, "crashed": 6, "suspended": 7}
-
-# The API status of a vm_state, and the task states that override it (Nova's state map).
-_STATUS = {
-    "active": "ACTIVE", "building": "BUILD", "stopped": "SHUTOFF", "resized": "VERIFY_RESIZE",
-    "paused": "PAUSED", "suspended": "SUSPENDED", "rescued": "RESCUE", "error": "ERROR",
-    "deleted": "DELETED", "soft-delete": "SOFT_DELETED", "shelved": "SHELVED",
-    "shelved_offloaded": "SHELVED_OFFLOADED",
-}  # fmt: skip
-_RESIZING = ("resize_prep", "resize_migrating", "resize_migrated", "resize_finish")
-_TASK_STATUS = {
-    "active": {"migrating": "MIGRATING", "rebooting": "REBOOT", "rebooting_hard": "HARD_REBOOT",
-               "rebuilding": "REBUILD", **dict.fromkeys(_RESIZING, "RESIZE")},
-    "stopped": {"rebuilding": "REBUILD", **dict.fromkeys(_RESIZING, "RESIZE")},
-    "resized": {"resize_reverting": "REVERT_RESIZE"},
-    "paused": {"migrating": "MIGRATING"},
-}  # fmt: skip
 
 # Nova's fault names by status (the key of its error body); others are "computeFault"
 _NOVA_FAULT = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound",
@@ -184,29 +170,8 @@ def negotiate(service: str, headers: Mapping[str, str]) -> tuple[int, int]:
     return v
 
 
-def _iso(us: int | None) -> str | None:
-    """Nova's ``2026-01-05T09:00:00Z``."""
-    return N.nova_time(us)
-
-
-def _iso_us(us: int | None) -> str | None:
-    """Nova's older, naive form with microseconds: ``2026-01-05T09:00:00.000000``."""
-    if us is None:
-        return None
-    s = N.nova_time(us)
-    return f"{s[:-1]}.{us % 1_000_000:06d}" if s else None
-
-
 def _keystone_time(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
-
-
-def _server_status(vm_state: str, task_state: str | None) -> str:
-    if task_state:
-        by_task = _TASK_STATUS.get(vm_state)
-        if by_task and task_state in by_task:
-            return by_task[task_state]
-    return _STATUS.get(vm_state, "UNKNOWN")
 
 
 def _bool_param(value: str) -> bool:
@@ -244,6 +209,7 @@ class _SimView:
     def __init__(self, sim: Any) -> None:
         self.sim = sim
         self._node_by_uuid: dict[str, str] = {}
+        self._extras = getattr(sim, "extras", None) or getattr(sim, "_extras", None)
 
     # the sim's own listings (its listing faults and hooks apply)
     def list_services(self) -> list[ComputeService]:
@@ -295,14 +261,17 @@ class _SimView:
     def usage(self, host: str) -> tuple[int, int, int]:
         return self.sim.usage(host)
 
-    def created_us(self, inst: Instance | None, uuid: str) -> int | None:
+    def created(self, uuid: str) -> int | None:
+        """When an instance was created (µs), if the sim says."""
+        inst = self.instance(uuid)
         if inst is not None and inst.created_at is not None:
             return inst.created_at
         extras = self.extras(uuid)
         return extras.created_at if extras is not None else None
 
     def extras(self, uuid: str) -> N.InstanceExtras | None:
-        fn = getattr(self.sim, "extras", None) or getattr(self.sim, "_extras", None)
+        """What the sim's notifications say of an instance beyond its entity (image, ip, ...)."""
+        fn = self._extras
         return fn(uuid) if fn is not None else None
 
     def instance(self, uuid: str) -> Instance | None:
@@ -352,6 +321,7 @@ class SimApi:
         self._stats: dict[str, int] = {}
         self._routes: dict[str, int] = {}
         self._generations: dict[str, tuple[tuple[int, int, int], int]] = {}
+        self._host_ids: dict[tuple[str, str], str] = {}  # Nova's hostId per (project, host)
         self.app = Starlette(routes=self._route_table())
 
     # ------------------------------------------------------------------ Python API
@@ -629,13 +599,16 @@ class SimApi:
             base = _base_url(request.scope)
             with self.lock:
                 page = self._server_page(limit, marker, project if (project or not all_tenants) else None, host)
-                services = self.view.services_by_host() if detail else {}
-                views = [self._server_view(s, mv, base, detail, services) for s in page]
-            body: dict[str, Any] = {"servers": [v for v in views if v is not None]}
-            if len(page) == limit and page:
-                body["servers_links"] = [{"rel": "next", "href": _next_href(
-                    base + request.url.path, request.url.query, page[-1].uuid)}]
-            return _json(body)
+                views = ServerViews(base, mv, self.view.services_by_host(), self.view.extras, self.view.created,
+                                    self._host_ids)
+                render = views.detail if detail else views.summary
+                records = [r for r in map(render, page) if r is not None]
+                body: dict[str, Any] = {"servers": records}
+                if len(page) == limit and page:
+                    body["servers_links"] = [{"rel": "next", "href": _next_href(
+                        base + request.url.path, request.url.query, page[-1].uuid)}]
+                payload = _ENCODE(body)  # under the lock: the records share the truth's objects
+            return Response(payload, media_type="application/json")
         except ApiError as exc:
             return _json(_error_body("compute", exc.status, exc.message), exc.status)
 
@@ -663,97 +636,6 @@ class SimApi:
                 break
             marker = got[-1].uuid
         return out
-
-    def _server_view(self, s: Instance | PartialInstance, mv: tuple[int, int], base: str, detail: bool,
-                     services: Mapping[str, ComputeService]) -> dict[str, Any] | None:
-        u = s.uuid
-        links = [{"rel": "self", "href": f"{base}/compute/v2.1/servers/{u}"},
-                 {"rel": "bookmark", "href": f"{base}/compute/servers/{u}"}]
-        if isinstance(s, PartialInstance):
-            if mv < (2, 69):
-                return None  # Nova leaves a down cell's servers out before 2.69
-            rec: dict[str, Any] = {"id": u, "status": s.status, "links": links}
-            if detail:
-                rec["tenant_id"] = s.project_id
-                rec["created"] = _iso(self.view.created_us(self.view.instance(u), u))
-            return rec
-        if not detail:
-            return {"id": u, "name": s.name, "links": links}
-        return self._server_detail(s, mv, base, links, services)
-
-    def _server_detail(self, inst: Instance, mv: tuple[int, int], base: str, links: list[dict[str, str]],
-                       services: Mapping[str, ComputeService]) -> dict[str, Any]:
-        u = inst.uuid
-        extras = self.view.extras(u)
-        f = inst.flavor
-        if mv >= (2, 47):
-            flavor: dict[str, Any] = {"vcpus": f.vcpus, "ram": f.memory_mb, "disk": f.root_gb,
-                                      "ephemeral": f.ephemeral_gb, "swap": f.swap_mb, "original_name": f.name,
-                                      "extra_specs": dict(f.extra_specs)}
-        else:
-            fid = N.flavor_id(f.name)
-            flavor = {"id": fid, "links": [{"rel": "bookmark", "href": f"{base}/compute/flavors/{fid}"}]}
-        created = inst.created_at if inst.created_at is not None else (extras.created_at if extras else None)
-        image_id = extras.image_uuid if extras else ""
-        rec: dict[str, Any] = {
-            "id": u,
-            "name": inst.name,
-            "status": _server_status(inst.vm_state, inst.task_state),
-            "tenant_id": inst.project_id,
-            "user_id": inst.user_id,
-            "metadata": dict(inst.metadata),
-            "hostId": hashlib.sha224((inst.project_id + (inst.host or "")).encode()).hexdigest() if inst.host else "",
-            "image": {"id": image_id, "links": [{"rel": "bookmark", "href": f"{base}/compute/images/{image_id}"}]},
-            "flavor": flavor,
-            "created": _iso(created),
-            "updated": _iso(inst.version),
-            "addresses": {"private": [{"version": 4, "addr": extras.ip_address, "OS-EXT-IPS:type": "fixed",
-                                       "OS-EXT-IPS-MAC:mac_addr": extras.mac}]} if extras and inst.host else {},
-            "accessIPv4": "",
-            "accessIPv6": "",
-            "links": links,
-            "OS-DCF:diskConfig": "MANUAL",
-            "progress": 0,
-            "OS-EXT-AZ:availability_zone": inst.availability_zone,
-            "config_drive": "",
-            "key_name": extras.key_name if extras else None,
-            "OS-SRV-USG:launched_at": _iso_us(extras.launched_at) if extras else None,
-            "OS-SRV-USG:terminated_at": None,
-            "OS-EXT-SRV-ATTR:host": inst.host,
-            "OS-EXT-SRV-ATTR:instance_name": extras.instance_name if extras else "",
-            "OS-EXT-SRV-ATTR:hypervisor_hostname": inst.node,
-            "OS-EXT-STS:task_state": inst.task_state,
-            "OS-EXT-STS:vm_state": inst.vm_state,
-            "OS-EXT-STS:power_state": POWER_CODES.get(inst.power_state or "", 0),
-            "os-extended-volumes:volumes_attached": [],
-            "security_groups": [{"name": "default"}],
-        }
-        if mv >= (2, 3):
-            rec.update({
-                "OS-EXT-SRV-ATTR:reservation_id": extras.reservation_id if extras else "",
-                "OS-EXT-SRV-ATTR:launch_index": 0, "OS-EXT-SRV-ATTR:hostname": inst.name,
-                "OS-EXT-SRV-ATTR:kernel_id": "", "OS-EXT-SRV-ATTR:ramdisk_id": "",
-                "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda", "OS-EXT-SRV-ATTR:user_data": None,
-            })  # fmt: skip
-        if mv >= (2, 9):
-            rec["locked"] = inst.locked
-        if mv >= (2, 16):
-            rec["host_status"] = _host_status(services.get(inst.host)) if inst.host else ""
-        if mv >= (2, 19):
-            rec["description"] = None
-        if mv >= (2, 26):
-            rec["tags"] = []
-        if mv >= (2, 63):
-            rec["trusted_image_certificates"] = None
-        if mv >= (2, 71):
-            rec["server_groups"] = []
-        if mv >= (2, 73):
-            rec["locked_reason"] = inst.locked_reason
-        if mv >= (2, 96):
-            rec["pinned_availability_zone"] = None
-        if mv >= (2, 100):
-            rec["scheduler_hints"] = {}
-        return rec
 
     async def hypervisors(self, request: Request) -> Response:
         return self._hypervisors(request, detail=False)
@@ -799,7 +681,7 @@ class SimApi:
         rec: dict[str, Any] = {
             "id": n.uuid if mv >= (2, 53) else i,
             "hypervisor_hostname": n.name,
-            "state": _service_state(svc) if svc is not None else n.state,
+            "state": service_state(svc) if svc is not None else n.state,
             "status": "disabled" if (svc.disabled if svc is not None else n.disabled) else "enabled",
         }
         if not detail:
@@ -843,8 +725,8 @@ class SimApi:
             "host": s.host,
             "zone": s.availability_zone or "nova",
             "status": "disabled" if s.disabled else "enabled",
-            "state": _service_state(s),
-            "updated_at": _iso_us(s.version),
+            "state": service_state(s),
+            "updated_at": iso_us(s.version),
             "disabled_reason": s.disabled_reason,
         }
         if mv >= (2, 11):
@@ -856,7 +738,7 @@ class SimApi:
         rec: dict[str, Any] = {
             "id": str(_uuid.uuid5(_uuid.NAMESPACE_URL, f"sim-service:{host}:{binary}")) if mv >= (2, 53) else i,
             "binary": binary, "host": host, "zone": "internal", "status": "enabled", "state": "up",
-            "updated_at": _iso_us(start), "disabled_reason": None,
+            "updated_at": iso_us(start), "disabled_reason": None,
         }  # fmt: skip
         if mv >= (2, 11):
             rec["forced_down"] = False
@@ -872,8 +754,8 @@ class SimApi:
             rec = {
                 "id": a.id, "name": a.name, "availability_zone": a.availability_zone, "hosts": list(a.hosts),
                 "metadata": dict(a.metadata), "deleted": False, "deleted_at": None,
-                "created_at": _iso_us(getattr(a, "created_at", None) or start),
-                "updated_at": _iso_us(getattr(a, "updated_at", None)),
+                "created_at": iso_us(getattr(a, "created_at", None) or start),
+                "updated_at": iso_us(getattr(a, "updated_at", None)),
             }  # fmt: skip
             if mv >= (2, 41):
                 rec["uuid"] = a.uuid
@@ -1077,18 +959,6 @@ def _next_href(url: str, query: str, marker: str) -> str:
     params = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "marker"]
     params.append(("marker", marker))
     return f"{url}?{urlencode(params)}"
-
-
-def _service_state(s: ComputeService) -> str:
-    return "up" if s.up and not s.forced_down else "down"
-
-
-def _host_status(s: ComputeService | None) -> str:
-    if s is None:
-        return "UNKNOWN"
-    if _service_state(s) == "down":
-        return "DOWN"
-    return "MAINTENANCE" if s.disabled else "UP"
 
 
 def _host_ip(name: str) -> str:

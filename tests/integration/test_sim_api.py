@@ -18,11 +18,11 @@ from typing import Any
 
 import openstack
 import pytest
-from keystoneauth1 import exceptions as ksa_exceptions
 import yaml
+from keystoneauth1 import exceptions as ksa_exceptions
 
 from eventmodel.sim import Faults, SimCloud
-from eventmodel.sim.api import POWER_CODES
+from eventmodel.sim.server_views import POWER_CODES
 from eventmodel.sim.http_faults import HttpFault
 from eventmodel.sim.server import SimServer
 from tests.fixtures.polling import wait_until
@@ -38,7 +38,7 @@ def sim() -> SimCloud:
 
 
 @pytest.fixture
-def srv(sim: SimCloud):  # noqa: ANN201
+def srv(sim: SimCloud):
     with SimServer(sim) as server:
         yield server
 
@@ -297,7 +297,7 @@ def test_error_fault_in_the_middle_of_a_listing(srv: SimServer) -> None:
 
 def test_timeout_fault_the_client_gives_up(srv: SimServer) -> None:
     conn = connect(srv, api_timeout=0.5)
-    srv.api.arm(HttpFault("timeout", service="placement", path="inventories", after=1, stall_s=2.0))
+    srv.api.arm(HttpFault("timeout", service="placement", path="inventories", after=1, stall_s=1.0))
     rps = list(conn.placement.resource_providers())
     list(conn.placement.resource_provider_inventories(rps[0]))
     with pytest.raises(ksa_exceptions.ConnectTimeout, match="timed out"):
