@@ -12,8 +12,8 @@ follower) goes through :class:`RetryPolicy`, which drives tenacity.
   own ``sleep``.
 - Each retry calls ``on_retry`` with a :class:`RetryEvent` (the metrics count them:
   :class:`eventmodel.metrics.RetryMetrics`) and is logged (at ``log_level``, WARNING by
-  default): the first three of a run, then at most one line per ``log_interval`` seconds, so a long outage does
-  not flood the log.
+  default): the first three of a run, then at most one line per ``log_interval``
+  seconds, so a long outage does not flood the log.
 - ``give_up_on`` errors are never retried (a configuration the server refuses);
   ``stop_after`` gives up after that many seconds and raises the last error.
 """
