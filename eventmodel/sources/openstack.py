@@ -74,38 +74,82 @@ def _time(stamp: Any) -> int | None:
 
 
 def _str_dict(value: Any) -> dict[str, str]:
+    """A JSON object of strings as a dict of strings (the decoded dict itself when it
+    already is one: it belongs to nobody else)."""
+    if not value:
+        return {}
+    if type(value) is dict:
+        for k, v in value.items():
+            if type(v) is not str or type(k) is not str:
+                break
+        else:
+            return value
     if not isinstance(value, Mapping):
         return {}
     return {str(k): str(v) for k, v in value.items()}
 
 
-def server_to_instance(s: Mapping[str, Any]) -> ev.Instance | ev.PartialInstance:
+class FlavorCache:
+    """One Flavor object per distinct embedded flavor: 50,000 servers of a dozen
+    flavors share a dozen objects (less to build, less for the projection to hold)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._cache: dict[tuple, ev.Flavor] = {}
+        self.limit = limit
+
+    def __call__(self, fl: Mapping[str, Any]) -> ev.Flavor:
+        specs = fl.get("extra_specs") or None
+        key = (fl.get("original_name"), fl.get("name"), fl.get("vcpus"), fl.get("ram"), fl.get("disk"),
+               fl.get("ephemeral"), fl.get("swap"), tuple(sorted(specs.items())) if specs else None)
+        try:
+            return self._cache[key]
+        except (KeyError, TypeError):  # TypeError: a value that cannot be hashed (bad input)
+            pass
+        flavor = ev.Flavor(
+            name=str(fl.get("original_name") or fl.get("name") or ""),
+            vcpus=int(fl.get("vcpus") or 0),
+            memory_mb=int(fl.get("ram") or 0),
+            root_gb=int(fl.get("disk") or 0),
+            ephemeral_gb=int(fl.get("ephemeral") or 0),
+            swap_mb=int(fl.get("swap") or 0),
+            extra_specs=_str_dict(specs),
+        )
+        if len(self._cache) < self.limit:
+            try:
+                self._cache[key] = flavor
+            except TypeError:
+                pass
+        return flavor
+
+
+def server_to_instance(s: Mapping[str, Any], flavors: FlavorCache | None = None
+                       ) -> ev.Instance | ev.PartialInstance:
     """A server of ``GET /servers/detail`` (a JSON object) as our Instance; a minimal
     record (a server in a cell the API cannot reach: no flavor, status ``UNKNOWN``,
-    compute ≥ 2.69) as a :class:`~eventmodel.events.PartialInstance`."""
+    compute ≥ 2.69) as a :class:`~eventmodel.events.PartialInstance`. ``flavors``
+    shares one Flavor per distinct flavor."""
     get = s.get
     fl = get("flavor") or {}
     status = get("status")
     if not fl or status == "UNKNOWN" or "vcpus" not in fl:
         return ev.PartialInstance(str(get("id")), str(status or "UNKNOWN"),
                                   str(get("tenant_id") or get("project_id") or ""))
-    flavor = ev.Flavor(
-        name=str(fl.get("original_name") or fl.get("name") or ""),
-        vcpus=int(fl.get("vcpus") or 0),
-        memory_mb=int(fl.get("ram") or 0),
-        root_gb=int(fl.get("disk") or 0),
-        ephemeral_gb=int(fl.get("ephemeral") or 0),
-        swap_mb=int(fl.get("swap") or 0),
-        extra_specs=_str_dict(fl.get("extra_specs")),
-    )
+    flavor = (flavors or FlavorCache(0))(fl)
     intern = sys.intern
     power = get("OS-EXT-STS:power_state", get("power_state"))
     host = get("OS-EXT-SRV-ATTR:host")
     node = get("OS-EXT-SRV-ATTR:hypervisor_hostname")
     created = get("created")
+    updated = get("updated")
+    created_us = parse_time(created) if created else None
+    if updated:
+        version = floor_second(created_us) if updated == created and created_us is not None else \
+            floor_second(parse_time(updated))
+    else:
+        version = floor_second(created_us) if created_us is not None else ev.LOWEST_VERSION
     return ev.Instance(
         uuid=str(get("id")),
-        version=_version(get("updated"), created),
+        version=version,
         host=intern(host) if host else None,
         node=intern(node) if node else None,
         vm_state=intern(str(get("OS-EXT-STS:vm_state") or "unknown")),
@@ -119,7 +163,7 @@ def server_to_instance(s: Mapping[str, Any]) -> ev.Instance | ev.PartialInstance
         locked_reason=get("locked_reason"),
         availability_zone=get("OS-EXT-AZ:availability_zone"),  # '' → None: Snapshotter
         metadata=_str_dict(get("metadata")),
-        created_at=_time(created),
+        created_at=created_us,
     )
 
 
@@ -310,6 +354,8 @@ class OpenStackReader:
         self.page_size = page_size
         self.requests = RequestCounter()
         self._versions: dict[str, str] | None = None
+        self._endpoints: dict[str, str] = {}
+        self._flavors = FlavorCache()
         self._lock = threading.Lock()
         if count_requests:
             self._attach_counter()
@@ -333,6 +379,11 @@ class OpenStackReader:
         if http is None or not hasattr(http, "adapters"):
             return  # a fake connection: nothing to count
         self.requests.attach(http, pool_size=self.inventory_workers + 2)
+        if not _environment_configures_requests():
+            # requests reads proxy settings from the environment on every request
+            # (about a third of the client's time per inventory request); with none
+            # set there is nothing to read
+            http.trust_env = False
         auth_url = None
         try:
             auth_url = self.conn.config.get_auth_args().get("auth_url")
@@ -341,19 +392,16 @@ class OpenStackReader:
         if auth_url:
             self.requests.add_endpoint(auth_url, "identity")
 
-    def _learn_endpoint(self, service: str, adapter: Any) -> None:
-        try:
-            self.requests.add_endpoint(adapter.get_endpoint(), service)
-        except Exception:  # noqa: BLE001 - counting must never fail a sync
-            pass
-
     def microversions(self) -> dict[str, str]:
         """The microversion per listing, negotiated once (one discovery request per API)."""
         with self._lock:
             if self._versions is None:
                 compute, placement = self.conn.compute, self.conn.placement
-                self._learn_endpoint("compute", compute)
-                self._learn_endpoint("placement", placement)
+                # one catalogue lookup per sync, not one per request
+                self._endpoints = {"compute": compute.get_endpoint().rstrip("/"),
+                                   "placement": placement.get_endpoint().rstrip("/")}
+                for service, url in self._endpoints.items():
+                    self.requests.add_endpoint(url, service)
                 c = compute.get_endpoint_data()
                 p = placement.get_endpoint_data()
                 if c is None or p is None:
@@ -369,10 +417,15 @@ class OpenStackReader:
                 }
             return self._versions
 
-    def _get(self, adapter: Any, url: str, version: str, params: Mapping[str, Any] | None = None,
+    def _get(self, service: str, url: str, version: str, params: Mapping[str, Any] | None = None,
              *, missing_ok: bool = False) -> Any:
-        resp = adapter.get(url, params=dict(params or {}), microversion=version,
-                           headers={"Accept": "application/json"})
+        """GET ``url`` of ``service`` (its endpoint, resolved once) at ``version``, through
+        the connection's keystoneauth session (token, re-authentication on a 401,
+        timeouts); the JSON body decoded. Any error status but an accepted 404 raises
+        ApiError."""
+        resp = self.conn.session.get(
+            self._endpoints[service] + url, params=dict(params or {}), headers={"Accept": "application/json"},
+            microversion=version, microversion_service_type=service, raise_exc=False)
         status = resp.status_code
         if missing_ok and status == 404:
             return None
@@ -393,7 +446,7 @@ class OpenStackReader:
     # -- listings ------------------------------------------------------------
     def list_services(self) -> list[ev.ComputeService]:
         v = self.microversions()["services"]
-        body = self._get(self.conn.compute, "/os-services", v, {"binary": "nova-compute"})
+        body = self._get("compute", "/os-services", v, {"binary": "nova-compute"})
         out = []
         for s in self._field(body, "services", "/os-services"):
             if s.get("binary", "nova-compute") != "nova-compute" or s.get("status") == "UNKNOWN":
@@ -403,7 +456,7 @@ class OpenStackReader:
 
     def list_aggregates(self) -> list[ev.Aggregate]:
         v = self.microversions()["aggregates"]
-        body = self._get(self.conn.compute, "/os-aggregates", v)
+        body = self._get("compute", "/os-aggregates", v)
         return [aggregate_from_api(a) for a in self._field(body, "aggregates", "/os-aggregates")]
 
     def hypervisor_pages(self) -> Iterator[list[dict[str, Any]]]:
@@ -414,7 +467,7 @@ class OpenStackReader:
             params: dict[str, Any] = {"limit": self.page_size}
             if marker is not None:
                 params["marker"] = marker
-            body = self._get(self.conn.compute, "/os-hypervisors/detail", v, params)
+            body = self._get("compute", "/os-hypervisors/detail", v, params)
             page = self._field(body, "hypervisors", "/os-hypervisors/detail")
             if page:
                 yield page
@@ -427,7 +480,7 @@ class OpenStackReader:
         Placement has no such provider: a compute node not registered yet)."""
         v = self.microversions()["inventories"]
         url = f"/resource_providers/{provider}/inventories"
-        body = self._get(self.conn.placement, url, v, missing_ok=True)
+        body = self._get("placement", url, v, missing_ok=True)
         if body is None:
             return {}
         inv = self._field(body, "inventories", url)
@@ -459,9 +512,10 @@ class OpenStackReader:
         params: dict[str, Any] = {"all_tenants": "True", "limit": limit}
         if marker is not None:
             params["marker"] = marker
-        body = self._get(self.conn.compute, "/servers/detail", v, params)
+        body = self._get("compute", "/servers/detail", v, params)
         raw = self._field(body, "servers", "/servers/detail")
-        return [server_to_instance(s) for s in raw], _has_next(body, "servers_links", len(raw), limit)
+        flavors = self._flavors
+        return [server_to_instance(s, flavors) for s in raw], _has_next(body, "servers_links", len(raw), limit)
 
     def server_pages(self, limit: int = 1000) -> Iterator[list[ev.Instance | ev.PartialInstance]]:
         """Every server, a page at a time; the next page is fetched (on one background
@@ -477,6 +531,14 @@ class OpenStackReader:
                     yield page
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _environment_configures_requests() -> bool:
+    """Whether the environment holds settings requests would apply (proxies, CA bundles)."""
+    import os
+
+    names = {n.lower() for n in os.environ}
+    return any(n.endswith("_proxy") or n in ("requests_ca_bundle", "curl_ca_bundle") for n in names)
 
 
 def _has_next(body: Mapping[str, Any], links_name: str, got: int, limit: int) -> bool:

@@ -60,10 +60,10 @@ class Resp:
 
 
 class FakeApi:
-    """One service endpoint: answers GETs from ``routes`` and records them."""
+    """One service endpoint, as openstacksdk's proxy shows it: where, which versions."""
 
-    def __init__(self, cloud: FakeCloud, name: str, versions: tuple[str, str]) -> None:
-        self.cloud, self.name, self.versions = cloud, name, versions
+    def __init__(self, name: str, versions: tuple[str, str]) -> None:
+        self.name, self.versions = name, versions
 
     def get_endpoint(self) -> str:
         return f"http://fake/{self.name}/v1"
@@ -73,10 +73,21 @@ class FakeApi:
 
         return SimpleNamespace(min_microversion=self.versions[0], max_microversion=self.versions[1])
 
-    def get(self, url: str, params: dict, microversion: str, headers: dict) -> Resp:
+
+class FakeSession:
+    """The connection's keystoneauth session: answers GETs of absolute URLs from the cloud."""
+
+    def __init__(self, cloud: FakeCloud) -> None:
+        self.cloud = cloud
+
+    def get(self, url: str, params: dict, headers: dict, microversion: str, microversion_service_type: str,
+            raise_exc: bool) -> Resp:
+        assert not raise_exc
+        service, _, path = url[len("http://fake/"):].partition("/v1")
+        assert service == microversion_service_type
         with self.cloud.lock:
-            self.cloud.calls.append((self.name, url, dict(params), microversion))
-        return self.cloud.answer(self.name, url, params)
+            self.cloud.calls.append((service, path, dict(params), microversion))
+        return self.cloud.answer(service, path, params)
 
 
 class FakeCloud:
@@ -91,8 +102,9 @@ class FakeCloud:
         self.page_cap = page_cap  # the API's max_limit
         self.lock = threading.Lock()
         self.calls: list[tuple[str, str, dict, str]] = []
-        self.compute = FakeApi(self, "compute", ("2.1", compute_max))
-        self.placement = FakeApi(self, "placement", ("1.0", "1.39"))
+        self.compute = FakeApi("compute", ("2.1", compute_max))
+        self.placement = FakeApi("placement", ("1.0", "1.39"))
+        self.session = FakeSession(self)
         self.fail: dict[str, Exception] = {}  # url prefix -> exception to raise
 
     def _page(self, items: list[dict], params: dict, links: str) -> dict:

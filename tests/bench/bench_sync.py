@@ -1,0 +1,199 @@
+"""Full sync at scale, over HTTP, beside what Watcher's collector would ask for.
+
+    python -m tests.bench.bench_sync [--size 1k|10k|both] [--workers 8] [--page-size 1000]
+
+For each size (1,000 hosts / 50,000 servers; 10,000 / 500,000) the simulated cloud's
+API runs in a process of its own (``--serve``: the same script), and this process
+runs one full sync through openstacksdk into a fresh SQLite log, then prints:
+
+- wall time of the sync, requests by service (counted on the client's HTTP session,
+  and as the server served them), records by kind, server pages;
+- the client's peak memory: peak RSS (``getrusage``) and its growth over the sync;
+- the request bound ceil(servers/1000) + hosts + a constant, and the target time;
+- the requests Watcher's Nova collector (``NovaModelBuilder``, no audit scope) makes
+  for the same cloud, counted from its code: one hypervisor listing, then per compute
+  node a hypervisor search with its servers, a Placement inventory, and a server
+  listing of the host when it has servers (one per 1,000 servers, +1 past 1,000 since
+  it then asks with ``limit=-1`` and pages to an empty page); plus the token.
+
+The 10k run builds a 500,000-server cloud in the server process first (minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+SIZES = {"1k": (1_000, 50_000, 15.0), "10k": (10_000, 500_000, 120.0)}
+
+
+def _serve(hosts: int, servers: int, info: Path) -> None:
+    """The server side: build the cloud, serve it, write where, wait for stdin to close."""
+    from eventmodel.sim import SimCloud
+    from eventmodel.sim.server import SimServer
+
+    t0 = time.monotonic()
+    sim = SimCloud(hosts, servers, seed=7)
+    built = time.monotonic() - t0
+    per_host = Counter(i.host for i in sim.truth().instances.values() if i.host)
+    srv = SimServer(sim)
+    _nodelay(srv)
+    with srv:
+        tmp = info.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"auth": srv.auth_args(), "built_s": built, "control": srv.url + "/_sim",
+                                   "servers": sim.instance_count, "per_host": sorted(per_host.values())}))
+        tmp.replace(info)
+        sys.stdin.read()  # until the benchmark closes our stdin
+
+
+def _nodelay(srv: object) -> None:
+    """TCP_NODELAY on every accepted connection. SimServer's listening socket is made
+    with protocol 0, so asyncio does not set it, and each answer written in two parts
+    (headers, body) waits ~40 ms for the client's delayed ACK (Nagle). Harmless once
+    the server sets it itself."""
+    import socket
+
+    conns = srv._connections  # type: ignore[attr-defined]
+    make = conns.protocol_class
+
+    def protocol_class() -> type:
+        base = make()
+
+        class NoDelay(base):  # type: ignore[misc, valid-type]
+            def connection_made(self, transport: object) -> None:
+                sock = transport.get_extra_info("socket")  # type: ignore[attr-defined]
+                if sock is not None:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                super().connection_made(transport)
+
+        return NoDelay
+
+    conns.protocol_class = protocol_class
+
+
+def watcher_requests(hosts: int, per_host: list[int]) -> dict[str, int]:
+    """Requests of Watcher's NovaModelBuilder for the whole cloud (see the module docstring)."""
+    listings = 0
+    for n in per_host:
+        if n == 0:
+            continue
+        listings += 1 if n <= 1000 else n // 1000 + 1
+    compute = math.ceil(hosts / 1000) + hosts + listings
+    return {"identity": 1, "compute": compute, "placement": hosts, "total": 1 + compute + hosts}
+
+
+def _cpu_self() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _cpu_of(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _stats(control: str) -> dict:
+    import urllib.request
+
+    with urllib.request.urlopen(control + "/stats", timeout=30) as r:
+        return json.loads(r.read())
+
+
+def _reset(control: str) -> None:
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(control + "/stats/reset", method="POST"), timeout=30).read()
+
+
+def run(size: str, workers: int, page_size: int) -> dict:
+    from eventmodel.log import open_log
+    from eventmodel.sources.openstack import OpenStackReader
+    from eventmodel.sources.sync import Snapshotter
+
+    hosts, servers, target = SIZES[size]
+    tmp = Path(tempfile.mkdtemp(prefix="eventmodel-bench-sync-"))
+    info = tmp / "server.json"
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "tests.bench.bench_sync", "--serve", str(hosts), str(servers),
+                             str(info)], stdin=subprocess.PIPE, text=True)
+    try:
+        while not info.exists():
+            if proc.poll() is not None:
+                raise SystemExit(f"the simulated cloud's server exited with {proc.returncode}")
+            time.sleep(0.2)
+        meta = json.loads(info.read_text())
+        print(f"\n== {hosts:,} hosts / {meta['servers']:,} servers: cloud built in {meta['built_s']:.1f}s "
+              f"(server up after {time.monotonic() - t0:.1f}s)")
+        log = open_log(f"sqlite:///{tmp}/events.db")
+        reader = OpenStackReader.connect(None, timeout=300, inventory_workers=workers, **meta["auth"])
+        reader.page_size = page_size
+        _reset(meta["control"])
+        gc.collect()
+        rss0, cpu0, scpu0 = _rss_mb(), _cpu_self(), _cpu_of(proc.pid)
+        result = Snapshotter(reader, log, page_size=page_size).run_once()
+        rss1, cpu1, scpu1 = _rss_mb(), _cpu_self(), _cpu_of(proc.pid)
+        served = _stats(meta["control"])
+    finally:
+        if proc.stdin:
+            proc.stdin.close()
+        proc.wait(60)
+    if not result.ok:
+        raise SystemExit(f"the sync failed: {result.error}")
+    bound = math.ceil(meta["servers"] / 1000) + hosts
+    watcher = watcher_requests(hosts, meta["per_host"])
+    total = sum(result.requests.values())
+    rows = [
+        ("wall time", f"{result.wall_s:.2f}s", f"target <= {target:g}s; load average {os.getloadavg()[0]:.1f}"),
+        ("CPU time", f"client {cpu1 - cpu0:.2f}s, server {scpu1 - scpu0:.2f}s",
+         "the client's CPU bounds the wall time on an idle machine"),
+        ("requests (client count)", f"{total:,} " + json.dumps(dict(sorted(result.requests.items()))),
+         f"bound ceil(servers/1000)+hosts = {bound:,} + constant"),
+        ("requests (server count)", f"{served['total']:,} (identity {served['identity']}, compute "
+         f"{served['compute']}, placement {served['placement']})", ""),
+        ("Watcher collector", f"{watcher['total']:,} (identity {watcher['identity']}, compute "
+         f"{watcher['compute']:,}, placement {watcher['placement']:,})",
+         f"{watcher['total'] / max(total, 1):.1f}x ours"),
+        ("records", json.dumps(result.counts), f"{result.pages} server pages of {page_size}"),
+        ("client peak RSS", f"{rss1:.0f} MB", f"grew {rss1 - rss0:.0f} MB during the sync"),
+        ("throughput", f"{result.counts.get('instance', 0) / result.wall_s:,.0f} servers/s", ""),
+    ]
+    width = max(len(r[0]) for r in rows)
+    for name, value, note in rows:
+        print(f"  {name:<{width}}  {value}" + (f"   [{note}]" if note else ""))
+    return {"size": size, "wall_s": result.wall_s, "requests": total, "rss_mb": rss1, "watcher": watcher["total"]}
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        _serve(int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]))
+        return
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", choices=["1k", "10k", "both"], default="1k")
+    ap.add_argument("--workers", type=int, default=8, help="Placement inventory requests in flight")
+    ap.add_argument("--page-size", type=int, default=1000)
+    args = ap.parse_args()
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    import warnings
+
+    warnings.simplefilter("ignore")
+    sizes = ["1k", "10k"] if args.size == "both" else [args.size]
+    for size in sizes:
+        run(size, args.workers, args.page_size)
+
+
+if __name__ == "__main__":
+    main()
