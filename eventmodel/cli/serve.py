@@ -70,7 +70,10 @@ def register(app: typer.Typer) -> None:
 
         The bearer token (if any) protects everything but the probes. SIGUSR2 holds the
         follower (the model stops moving, the lag grows) and releases it again."""
-        import uvicorn
+        try:
+            import uvicorn
+        except ModuleNotFoundError:
+            raise fail("eventmodel serve needs the web extra: pip install 'eventmodel[web]'") from None
 
         from eventmodel.serve.access import TokenError, load_token
         from eventmodel.serve.app import create_app

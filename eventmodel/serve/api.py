@@ -4,8 +4,9 @@ the following page, null at the end).
 
 Errors are JSON ``{"error": …, "status": …}``: 400 for a malformed parameter or a
 position the log cannot answer for, 404 for an unknown key, 503 while the model is
-being restored or the log cannot be read. Handlers are plain functions: Starlette runs
-them on its thread pool, so a replay never blocks the event loop.
+being restored or the log cannot be read. Handlers that take O(1) are coroutines
+(answered on the event loop); the others are plain functions, which Starlette runs on
+its thread pool, so a list or a replay never blocks the event loop.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from eventmodel.events import KINDS, Instance
 from eventmodel.log.base import Position
 from eventmodel.serve.access import redact_text
 from eventmodel.serve.service import BadRequest, ModelService
-from eventmodel.serve.views import NodeContext, history_item, instance_row, node_row, time_text
+from eventmodel.serve.views import NodeRows, history_item, instance_row, time_text
 from projections.export import to_document
 from projections.model import ClusterModel, UnknownEntity
 from projections.replay import diff
@@ -111,7 +112,7 @@ def _service(request: Request) -> ModelService:
     return request.app.state.service
 
 
-def status(request: Request) -> Response:
+async def status(request: Request) -> Response:
     """Position, lag, staleness, the last full syncs, dead letters: all from memory."""
     svc = _service(request)
     ready, why = svc.readiness()
@@ -172,14 +173,14 @@ def nodes(request: Request) -> Response:
         raise BadRequest(f"status must be up, down or disabled, not {st[:40]!r}")
     model = svc.model()
     table = model.compute_nodes()
-    ctx = NodeContext(model)
+    cache: NodeRows = request.app.state.node_rows
     if zone is None and aggregate is None and st is None:
         names, nxt = first_after(table.keys(), cursor, limit)
-        rows = [node_row(ctx, table[n]) for n in names]
+        rows = [cache.row(model, n) for n in names]
         return json_response(page(rows, nxt, model, total=len(table)))
     rows = []
     for name in sorted(k for k in table.keys() if not cursor or k > cursor):
-        row = node_row(ctx, table[name])
+        row = cache.row(model, name)
         if zone is not None and (row["zone"] or "") != zone:
             continue
         if aggregate is not None and aggregate not in row["aggregates"]:
@@ -194,12 +195,12 @@ def nodes(request: Request) -> Response:
     return json_response(page(rows, rows[-1]["name"] if more and rows else None, model))
 
 
-def node(request: Request) -> Response:
-    svc = _service(request)
-    model = svc.model()
+async def node(request: Request) -> Response:
+    """One compute node (O(1) but for its own instances: answered on the event loop)."""
+    model = _service(request).model()
     name = request.path_params["name"]
-    n = model.compute_node(name)
-    return json_response({**stamp(model), "node": node_row(NodeContext(model), n)})
+    model.compute_node(name)  # UnknownEntity → 404
+    return json_response({**stamp(model), "node": request.app.state.node_rows.row(model, name)})
 
 
 def instances(request: Request) -> Response:
@@ -237,14 +238,13 @@ def instances(request: Request) -> Response:
     return json_response(page([instance_row(table[u]) for u in chosen], nxt, model, total=total))
 
 
-def instance(request: Request) -> Response:
-    svc = _service(request)
-    model = svc.model()
-    uuid = request.path_params["uuid"]
-    inst = model.instance(uuid)
+async def instance(request: Request) -> Response:
+    """One instance and its node (O(1): answered on the event loop)."""
+    model = _service(request).model()
+    inst = model.instance(request.path_params["uuid"])
     node_row_ = None
     if inst.node and inst.node in model.compute_nodes():
-        node_row_ = node_row(NodeContext(model), model.compute_node(inst.node))
+        node_row_ = request.app.state.node_rows.row(model, inst.node)
     return json_response({**stamp(model), "instance": instance_row(inst), "node": node_row_})
 
 

@@ -22,17 +22,18 @@ from eventmodel.serve.api import ERRORS, error, json_response, routes
 from eventmodel.metrics import render
 from eventmodel.serve.metrics import registry_for
 from eventmodel.serve.service import ModelService, NotReady
+from eventmodel.serve.views import NodeRows
 
 PAGE = Path(__file__).resolve().parent / "page"
 _log = logging.getLogger(__name__)
 
 
-def healthz(request: Request) -> Response:
+async def healthz(request: Request) -> Response:
     """Alive: the process answers. (Kubernetes restarts the pod when this fails.)"""
     return json_response({"status": "alive"})
 
 
-def readyz(request: Request) -> Response:
+async def readyz(request: Request) -> Response:
     """Ready: restored, not stale, caught up within the bound; else 503 with the reason."""
     ready, why = request.app.state.service.readiness()
     return json_response({"ready": ready, "reason": why}, 200 if ready else 503)
@@ -84,5 +85,6 @@ def create_app(service: ModelService, *, token: str | None = None) -> Starlette:
     )
     app.state.service = service
     app.state.registry = registry_for(service)
+    app.state.node_rows = NodeRows()
     app.add_middleware(TokenGate, token=token)
     return app

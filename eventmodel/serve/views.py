@@ -33,11 +33,42 @@ class NodeContext:
         self.by_host = model.aggregates_by_host()
 
 
+def used_on(model: ClusterModel, node: str) -> Resources:
+    """What the node's instances use: the same sum as ``ClusterModel.node_used`` (the tests
+    hold them equal), in plain numbers — about ten times faster for a list of every node."""
+    vcpus = memory = disk = 0
+    for inst in model.node_instances(node):
+        f = inst.flavor
+        vcpus += f.vcpus
+        memory += f.memory_mb
+        disk += f.root_gb + f.ephemeral_gb
+    return Resources(vcpus, memory, disk)
+
+
+class NodeRows:
+    """Node rows of the last model asked for, kept while the model is the same one (a
+    model never changes, so rows computed from the same state object stay right)."""
+
+    def __init__(self) -> None:
+        self._cache: tuple[object, dict[str, dict[str, Any]], NodeContext] | None = None
+
+    def row(self, model: ClusterModel, name: str) -> dict[str, Any]:
+        cache = self._cache  # one tuple, swapped whole: a reader of another model never mixes in
+        if cache is None or cache[0] is not model.state:
+            cache = (model.state, {}, NodeContext(model))
+            self._cache = cache
+        rows = cache[1]
+        r = rows.get(name)
+        if r is None:
+            r = rows[name] = node_row(cache[2], model.compute_node(name))
+        return r
+
+
 def node_row(ctx: NodeContext, node: ComputeNode) -> dict[str, Any]:
     """One compute node: capacity, used, free, instance count, status, zone, aggregates."""
     model = ctx.model
     cap = model.node_capacity(node.name)
-    used = model.node_used(node.name)
+    used = used_on(model, node.name)
     st = model.node_status(node.name, ctx.by_host)
     return {
         "name": node.name,
