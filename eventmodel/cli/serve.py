@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
         try:
             import uvicorn
         except ModuleNotFoundError:
-            raise fail("eventmodel serve needs the web extra: pip install 'eventmodel[web]'") from None
+            raise fail("eventmodel serve needs the serve extra: pip install 'eventmodel[serve]'") from None
 
         from eventmodel.serve.access import TokenError, load_token
         from eventmodel.serve.app import create_app
