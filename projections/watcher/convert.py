@@ -151,7 +151,7 @@ def xml_to_model(text: str | bytes, *, source: str = "XML") -> ClusterModel:
         raise WatcherXmlError(f"{source}: not XML: {exc}") from None
     if tree.tag != "ModelRoot":
         raise WatcherXmlError(f"{source}: root element is <{tree.tag}>, expected <ModelRoot>")
-    if tree.find(".//ComputeNode") is None and tree.find(".//Instance") is None:
+    if len(tree) and tree.find(".//ComputeNode") is None and tree.find(".//Instance") is None:
         found = sorted({el.tag for el in tree})
         raise WatcherXmlError(f"{source}: no <ComputeNode> or <Instance> (found {found}); "
                               "only compute scenarios can be imported")

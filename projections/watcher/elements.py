@@ -13,6 +13,7 @@ when a view is first used, so the core never needs Watcher installed.
   coercion (the values come from :func:`projections.watcher.view.instance_values` /
   :func:`~projections.watcher.view.node_values`, which produce exactly what the
   coercion would; a unit test holds them to it);
+- field reads go straight to the stored value (Watcher's getter makes three calls);
 - ``==`` answers at once when both sides are the same object or have different
   uuids (then Watcher's field-by-field comparison is certainly False too), and
   falls back to Watcher's comparison otherwise: same result, without serialising
@@ -61,6 +62,24 @@ def _build(cls: type, values: dict[str, Any]) -> Any:
     return obj
 
 
+def _fast_fields(cls: type) -> type:
+    """Give ``cls`` a direct getter for every field (Watcher's reads through three calls);
+    the setter stays Watcher's (coercion, change tracking), an unset field still raises."""
+    for name in cls.fields:
+        parent = getattr(cls.__mro__[1], name)
+        key = "_obj_" + name
+
+        def get(self: Any, key: str = key, parent: property = parent) -> Any:
+            try:
+                return self.__dict__[key]
+            except KeyError:
+                return parent.fget(self)
+
+        setattr(cls, name, property(get, parent.fset, doc=parent.__doc__))
+    return cls
+
+
+@_fast_fields
 class Instance(_element.Instance):
     """Watcher's ``Instance`` (same class name and fields), built by :meth:`of`."""
 
@@ -75,6 +94,7 @@ class Instance(_element.Instance):
         return _build(cls, values)
 
 
+@_fast_fields
 class ComputeNode(_element.ComputeNode):
     """Watcher's ``ComputeNode`` (same class name and fields), built by :meth:`of`."""
 

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import importlib
 import math
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
@@ -63,7 +64,7 @@ class WatcherMissing(ImportError):
 def load_elements() -> Any:
     """The :mod:`projections.watcher.elements` module (imports Watcher), or a clear error."""
     try:
-        from projections.watcher import elements
+        elements = importlib.import_module("projections.watcher.elements")
     except ImportError as exc:  # watcher or one of its dependencies
         raise WatcherMissing(f"the Watcher integration needs python-watcher 17 ({exc}): {INSTALL_HINT}") from exc
     return elements
