@@ -119,3 +119,20 @@ def test_audits_are_records_on_the_log_and_change_no_model(sqlite_url: str) -> N
     assert find_audit(log, "audit-1").position == seen.position
     assert audits[0].read.reader == "test"
     log.close()
+
+
+def test_checkpoints_on_a_time_interval_while_following(tmp_path: Path, sqlite_url: str) -> None:
+    log = open_log(sqlite_url)
+    feed = CloudFeed(log, hosts=3, instances=10)
+    feed.sync()
+    with ModelEngine(sqlite_url, tmp_path / "ckpt", checkpoint_every=10**9, checkpoint_interval=0.2,
+                     poll=0.01) as engine:
+        assert engine.checkpointer is not None and engine.checkpointer.files() == []
+        feed.operate(20)
+        target = log.end()
+        engine.wait_for(target, timeout=30)
+        # no record count reached: the interval alone brings a checkpoint at (or past) the target
+        wait_until(lambda: engine.health().checkpointed is not None
+                   and engine.health().checkpointed.covers(target), 30, "a checkpoint by time")
+        assert engine.checkpointer.positions()[0].covers(target)
+    log.close()
