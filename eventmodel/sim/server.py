@@ -55,6 +55,9 @@ class _Connections:
         class Protocol(H11Protocol):
             def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
                 super().connection_made(transport)
+                sock = transport.get_extra_info("socket")
+                if sock is not None:  # headers and body go out as two writes: no Nagle delay
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if self.client:
                     registry[tuple(self.client)] = transport  # type: ignore[index]
 
@@ -107,7 +110,9 @@ class SimServer:
         """Bind, start serving, and return once requests are accepted."""
         if self._thread is not None:
             raise RuntimeError("the server is already running")
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto IPPROTO_TCP, else asyncio does not set TCP_NODELAY on accepted connections
+        # and every keep-alive answer waits ~40 ms for a delayed ACK
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self._port))
