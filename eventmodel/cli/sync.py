@@ -87,6 +87,9 @@ def register(app: typer.Typer) -> None:
         inventory_workers: int = typer.Option(8, "--inventory-workers", min=1, max=64,
                                               help="Placement inventory requests in flight at once."),
         timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds to wait for one API answer."),
+        connect_retries: int = typer.Option(1, "--connect-retries", min=0, max=10,
+                                            help="Times a request whose connection failed or timed out is sent "
+                                                 "again (error answers are not)."),
         metrics_port: Optional[int] = metrics_port_option(),
         metrics_host: str = metrics_host_option(),
     ) -> None:
@@ -112,7 +115,8 @@ def register(app: typer.Typer) -> None:
 
         lg = open_or_fail(log, create=True)
         try:
-            reader = OpenStackReader.connect(cloud, timeout=timeout, inventory_workers=inventory_workers)
+            reader = OpenStackReader.connect(cloud, timeout=timeout, inventory_workers=inventory_workers,
+                                             connect_retries=connect_retries)
         except Exception as exc:  # noqa: BLE001 - openstacksdk raises many kinds
             raise fail(f"cannot configure the OpenStack connection: {exc}") from None
         reader.page_size = page_size

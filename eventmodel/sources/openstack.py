@@ -26,6 +26,7 @@ older than the minimum the model needs.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import threading
@@ -342,13 +343,20 @@ class OpenStackReader:
 
     ``inventory_workers`` bounds the Placement inventory requests in flight;
     ``page_size`` is the ``limit`` of hypervisor listings (server pages are the
-    Snapshotter's). ``requests`` counts every request the connection's session sends.
+    Snapshotter's). ``connect_retries``: how many times a GET whose connection failed
+    or timed out is sent again (keystoneauth's retry: a server closing an idle
+    keep-alive connection as it is reused must not fail a sync of thousands of
+    requests); an answer with an error status is never retried. ``requests`` counts
+    every request the connection's session sends.
     """
 
     def __init__(self, conn: Any, *, inventory_workers: int = 8, page_size: int = 1000,
-                 count_requests: bool = True) -> None:
+                 connect_retries: int = 1, count_requests: bool = True) -> None:
         if inventory_workers < 1:
             raise ValueError("inventory_workers must be >= 1")
+        if connect_retries < 0:
+            raise ValueError("connect_retries must be >= 0")
+        self.connect_retries = connect_retries
         self.conn = conn
         self.inventory_workers = inventory_workers
         self.page_size = page_size
@@ -362,7 +370,7 @@ class OpenStackReader:
 
     @classmethod
     def connect(cls, cloud: str | None = None, *, timeout: float | None = 60.0,
-                inventory_workers: int = 8, **config: Any) -> OpenStackReader:
+                inventory_workers: int = 8, connect_retries: int = 1, **config: Any) -> OpenStackReader:
         """Connect as every OpenStack tool does (``cloud`` in clouds.yaml, else ``OS_*``
         variables, else ``config`` such as ``auth_url``/``username``...). ``timeout``
         bounds each request (seconds)."""
@@ -370,7 +378,8 @@ class OpenStackReader:
 
         if timeout is not None:
             config.setdefault("api_timeout", timeout)
-        return cls(openstack.connect(cloud=cloud, **config), inventory_workers=inventory_workers)
+        return cls(openstack.connect(cloud=cloud, **config), inventory_workers=inventory_workers,
+                   connect_retries=connect_retries)
 
     # -- plumbing ------------------------------------------------------------
     def _attach_counter(self) -> None:
@@ -379,10 +388,13 @@ class OpenStackReader:
         if http is None or not hasattr(http, "adapters"):
             return  # a fake connection: nothing to count
         self.requests.attach(http, pool_size=self.inventory_workers + 2)
-        if not _environment_configures_requests():
-            # requests reads proxy settings from the environment on every request
-            # (about a third of the client's time per inventory request); with none
-            # set there is nothing to read
+        if not _proxies_in_environment():
+            # requests scans the environment for proxies on every request (about a
+            # third of the client's CPU per inventory request); with none set, read
+            # the one other thing it takes from there, a CA bundle, once
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if bundle and getattr(session, "verify", None) is True:
+                session.verify = bundle
             http.trust_env = False
         auth_url = None
         try:
@@ -425,7 +437,8 @@ class OpenStackReader:
         ApiError."""
         resp = self.conn.session.get(
             self._endpoints[service] + url, params=dict(params or {}), headers={"Accept": "application/json"},
-            microversion=version, microversion_service_type=service, raise_exc=False)
+            microversion=version, microversion_service_type=service, raise_exc=False,
+            connect_retries=self.connect_retries)
         status = resp.status_code
         if missing_ok and status == 404:
             return None
@@ -533,12 +546,9 @@ class OpenStackReader:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _environment_configures_requests() -> bool:
-    """Whether the environment holds settings requests would apply (proxies, CA bundles)."""
-    import os
-
-    names = {n.lower() for n in os.environ}
-    return any(n.endswith("_proxy") or n in ("requests_ca_bundle", "curl_ca_bundle") for n in names)
+def _proxies_in_environment() -> bool:
+    """Whether the environment sets a proxy (``http_proxy``, ``HTTPS_PROXY``, ...)."""
+    return any(n.lower().endswith("_proxy") and n.lower() != "no_proxy" and v for n, v in os.environ.items())
 
 
 def _has_next(body: Mapping[str, Any], links_name: str, got: int, limit: int) -> bool:

@@ -87,10 +87,13 @@ FAULTS = {
     "500 on a server page": (HttpFault("error", service="compute", path="servers/detail", after=2), "answered 500"),
     "503 on an inventory": (HttpFault("error", service="placement", path="inventories", after=3, status=503),
                             "answered 503"),
+    # a connection that fails or times out is tried once more (a stale keep-alive
+    # connection must not fail a sync): these faults last for both tries
     "timeout on a server page": (HttpFault("timeout", service="compute", path="servers/detail", after=1,
-                                           stall_s=4), "timed out"),
-    "reset on a server page": (HttpFault("reset", service="compute", path="servers/detail", after=2), "onnect"),
-    "reset on an inventory": (HttpFault("reset", service="placement", path="inventories", after=1), "onnect"),
+                                           stall_s=3, times=2), "timed out"),
+    "reset on a server page": (HttpFault("reset", service="compute", path="servers/detail", after=2, times=2),
+                               "onnect"),
+    "reset on an inventory": ("reset-inventory", "onnect"),
     "identity down when the token expires": (None, "HTTP 500"),
 }
 
@@ -107,13 +110,16 @@ def test_a_fault_mid_sync_aborts_it_and_the_next_sync_succeeds(cloud, tmp_path, 
     with srv.lock:
         sim.step(30)
     fault, words = FAULTS[name]
-    if fault is not None:
+    if fault == "reset-inventory":  # one provider's inventory, both tries (others run alongside)
+        node = sorted(sim.truth().nodes.values(), key=lambda n: n.name)[-1]
+        srv.api.arm(HttpFault("reset", service="placement", path=f"{node.uuid}/inventories", times=2))
+    elif fault is not None:
         srv.api.arm(fault)
     else:  # every token expires mid-sync and Keystone fails the re-authentication
         srv.api.arm(HttpFault("expired_token", service="compute", path="servers/detail", after=1),
                     HttpFault("error", service="identity", path="auth/tokens", after=1))
     with sim.quiescent():
-        bad = sync(srv, log, timeout=1.5)
+        bad = sync(srv, log, timeout=1.0)
     assert not bad.ok and words in bad.error, bad.error
     after = model_of(log)
     assert after.last_snapshot.snapshot_id == first.snapshot_id
@@ -139,6 +145,19 @@ def test_an_expired_token_is_renewed_transparently(cloud, tmp_path) -> None:
     assert renewed.requests["identity"] == base.requests["identity"] + 1
     assert renewed.requests["compute"] == base.requests["compute"] + 1
     assert srv.api.stats()["status"].get("401") == 1
+    assert differences(sim, model_of(log)) == []
+
+
+def test_a_single_connection_failure_is_retried_once(cloud, tmp_path) -> None:
+    sim, srv = cloud
+    log = open_log(f"sqlite:///{tmp_path}/e.db")
+    with sim.quiescent():
+        base = sync(srv, log)
+        srv.api.arm(HttpFault("reset", service="compute", path="servers/detail", after=1))
+        retried = sync(srv, log)
+    assert base.ok and retried.ok, retried.error
+    assert retried.requests["compute"] == base.requests["compute"] + 1
+    assert srv.api.stats()["faults_fired"] == 1
     assert differences(sim, model_of(log)) == []
 
 

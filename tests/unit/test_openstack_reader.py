@@ -81,7 +81,7 @@ class FakeSession:
         self.cloud = cloud
 
     def get(self, url: str, params: dict, headers: dict, microversion: str, microversion_service_type: str,
-            raise_exc: bool) -> Resp:
+            raise_exc: bool, connect_retries: int) -> Resp:
         assert not raise_exc
         service, _, path = url[len("http://fake/"):].partition("/v1")
         assert service == microversion_service_type
