@@ -317,6 +317,7 @@ class SimApi:
         #: closes a connection without an answer; set by the server that runs the app
         self.reset_connection: Callable[[Scope], bool] | None = None
         self._tokens: dict[str, _Token] = {}
+        self._tokens_lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self._stats: dict[str, int] = {}
         self._routes: dict[str, int] = {}
@@ -349,8 +350,9 @@ class SimApi:
     def expire_tokens(self) -> int:
         """Every token issued so far expires now; returns how many were valid."""
         now = self.clock()
-        n = sum(1 for t in self._tokens.values() if t.expires_at > now)
-        self._tokens.clear()
+        with self._tokens_lock:
+            n = sum(1 for t in self._tokens.values() if t.expires_at > now)
+            self._tokens.clear()
         return n
 
     # ------------------------------------------------------------------ ASGI
@@ -381,7 +383,8 @@ class SimApi:
             if fault.kind == "timeout":
                 await asyncio.sleep(fault.stall_s)
             if fault.kind == "expired_token" and token is not None:
-                self._tokens.pop(token, None)
+                with self._tokens_lock:
+                    self._tokens.pop(token, None)
         try:
             if not _is_public(service, path):
                 self._authenticate(token, scope)
@@ -419,9 +422,12 @@ class SimApi:
         challenge = {"WWW-Authenticate": f'Keystone uri="{base}/identity"'}
         if not token:
             raise ApiError(401, "The request you have made requires authentication.", challenge)
-        t = self._tokens.get(token)
-        if t is None or t.expires_at <= self.clock():
-            self._tokens.pop(token, None)
+        with self._tokens_lock:
+            t = self._tokens.get(token)
+            if t is not None and t.expires_at <= self.clock():
+                del self._tokens[token]
+                t = None
+        if t is None:
             raise ApiError(401, "The request you have made requires authentication.", challenge)
 
     def _count(self, service: str, method: str, path: str) -> None:
@@ -529,10 +535,11 @@ class SimApi:
         now = self.clock()
         expires = now + self.token_ttl_s
         token = secrets.token_hex(16)
-        self._tokens[token] = _Token(expires, uid, pid if project else None)
+        with self._tokens_lock:
+            if len(self._tokens) > 1000:  # forget expired tokens now and then
+                self._tokens = {k: t for k, t in self._tokens.items() if t.expires_at > now}
+            self._tokens[token] = _Token(expires, uid, pid if project else None)
         now_real = time.time()
-        self._tokens = {k: t for k, t in self._tokens.items() if t.expires_at > now} if len(self._tokens) > 1000 \
-            else self._tokens
         out: dict[str, Any] = {
             "methods": ["password"],
             "user": {"id": uid, "name": c.username, "domain": _domain(c.user_domain), "password_expires_at": None},

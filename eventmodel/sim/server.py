@@ -27,11 +27,17 @@ the app finds in the request scope.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import signal
 import socket
 import struct
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -41,6 +47,7 @@ import yaml
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from eventmodel.sim.api import Credentials, Scope, SimApi
+from eventmodel.sim.http_faults import HttpFault
 
 
 class _Connections:
@@ -235,3 +242,126 @@ def write_clouds_yaml(path: str | os.PathLike[str], cloud: str, entry: dict[str,
     tmp.write_text(yaml.safe_dump(data, sort_keys=False))
     tmp.replace(p)
     return p
+
+
+class SimControl:
+    """The control endpoints (``/_sim``) of a simulated cloud served elsewhere (another
+    process): request counts, faults, token expiry."""
+
+    def __init__(self, url: str, timeout_s: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + "/_sim" + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+            raw = resp.read()
+        return json.loads(raw) if raw else None
+
+    def stats(self) -> dict[str, Any]:
+        """As :meth:`SimApi.stats`: requests by service, by route, by status, faults fired."""
+        return self._call("GET", "/stats")
+
+    def reset_stats(self) -> None:
+        self._call("POST", "/stats/reset")
+
+    def arm(self, *faults: HttpFault) -> None:
+        self._call("POST", "/faults", [f.to_dict() for f in faults])
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/faults")
+
+    def expire_tokens(self) -> int:
+        return int(self._call("POST", "/tokens/expire")["expired"])
+
+
+class SimProcess:
+    """``eventmodel sim serve`` in a child process, for benchmarks (the server then has a
+    GIL of its own, as a real cloud would). ``args`` are more command-line options
+    (``--nova-like``, ``--fault ...``, ``--ops-per-second ...``)::
+
+        with SimProcess(10_000, 500_000, seed=1) as sim:
+            conn = openstack.connect(**sim.auth_args())
+            sim.control.stats()
+    """
+
+    def __init__(self, hosts: int, instances: int, *, seed: int = 0, args: tuple[str, ...] = (),
+                 workdir: str | os.PathLike[str] | None = None, start_timeout_s: float = 600.0) -> None:
+        self.hosts, self.instances, self.seed, self.args = hosts, instances, seed, args
+        self._tmp = None if workdir is not None else tempfile.TemporaryDirectory(prefix="eventmodel-sim-")
+        self.workdir = Path(workdir if workdir is not None else self._tmp.name)  # type: ignore[union-attr]
+        self.clouds_yaml = self.workdir / "clouds.yaml"
+        self.start_timeout_s = start_timeout_s
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._entry: dict[str, Any] | None = None
+
+    def start(self) -> Self:
+        self.clouds_yaml.unlink(missing_ok=True)
+        out = (self.workdir / "sim-serve.out").open("wb")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "eventmodel", "sim", "serve", "--hosts", str(self.hosts),
+             "--instances", str(self.instances), "--seed", str(self.seed),
+             "--clouds-yaml", str(self.clouds_yaml), "--cloud", "sim", *self.args],
+            stdout=out, stderr=subprocess.STDOUT)
+        out.close()
+        deadline = time.monotonic() + self.start_timeout_s
+        while not self.clouds_yaml.exists():
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"sim serve exited with {self._proc.returncode}: {self.output()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"sim serve did not start within {self.start_timeout_s}s")
+            time.sleep(0.05)
+        self._entry = yaml.safe_load(self.clouds_yaml.read_text())["clouds"]["sim"]
+        return self
+
+    def output(self) -> str:
+        """What the command printed so far."""
+        p = self.workdir / "sim-serve.out"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def close(self) -> None:
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    @property
+    def auth_url(self) -> str:
+        if self._entry is None:
+            raise RuntimeError("not started")
+        return str(self._entry["auth"]["auth_url"])
+
+    @property
+    def url(self) -> str:
+        return self.auth_url.rsplit("/identity", 1)[0]
+
+    @property
+    def control(self) -> SimControl:
+        return SimControl(self.url)
+
+    def auth_args(self, **extra: Any) -> dict[str, Any]:
+        """Keyword arguments for ``openstack.connect(**...)``."""
+        if self._entry is None:
+            raise RuntimeError("not started")
+        a = self._entry["auth"]
+        return {**a, "region_name": self._entry["region_name"], "interface": "public",
+                "identity_api_version": "3", **extra}

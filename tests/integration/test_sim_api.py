@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
@@ -22,10 +18,9 @@ import yaml
 from keystoneauth1 import exceptions as ksa_exceptions
 
 from eventmodel.sim import Faults, SimCloud
-from eventmodel.sim.server_views import POWER_CODES
 from eventmodel.sim.http_faults import HttpFault
-from eventmodel.sim.server import SimServer
-from tests.fixtures.polling import wait_until
+from eventmodel.sim.server import SimProcess, SimServer
+from eventmodel.sim.server_views import POWER_CODES
 
 HOSTS, SERVERS = 7, 23
 
@@ -387,20 +382,20 @@ def test_clouds_yaml_entry_connects_and_keeps_other_clouds(srv: SimServer, tmp_p
     assert len(list(conn.compute.servers(all_projects=True))) == SERVERS
 
 
-def test_sim_serve_command(tmp_path: Path) -> None:
-    clouds = tmp_path / "clouds.yaml"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "eventmodel", "sim", "serve", "--hosts", "3", "--instances", "9",
-         "--clouds-yaml", str(clouds), "--cloud", "simcli"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"})
-    try:
-        wait_until(clouds.exists, 60, "sim serve to write clouds.yaml")
-        entry = yaml.safe_load(clouds.read_text())["clouds"]["simcli"]
-        conn = openstack.connect(**entry["auth"], region_name=entry["region_name"], identity_api_version="3")
+def test_sim_serve_command_in_its_own_process() -> None:
+    """``eventmodel sim serve`` as a user runs it (through SimProcess, as the benchmarks
+    do), controlled over HTTP: stats and faults."""
+    with SimProcess(3, 9, seed=2, args=("--fault", "error:service=compute,path=os-services,status=503")) as proc:
+        conn = openstack.connect(**proc.auth_args())
         assert len(list(conn.compute.servers(all_projects=True))) == 9
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0, out
-    assert entry["auth"]["auth_url"].split("/identity")[0] in out
-    assert "identity 2" in out or "requests" in out
+        with pytest.raises(openstack.exceptions.HttpException) as err:
+            list(conn.compute.services())
+        assert err.value.status_code == 503
+        proc.control.arm(HttpFault("reset", service="placement", path="resource_providers"))
+        with pytest.raises(ksa_exceptions.ConnectFailure):
+            list(conn.placement.resource_providers())
+        stats = proc.control.stats()
+        assert stats["faults_fired"] == 2 and stats["by_route"]["GET /compute/v2.1/os-services"] == 1
+        proc.stop()
+        out = proc.output()
+    assert proc.url in out and "served" in out
