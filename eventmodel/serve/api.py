@@ -164,23 +164,24 @@ def _sync(s: Any) -> dict[str, Any]:
 
 
 def nodes(request: Request) -> Response:
-    """Compute nodes, by name; filters: ``zone``, ``aggregate``, ``status`` (up|down|disabled)."""
+    """Compute nodes, by name; filters: ``zone``, ``aggregate``, ``status`` (up|down|disabled).
+    While the follower folds, the answer may come from a model a few records older than
+    the newest (see :class:`NodeRows`); its ``position`` says which."""
     svc = _service(request)
     limit = limit_of(request)
     q = request.query_params
     cursor, zone, aggregate, st = q.get("cursor"), q.get("zone"), q.get("aggregate"), q.get("status")
     if st is not None and st not in ("up", "down", "disabled"):
         raise BadRequest(f"status must be up, down or disabled, not {st[:40]!r}")
-    model = svc.model()
-    table = model.compute_nodes()
     cache: NodeRows = request.app.state.node_rows
+    model, table = cache.all(svc.model())  # (the model those rows were read from)
     if zone is None and aggregate is None and st is None:
         names, nxt = first_after(table.keys(), cursor, limit)
-        rows = [cache.row(model, n) for n in names]
+        rows = [table[n] for n in names]
         return json_response(page(rows, nxt, model, total=len(table)))
     rows = []
     for name in sorted(k for k in table.keys() if not cursor or k > cursor):
-        row = cache.row(model, name)
+        row = table[name]
         if zone is not None and (row["zone"] or "") != zone:
             continue
         if aggregate is not None and aggregate not in row["aggregates"]:

@@ -3,6 +3,7 @@ immutable :class:`~projections.model.ClusterModel`."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from eventmodel.clock import format_time
@@ -34,8 +35,8 @@ class NodeContext:
 
 
 def used_on(model: ClusterModel, node: str) -> Resources:
-    """What the node's instances use: the same sum as ``ClusterModel.node_used`` (the tests
-    hold them equal), in plain numbers — about ten times faster for a list of every node."""
+    """What one node's instances use: the same sum as ``ClusterModel.node_used`` (the
+    tests hold them equal), in plain numbers."""
     vcpus = memory = disk = 0
     for inst in model.node_instances(node):
         f = inst.flavor
@@ -45,30 +46,75 @@ def used_on(model: ClusterModel, node: str) -> Resources:
     return Resources(vcpus, memory, disk)
 
 
+def used_by_node(model: ClusterModel) -> dict[str, Resources]:
+    """What every node's instances use, in one pass over the instances (iterating the
+    table is several times cheaper than looking each instance up from the node index)."""
+    acc: dict[str, list[int]] = {}
+    for inst in model.instances().values():
+        node = inst.node
+        if node is None:
+            continue
+        f = inst.flavor
+        a = acc.get(node)
+        if a is None:
+            a = acc[node] = [0, 0, 0]
+        a[0] += f.vcpus
+        a[1] += f.memory_mb
+        a[2] += f.root_gb + f.ephemeral_gb
+    return {node: Resources(*a) for node, a in acc.items()}
+
+
 class NodeRows:
-    """Node rows of the last model asked for, kept while the model is the same one (a
-    model never changes, so rows computed from the same state object stay right)."""
+    """The rows of every node, computed for one model at a time and kept while that model
+    is the newest asked for (a model never changes, so rows of the same state object stay
+    right).
+
+    While the follower folds, the model changes many times a second; a list of every
+    node costs a pass over all instances. One request computes the rows for the current
+    model; requests arriving meanwhile get the last complete rows, stamped with *their*
+    position — every answer says where it was read, so an answer a few records old is
+    honest, and requests never pile up behind each other.
+    """
 
     def __init__(self) -> None:
-        self._cache: tuple[object, dict[str, dict[str, Any]], NodeContext] | None = None
+        self._lock = threading.Lock()
+        self._done: tuple[ClusterModel, dict[str, dict[str, Any]]] | None = None
+
+    def all(self, model: ClusterModel) -> tuple[ClusterModel, dict[str, dict[str, Any]]]:
+        """(the model the rows were read from, name → row) — for ``model``, or for the
+        last model whose rows are complete while another request computes them."""
+        done = self._done
+        if done is not None and done[0].state is model.state:
+            return done
+        if not self._lock.acquire(blocking=done is None):
+            assert done is not None
+            return done
+        try:
+            done = self._done
+            if done is None or done[0].state is not model.state:
+                ctx = NodeContext(model)
+                used = used_by_node(model)
+                rows = {name: node_row(ctx, node, used.get(name, Resources()))
+                        for name, node in model.compute_nodes().items()}
+                done = self._done = (model, rows)
+            return done
+        finally:
+            self._lock.release()
 
     def row(self, model: ClusterModel, name: str) -> dict[str, Any]:
-        cache = self._cache  # one tuple, swapped whole: a reader of another model never mixes in
-        if cache is None or cache[0] is not model.state:
-            cache = (model.state, {}, NodeContext(model))
-            self._cache = cache
-        rows = cache[1]
-        r = rows.get(name)
-        if r is None:
-            r = rows[name] = node_row(cache[2], model.compute_node(name))
-        return r
+        """One node's row in ``model`` (from the complete rows when they are of this model)."""
+        done = self._done
+        if done is not None and done[0].state is model.state and name in done[1]:
+            return done[1][name]
+        return node_row(NodeContext(model), model.compute_node(name))
 
 
-def node_row(ctx: NodeContext, node: ComputeNode) -> dict[str, Any]:
+def node_row(ctx: NodeContext, node: ComputeNode, used: Resources | None = None) -> dict[str, Any]:
     """One compute node: capacity, used, free, instance count, status, zone, aggregates."""
     model = ctx.model
     cap = model.node_capacity(node.name)
-    used = used_on(model, node.name)
+    if used is None:
+        used = used_on(model, node.name)
     st = model.node_status(node.name, ctx.by_host)
     return {
         "name": node.name,
