@@ -341,13 +341,6 @@ _FIELDS = {
 }
 
 
-def _node_status(node: ComputeNode, services: Mapping[str, ComputeService]) -> tuple[Any, ...]:
-    svc = services.get(node.host) if node.host is not None else None
-    if svc is None:
-        return node.disabled, node.disabled_reason, node.state
-    return svc.disabled, svc.disabled_reason, "up" if svc.up and not svc.forced_down else "down"
-
-
 def diff_truth(
     truth: Truth,
     instances: Mapping[str, Instance],
@@ -362,14 +355,14 @@ def diff_truth(
     Every field is compared. A node's status (``disabled``, ``disabled_reason``,
     ``state``) is its compute service's, as Nova's hypervisor listing shows it: where
     the model has the node's ``nova-compute`` service, that service's status (kept
-    current by notifications) stands for the node's, else the node's own (what the
-    last listing said). Aggregates are compared when ``aggregates`` (uuid → Aggregate)
-    is given.
+    current by notifications, compared as the service's) stands for the node's, and the
+    node's own (what the last listing said) is compared only where the model has no
+    such service. Aggregates are compared when ``aggregates`` (uuid → Aggregate) is given.
     """
     out: list[str] = []
     # services are keyed by host here and by host/binary in a model: compare by key
     model_services = {s.key: s for s in services.values()}
-    by_host = {s.host: s for s in services.values() if s.binary == "nova-compute"}
+    by_host = {s.host for s in services.values() if s.binary == "nova-compute"}
     kinds: list[tuple[str, Mapping[str, Any], Mapping[str, Any]]] = [
         ("instance", truth.instances, instances),
         ("node", truth.nodes, nodes),
@@ -377,7 +370,6 @@ def diff_truth(
     ]
     if aggregates is not None:
         kinds.append(("aggregate", truth.aggregates, aggregates))
-    truth_by_host = truth.services
     for kind, want, got in kinds:
         names = _FIELDS[kind]
         get = attrgetter(*names)
@@ -393,12 +385,11 @@ def diff_truth(
                 for name, a, b in zip(names, tv, mv):
                     if a != b:
                         out.append(f"{kind} {key}: {name} differs: truth={a!r} model={b!r}")
-            if kind == "node":
-                ts, ms = _node_status(t, truth_by_host), _node_status(m, by_host)
-                if ts != ms:
-                    for name, a, b in zip(NODE_STATUS, ts, ms):
-                        if a != b:
-                            out.append(f"node {key}: {name} differs: truth={a!r} model={b!r}")
+            if kind == "node" and m.host not in by_host:
+                for name in NODE_STATUS:
+                    a, b = getattr(t, name), getattr(m, name)
+                    if a != b:
+                        out.append(f"node {key}: {name} differs: truth={a!r} model={b!r}")
         for key in got:
             if key not in want:
                 out.append(f"{kind} {key}: extra in the model (not in the truth)")
