@@ -244,7 +244,8 @@ def _entities(state: ClusterState) -> dict[tuple[str, str], object]:
 def _truth_entities(sim: SimCloud) -> dict[tuple[str, str], object]:
     t = sim.truth()
     out: dict[tuple[str, str], object] = {}
-    for kind, table in ((ev.INSTANCE, t.instances), (ev.NODE, t.nodes), (ev.SERVICE, t.services)):
+    for kind, table in ((ev.INSTANCE, t.instances), (ev.NODE, t.nodes), (ev.SERVICE, t.services),
+                        (ev.AGGREGATE, t.aggregates)):
         for e in table.values():
             out[(kind, e.key)] = attrs.evolve(e, version=0)
     return out
@@ -285,7 +286,7 @@ def test_one_quiescent_full_sync_converges_from_any_prior_state(seed, partitions
     tail = [p[m:] for p, m in zip(log.parts, mark, strict=True)]
     after = fold(before, interleave(tail, rng))
     m = ClusterModel(after)
-    assert diff_truth(sim.truth(), m.instances(), m.compute_nodes(), m.services()) == []
+    assert diff_truth(sim.truth(), m.instances(), m.compute_nodes(), m.services(), m.aggregates()) == []
     assert after.last_snapshot is not None and after.last_snapshot.snapshot_id == result.snapshot_id
     assert after.last_snapshot.corrected == len(wrong), sorted(wrong)
     assert after.sync_error is None and not after.open_snapshots
