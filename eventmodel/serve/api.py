@@ -176,9 +176,15 @@ def nodes(request: Request) -> Response:
     cache: NodeRows = request.app.state.node_rows
     model, table = cache.all(svc.model())  # (the model those rows were read from)
     if zone is None and aggregate is None and st is None:
+        body = cache.body  # the page polls the whole list: its bytes are kept per model
+        if not cursor and body is not None and body[0] is model.state and body[1] == limit:
+            return Response(body[2], media_type="application/json")
         names, nxt = first_after(table.keys(), cursor, limit)
         rows = [table[n] for n in names]
-        return json_response(page(rows, nxt, model, total=len(table)))
+        data = _encode(page(rows, nxt, model, total=len(table)))
+        if not cursor:
+            cache.body = (model.state, limit, data)
+        return Response(data, media_type="application/json")
     rows = []
     for name in sorted(k for k in table.keys() if not cursor or k > cursor):
         row = table[name]

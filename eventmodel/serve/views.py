@@ -79,6 +79,8 @@ class NodeRows:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._done: tuple[ClusterModel, dict[str, dict[str, Any]]] | None = None
+        #: the encoded answer of the last unfiltered first page: (state, limit, bytes)
+        self.body: tuple[object, int, bytes] | None = None
 
     def all(self, model: ClusterModel) -> tuple[ClusterModel, dict[str, dict[str, Any]]]:
         """(the model the rows were read from, name → row) — for ``model``, or for the

@@ -461,6 +461,7 @@ function drawLag() {
     const x = 36 + ((w - 40) * (p.t - t0)) / (t1 - t0), y = h - 14 - ((h - 24) * p.records) / max;
     if (i === 0) g.moveTo(x, y); else g.lineTo(x, y);
   });
+  if (pts.length === 1) g.lineTo(w - 4, h - 14 - ((h - 24) * pts[0].records) / max);  // one sample: a flat line
   g.stroke();
   g.fillStyle = COLORS.muted;
   g.fillText(fmt(max), 2, 10);
