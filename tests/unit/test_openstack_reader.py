@@ -57,6 +57,10 @@ class Resp:
         self.content = msgspec.json.encode(body)
         self.text = self.content.decode()
         self.reason = "error" if status >= 400 else "OK"
+        self._content_consumed = True
+
+    def close(self) -> None:
+        pass
 
 
 class FakeApi:
@@ -81,7 +85,7 @@ class FakeSession:
         self.cloud = cloud
 
     def get(self, url: str, params: dict, headers: dict, microversion: str, microversion_service_type: str,
-            raise_exc: bool, connect_retries: int) -> Resp:
+            raise_exc: bool, connect_retries: int, stream: bool) -> Resp:
         assert not raise_exc
         service, _, path = url[len("http://fake/"):].partition("/v1")
         assert service == microversion_service_type
@@ -159,6 +163,21 @@ def test_server_conversion() -> None:
     assert i.metadata == {"watcher-exclude": "true"}
     assert i.created_at == 1_795_510_800_000_000  # 2026-11-24T09:00:00Z in µs
     assert i.version % 1_000_000 == 0 and i.version > i.created_at
+
+
+def test_a_server_not_as_documented_is_a_clear_error() -> None:
+    with pytest.raises(ApiError, match="flavor.vcpus"):
+        server_to_instance({**SERVER, "flavor": {**SERVER["flavor"], "vcpus": "two"}})
+
+
+def test_servers_of_one_flavor_share_one_flavor_object() -> None:
+    from eventmodel.sources.openstack import FlavorCache
+
+    cache = FlavorCache()
+    plain = {k: v for k, v in SERVER["flavor"].items() if k != "extra_specs"}
+    a = server_to_instance({**SERVER, "flavor": plain}, cache)
+    b = server_to_instance({**SERVER, "id": "other", "flavor": dict(plain)}, cache)
+    assert a.flavor is b.flavor and a.flavor.extra_specs == {}
 
 
 def test_a_down_cells_minimal_record_is_partial() -> None:
