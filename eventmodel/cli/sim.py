@@ -59,7 +59,8 @@ def serve(
         srv.stop()
         raise fail(f"cannot write {clouds_yaml}: {exc}") from None
     console.print(f"serving {hosts} hosts, {sim.instance_count} servers at {srv.url}")
-    console.print(f"auth_url {srv.auth_url}; cloud {cloud!r} written to {path.resolve()}")
+    console.print(f"auth_url {srv.auth_url}")
+    console.print(f"clouds.yaml: {path.resolve()} (cloud {cloud!r})", soft_wrap=True)
     console.print(f"try: eventmodel sync --cloud {cloud} --once --log sqlite:///sim.db   (Ctrl-C stops)")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

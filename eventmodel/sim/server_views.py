@@ -19,6 +19,7 @@ left out before.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -58,16 +59,17 @@ def server_status(vm_state: str, task_state: str | None) -> str:
 
 
 def iso(us: int | None) -> str | None:
-    """Nova's ``2026-01-05T09:00:00Z``."""
-    return N.nova_time(us)
+    """Nova's ``2026-01-05T09:00:00Z`` (seconds, truncated)."""
+    if us is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(us // 1_000_000))
 
 
 def iso_us(us: int | None) -> str | None:
     """Nova's older, naive form with microseconds: ``2026-01-05T09:00:00.000000``."""
     if us is None:
         return None
-    s = N.nova_time(us)
-    return f"{s[:-1]}.{us % 1_000_000:06d}" if s else None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(us // 1_000_000)) + f".{us % 1_000_000:06d}"
 
 
 def service_state(s: ComputeService) -> str:
@@ -205,7 +207,7 @@ class ServerViews:
         self.image_prefix = f"{base}/compute/images/"
         self.flavor_prefix = f"{base}/compute/flavors/"
         self.embedded = mv >= (2, 47)
-        self._flavors: dict[Flavor, Any] = {}
+        self._flavors: dict[int, tuple[Flavor, Any]] = {}
         self._host_ids = host_ids if host_ids is not None else {}
         self._images: dict[str, Ref] = {}
 
@@ -278,15 +280,17 @@ class ServerViews:
         )
 
     def _flavor(self, f: Flavor) -> Any:
-        view = self._flavors.get(f)
-        if view is None:
-            if self.embedded:
-                view = {"vcpus": f.vcpus, "ram": f.memory_mb, "disk": f.root_gb, "ephemeral": f.ephemeral_gb,
-                        "swap": f.swap_mb, "original_name": f.name, "extra_specs": dict(f.extra_specs)}
-            else:
-                fid = N.flavor_id(f.name)
-                view = Ref(fid, [Link("bookmark", self.flavor_prefix + fid)])
-            self._flavors[f] = view
+        cached = self._flavors.get(id(f))  # by identity: hashing a Flavor costs more than building it
+        if cached is not None and cached[0] is f:
+            return cached[1]
+        view: Any
+        if self.embedded:
+            view = {"vcpus": f.vcpus, "ram": f.memory_mb, "disk": f.root_gb, "ephemeral": f.ephemeral_gb,
+                    "swap": f.swap_mb, "original_name": f.name, "extra_specs": dict(f.extra_specs)}
+        else:
+            fid = N.flavor_id(f.name)
+            view = Ref(fid, [Link("bookmark", self.flavor_prefix + fid)])
+        self._flavors[id(f)] = (f, view)
         return view
 
     def _host_id(self, project_id: str, host: str) -> str:
