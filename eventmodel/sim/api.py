@@ -54,6 +54,7 @@ from urllib.parse import parse_qsl, urlencode
 import attrs
 import msgspec
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -323,7 +324,7 @@ class SimApi:
         self._routes: dict[str, int] = {}
         self._generations: dict[str, tuple[tuple[int, int, int], int]] = {}
         self._host_ids: dict[tuple[str, str], str] = {}  # Nova's hostId per (project, host)
-        self.app = Starlette(routes=self._route_table())
+        self.app = Starlette(routes=self._route_table(), exception_handlers={HTTPException: self._http_error})
 
     # ------------------------------------------------------------------ Python API
 
@@ -412,6 +413,12 @@ class SimApi:
                         media_type="application/json")
         resp.raw_headers.extend(extra)
         await resp(scope, receive, send)
+
+    async def _http_error(self, request: Request, exc: Exception) -> Response:
+        """Unknown routes and methods, in the service's error shape."""
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        message = "The resource could not be found." if status == 404 else str(getattr(exc, "detail", exc))
+        return _json(_error_body(_service_of(request.url.path), status, message), status)
 
     def _reset(self, scope: Scope) -> bool:
         reset = self.reset_connection

@@ -147,3 +147,42 @@ def test_server_records_follow_the_microversion() -> None:
 ])
 def test_status_from_vm_and_task_state(vm: str, task: str | None, status: str) -> None:
     assert server_status(vm, task) == status
+
+
+def test_bad_requests_get_the_services_error_shapes_and_the_app_keeps_serving() -> None:
+    """The app in-process (no socket): unknown routes, bad methods, bad parameters and a
+    body that is not JSON each get a clear error; nothing breaks the next request."""
+    import asyncio
+
+    import httpx
+
+    from eventmodel.sim import SimCloud
+    from eventmodel.sim.api import SimApi
+
+    api = SimApi(SimCloud(2, 3, seed=1))
+    auth = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "domain": {"name": "Default"}, "password": "sim-password"}}},
+        "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}
+
+    async def run() -> list[tuple[int, dict]]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://sim") as c:
+            bad_body = await c.post("/identity/v3/auth/tokens", content=b"{not json")
+            h = {"X-Auth-Token": (await c.post("/identity/v3/auth/tokens", json=auth)).headers["x-subject-token"]}
+            out = [(bad_body.status_code, bad_body.json())]
+            for method, path in [("GET", "/compute/v2.1/flavors"), ("GET", "/placement/traits"),
+                                 ("GET", "/compute/v2.1/servers/detail?limit=abc"),
+                                 ("GET", "/compute/v2.1/servers/detail?all_tenants=maybe"),
+                                 ("GET", "/placement/resource_providers/nope/inventories"),
+                                 ("DELETE", "/compute/v2.1/servers"),
+                                 ("GET", "/compute/v2.1/servers/detail?all_tenants=1")]:
+                r = await c.request(method, path, headers=h)
+                out.append((r.status_code, r.json()))
+            return out
+
+    results = asyncio.run(run())
+    assert [status for status, _ in results] == [400, 404, 404, 400, 400, 404, 405, 200]
+    assert "auth.identity.password.user" in results[0][1]["error"]["message"]
+    assert set(results[1][1]) == {"itemNotFound"} and results[2][1]["errors"][0]["status"] == 404
+    assert "limit" in results[3][1]["badRequest"]["message"]
+    assert "nope" in results[5][1]["errors"][0]["detail"]
+    assert len(results[7][1]["servers"]) == 3
