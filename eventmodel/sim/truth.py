@@ -135,6 +135,7 @@ class GroundTruth:
         self.instances: dict[str, Instance] = {}
         self.aggregates: dict[str, Aggregate] = {}  # by uuid
         self.host_aggregates: dict[str, set[str]] = {}  # host -> aggregate uuids
+        self._zone: dict[str, str] = {}  # host -> its zone when not the default one
         self.live = Pool()  # instance uuids
         self.parked = Pool()  # uuids whose vm_state is not active
         self.locked = Pool()
@@ -183,6 +184,9 @@ class GroundTruth:
         (names sorted and joined by ``,`` should there be several), else ``nova``."""
         if host is None:
             return DEFAULT_ZONE
+        return self._zone.get(host, DEFAULT_ZONE)
+
+    def _zone_now(self, host: str) -> str:
         zones = self.zones_of(host)
         if not zones:
             return DEFAULT_ZONE
@@ -312,10 +316,14 @@ class GroundTruth:
 
     def _rezone(self, hosts: set[str]) -> None:
         for h in hosts:
+            z = self._zone_now(h)
+            if z == DEFAULT_ZONE:
+                self._zone.pop(h, None)
+            else:
+                self._zone[h] = z
             svc = self.services.get(h)
             if svc is None:
                 continue
-            z = self.zone(h)
             if svc.availability_zone != z:
                 self.services[h] = attrs.evolve(svc, availability_zone=z)
 
