@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "sync",
     "sim",
     "serve",
+    "watcher_xml",
 )
 
 

@@ -122,11 +122,20 @@ def register(app: typer.Typer) -> None:
         to: Optional[str] = typer.Option(None, "--to", help="Position (default: the end)."),
         at: Optional[str] = typer.Option(None, "--at", help="Time (ISO 8601)."),
         checkpoint_dir: Optional[Path] = typer.Option(None, "--checkpoint-dir"),
+        fmt: str = typer.Option("snapshot", "--format",
+                                help="snapshot (versioned JSON) or watcher-xml (Watcher's ModelRoot XML)."),
     ) -> None:
         """Export the model as a versioned JSON snapshot for offline strategy tests."""
+        from eventmodel.cli.watcher_xml import FORMATS, write_watcher_xml
+
+        if fmt not in FORMATS:
+            raise fail(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
         lg = open_or_fail(log)
         model = _model(lg, to, at, checkpoint_dir)
-        export_snapshot(model, output)
+        if fmt == "watcher-xml":
+            write_watcher_xml(model, output)
+        else:
+            export_snapshot(model, output)
         counts = ", ".join(f"{n:,} {k}s" for k, n in sorted(model.counts().items()))
         console.print(f"wrote {output}: {counts} at position {model.position}")
 

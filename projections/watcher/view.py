@@ -44,6 +44,7 @@ import copy
 import datetime
 import importlib
 import math
+import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
@@ -64,7 +65,9 @@ class WatcherMissing(ImportError):
 def load_elements() -> Any:
     """The :mod:`projections.watcher.elements` module (imports Watcher), or a clear error."""
     try:
-        elements = importlib.import_module("projections.watcher.elements")
+        with warnings.catch_warnings():  # eventlet, cgi, oslo deprecations on import: not ours to act on
+            warnings.simplefilter("ignore")
+            elements = importlib.import_module("projections.watcher.elements")
     except ImportError as exc:  # watcher or one of its dependencies
         raise WatcherMissing(f"the Watcher integration needs python-watcher 17 ({exc}): {INSTALL_HINT}") from exc
     return elements
