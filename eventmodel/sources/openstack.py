@@ -162,52 +162,75 @@ class FlavorCache:
         return flavor
 
 
-def record_to_instance(s: ServerRecord, flavors: FlavorCache | None = None) -> ev.Instance | ev.PartialInstance:
-    """A server record as our Instance; a minimal record (a server in a cell the API
-    cannot reach: no flavor, status ``UNKNOWN``, compute ≥ 2.69) as a
-    :class:`~eventmodel.events.PartialInstance`. ``flavors`` shares one Flavor per
-    distinct flavor."""
-    fl = s.flavor
-    if fl is None or fl.vcpus is None or s.status == "UNKNOWN":
-        return ev.PartialInstance(s.id, s.status or "UNKNOWN", s.tenant_id or "")
-    intern = sys.intern
-    created, updated = s.created, s.updated
-    created_us = parse_time(created) if created else None
-    if updated and updated != created:
-        version = floor_second(parse_time(updated))
-    else:
-        version = floor_second(created_us) if created_us is not None else ev.LOWEST_VERSION
-    power = s.power_state
-    host, node = s.host, s.node
-    return ev.Instance(
-        uuid=s.id,
-        version=version,
-        host=intern(host) if host else None,
-        node=intern(node) if node else None,
-        vm_state=intern(s.vm_state or "unknown"),
-        flavor=(flavors or FlavorCache(0))(fl),
-        power_state=POWER_STATES.get(power, str(power)) if power is not None else None,
-        task_state=s.task_state,
-        project_id=intern(s.tenant_id or ""),
-        user_id=s.user_id or "",
-        name=s.name or "",
-        locked=bool(s.locked),
-        locked_reason=s.locked_reason,
-        availability_zone=s.availability_zone,  # '' → None: Snapshotter
-        metadata=s.metadata or {},
-        created_at=created_us,
-    )
+class ServerConverter:
+    """Turns server records into Instances, sharing one Flavor per distinct flavor and
+    parsing each hour of Nova's times once (one converter per reader)."""
+
+    def __init__(self, flavor_limit: int = 10_000) -> None:
+        self.flavors = FlavorCache(flavor_limit)
+        self._hours: dict[str, int] = {}
+
+    def time(self, text: str) -> int:
+        """A time as Nova's API writes it (``2026-11-25T10:00:00Z``) in µs; any other
+        ISO 8601 form through :func:`~eventmodel.clock.parse_time`."""
+        if len(text) == 20 and text[19] == "Z" and text[10] == "T" and text[13] == ":" and text[16] == ":":
+            hour = text[:13]
+            base = self._hours.get(hour)
+            if base is None:
+                base = parse_time(hour + ":00:00Z")
+                if len(self._hours) > 100_000:
+                    self._hours.clear()
+                self._hours[hour] = base
+            minutes, seconds = text[14:16], text[17:19]
+            if minutes.isdigit() and seconds.isdigit():
+                return base + (int(minutes) * 60 + int(seconds)) * 1_000_000
+        return parse_time(text)
+
+    def instance(self, s: ServerRecord) -> ev.Instance | ev.PartialInstance:
+        """A server record as our Instance; a minimal record (a server in a cell the API
+        cannot reach: no flavor, status ``UNKNOWN``, compute ≥ 2.69) as a
+        :class:`~eventmodel.events.PartialInstance`."""
+        fl = s.flavor
+        if fl is None or fl.vcpus is None or s.status == "UNKNOWN":
+            return ev.PartialInstance(s.id, s.status or "UNKNOWN", s.tenant_id or "")
+        intern = sys.intern
+        created, updated = s.created, s.updated
+        created_us = self.time(created) if created else None
+        if updated and updated != created:
+            version = floor_second(self.time(updated))
+        else:
+            version = floor_second(created_us) if created_us is not None else ev.LOWEST_VERSION
+        power = s.power_state
+        host, node = s.host, s.node
+        return ev.Instance(
+            uuid=s.id,
+            version=version,
+            host=intern(host) if host else None,
+            node=intern(node) if node else None,
+            vm_state=intern(s.vm_state or "unknown"),
+            flavor=self.flavors(fl),
+            power_state=POWER_STATES.get(power, str(power)) if power is not None else None,
+            task_state=s.task_state,
+            project_id=intern(s.tenant_id or ""),
+            user_id=s.user_id or "",
+            name=s.name or "",
+            locked=bool(s.locked),
+            locked_reason=s.locked_reason,
+            availability_zone=s.availability_zone,  # '' → None: Snapshotter
+            metadata=s.metadata or {},
+            created_at=created_us,
+        )
 
 
-def server_to_instance(s: Mapping[str, Any], flavors: FlavorCache | None = None
+def server_to_instance(s: Mapping[str, Any], converter: ServerConverter | None = None
                        ) -> ev.Instance | ev.PartialInstance:
-    """A server of ``GET /servers/detail`` given as a JSON object (see :func:`record_to_instance`).
-    Raises ApiError when a field has the wrong type."""
+    """A server of ``GET /servers/detail`` given as a JSON object (see
+    :meth:`ServerConverter.instance`). Raises ApiError when a field has the wrong type."""
     try:
         record = msgspec.convert(s, ServerRecord)
     except msgspec.ValidationError as exc:
         raise ApiError(f"a server of /servers/detail is not as documented: {exc}") from None
-    return record_to_instance(record, flavors)
+    return (converter or ServerConverter()).instance(record)
 
 
 def service_from_api(s: Mapping[str, Any]) -> ev.ComputeService:
@@ -405,7 +428,7 @@ class OpenStackReader:
         self.requests = RequestCounter()
         self._versions: dict[str, str] | None = None
         self._endpoints: dict[str, str] = {}
-        self._flavors = FlavorCache()
+        self._convert = ServerConverter()
         self._lock = threading.Lock()
         if count_requests:
             self._attach_counter()
@@ -577,11 +600,11 @@ class OpenStackReader:
         if marker is not None:
             params["marker"] = marker
         page: ServerPage = self._get("compute", "/servers/detail", v, params, decoder=_SERVER_PAGE)
-        flavors = self._flavors
+        instance = self._convert.instance
         more = any(link.rel == "next" for link in page.servers_links or ())
         if page.servers_links is None:  # no links at all: only a full page may have a next one
             more = len(page.servers) >= limit
-        return [record_to_instance(s, flavors) for s in page.servers], more
+        return [instance(s) for s in page.servers], more
 
     def server_pages(self, limit: int = 1000) -> Iterator[list[ev.Instance | ev.PartialInstance]]:
         """Every server, a page at a time; the next page is fetched (on one background

@@ -5,6 +5,7 @@ is tests/integration/test_sync_http.py)."""
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -13,12 +14,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from eventmodel import events as ev
+from eventmodel.clock import parse_time
 from eventmodel.log import open_log
 from eventmodel.sources.openstack import (
     COMPUTE_SERVERS,
     ApiError,
     OpenStackReader,
     RequestCounter,
+    ServerConverter,
     negotiate,
     server_to_instance,
 )
@@ -165,15 +168,20 @@ def test_server_conversion() -> None:
     assert i.version % 1_000_000 == 0 and i.version > i.created_at
 
 
+@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1)))
+def test_api_times_parse_as_the_clock_does(dt: datetime) -> None:
+    convert = ServerConverter()
+    for text in (dt.strftime("%Y-%m-%dT%H:%M:%SZ"), dt.isoformat() + "Z", dt.strftime("%Y-%m-%d %H:%M:%S")):
+        assert convert.time(text) == parse_time(text)
+
+
 def test_a_server_not_as_documented_is_a_clear_error() -> None:
     with pytest.raises(ApiError, match="flavor.vcpus"):
         server_to_instance({**SERVER, "flavor": {**SERVER["flavor"], "vcpus": "two"}})
 
 
 def test_servers_of_one_flavor_share_one_flavor_object() -> None:
-    from eventmodel.sources.openstack import FlavorCache
-
-    cache = FlavorCache()
+    cache = ServerConverter()
     plain = {k: v for k, v in SERVER["flavor"].items() if k != "extra_specs"}
     a = server_to_instance({**SERVER, "flavor": plain}, cache)
     b = server_to_instance({**SERVER, "id": "other", "flavor": dict(plain)}, cache)
