@@ -2,10 +2,12 @@
 
 Credentials come the way every OpenStack tool takes them: ``clouds.yaml`` with
 ``--cloud``/``OS_CLOUD``, or ``OS_*`` environment variables. openstacksdk does the
-authentication, the catalogue, version discovery and the HTTP sessions; the listings
-are read as JSON through its service proxies with explicit microversions (building
-an SDK resource object per server would cost more than the rest of the sync). What
-is read (ADR 0010):
+authentication, the catalogue, version discovery and the HTTP session (keystoneauth:
+tokens, re-authentication on a 401, timeouts, retries); the listings are GETs on
+that session at the endpoints it resolved, with explicit microversions, decoded
+straight into the fields the model keeps (an SDK resource object per server, or
+even a whole JSON object, costs more than the rest of the sync). What is read
+(ADR 0010):
 
 - compute services (``nova-compute`` only), with their zone;
 - hypervisors, page by page (compute ≥ 2.53: uuid ids and markers; the 2.88 shape
