@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from eventmodel.cli.main import app
 from eventmodel.log import open_log
-from eventmodel.sim import SimCloud, diff_truth
+from eventmodel.sim import Faults, SimCloud, diff_truth
 from eventmodel.sim.http_faults import HttpFault
 from eventmodel.sim.server import SimServer
 from eventmodel.sources.openstack import OpenStackReader
@@ -159,6 +159,24 @@ def test_a_single_connection_failure_is_retried_once(cloud, tmp_path) -> None:
     assert retried.requests["compute"] == base.requests["compute"] + 1
     assert srv.api.stats()["faults_fired"] == 1
     assert differences(sim, model_of(log)) == []
+
+
+def test_a_down_cells_minimal_records_change_nothing(tmp_path) -> None:
+    sim = SimCloud(HOSTS, SERVERS, seed=5, faults=Faults(down_cell=1.0, cells=3))
+    log = open_log(f"sqlite:///{tmp_path}/e.db")
+    with SimServer(sim) as srv:
+        with sim.quiescent():
+            assert sync(srv, log).ok
+        with srv.lock:
+            sim.step(20)
+        with sim.quiescent():
+            assert sync(srv, log).ok  # the model is the truth now
+        down = sync(srv, log)  # one cell in three is down for this listing
+    assert down.ok, down.error
+    assert 0 < down.counts["partial"] == len(sim.minimal_last_listing) < down.counts["instance"]
+    m = model_of(log)
+    assert differences(sim, m) == []  # nothing deleted, nothing changed by the minimal records
+    assert m.last_snapshot.snapshot_id == down.snapshot_id
 
 
 def _free_port() -> int:
