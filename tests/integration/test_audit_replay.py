@@ -9,7 +9,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from eventmodel.cli.main import app
 from eventmodel.log import open_log
 from projections.audits import find_audit
 from projections.checkpoint import Checkpointer
@@ -50,8 +52,8 @@ def test_an_audit_is_replayed_byte_for_byte_after_a_restart(tmp_path: Path, back
     feed.operate(200)  # the log moves on after the audit; the engine process is gone
     feed.sync()
 
-    listed = _run("-m", "eventmodel", "audits", "--log", url).stdout
-    assert "audit-7" in listed and f"  {position}  " in listed
+    listed = CliRunner().invoke(app, ["audits", "--log", url])
+    assert listed.exit_code == 0 and "audit-7" in listed.output and f"  {position}  " in listed.output
 
     again = tmp_path / "again.json"
     out = _run("-m", "eventmodel", "replay", "--log", url, "--audit", "audit-7", "--export", str(again),
@@ -66,7 +68,6 @@ def test_an_audit_is_replayed_byte_for_byte_after_a_restart(tmp_path: Path, back
         model_at(log, to=audit.position).state.tables
     assert ck.loaded_position is not None and audit.position.covers(ck.loaded_position)
 
-    missing = subprocess.run([sys.executable, "-m", "eventmodel", "replay", "--log", url, "--audit", "nope"],
-                             capture_output=True, text=True, timeout=60)
-    assert missing.returncode == 1 and "no audit 'nope'" in missing.stderr
+    missing = CliRunner().invoke(app, ["replay", "--log", url, "--audit", "nope"])
+    assert missing.exit_code == 1 and "no audit 'nope'" in missing.stderr
     log.close()

@@ -19,7 +19,7 @@ from tests.unit.test_checkpoint import _envelopes, _with_snapshot
 from tests.unit.test_fold import payload_lists
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(payload_lists, st.data())
 def test_replay_to_any_point_from_positional_checkpoints_equals_replay_from_zero(
         tmp_path: Path, payloads: list[object], data: st.DataObject) -> None:
