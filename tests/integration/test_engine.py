@@ -136,3 +136,24 @@ def test_checkpoints_on_a_time_interval_while_following(tmp_path: Path, sqlite_u
                    and engine.health().checkpointed.covers(target), 30, "a checkpoint by time")
         assert engine.checkpointer.positions()[0].covers(target)
     log.close()
+
+
+def test_health_says_why_when_the_log_no_longer_covers_the_model(tmp_path: Path, sqlite_url: str) -> None:
+    import sqlite3
+
+    log = open_log(sqlite_url)
+    feed = CloudFeed(log, hosts=3, instances=10)
+    feed.sync()
+    with ModelEngine(sqlite_url, poll=0.01) as engine:
+        end = log.end()
+        engine.wait_for(end, timeout=30)
+        assert engine.health().ok
+        # the log loses its last records (e.g. an older copy of the file put back)
+        db = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"))
+        with db:
+            db.execute("DELETE FROM events WHERE offset >= ?", (end.total - 5,))
+        db.close()
+        health = wait_until(lambda: (h := engine.health()).stale and h, 30, "the engine to report the problem")
+        assert not health.ok and "past the log's end" in health.stale
+        assert engine.latest().stale == health.stale  # the model says so too
+    log.close()
