@@ -18,11 +18,18 @@ Module map (the ground truth is the one thing the parts share):
 - :mod:`~eventmodel.sim.cloud` — :class:`SimCloud`, the facade that wires them.
 """
 
+from eventmodel.events import PartialInstance
 from eventmodel.sim.cloud import DEFAULT_FLAVORS, DEFAULT_WEIGHTS, SimCloud
 from eventmodel.sim.faults import Delivery, Faults
 from eventmodel.sim.operations import OpRecord
-from eventmodel.sim.truth import DEFAULT_ZONE, HostSpec, OperationError, Truth, diff_truth, flavor_disk_gb
-from eventmodel.events import PartialInstance
+from eventmodel.sim.truth import (
+    DEFAULT_ZONE,
+    HostSpec,
+    OperationError,
+    Truth,
+    diff_truth,
+    flavor_disk_gb,
+)
 
 __all__ = [
     "DEFAULT_FLAVORS",

@@ -44,21 +44,34 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from eventmodel.clock import to_us
-from eventmodel.events import Aggregate, ComputeNode, ComputeService, Flavor, Instance, PartialInstance
+from eventmodel.events import (
+    Aggregate,
+    ComputeNode,
+    ComputeService,
+    Flavor,
+    Instance,
+    PartialInstance,
+)
 from eventmodel.sim.emitter import CONTROLLERS, Emitter
 from eventmodel.sim.faults import NOTIFICATION_COUNTERS, Faults
 from eventmodel.sim.listing import Listing
 from eventmodel.sim.notifications import InstanceExtras
-from eventmodel.sim.operations import DEFAULT_WEIGHTS, OP_KINDS, Operations, OpRecord, operation_mix
+from eventmodel.sim.operations import (
+    DEFAULT_WEIGHTS,
+    OP_KINDS,
+    Operations,
+    OpRecord,
+    operation_mix,
+)
 from eventmodel.sim.timing import PhaseClock
 from eventmodel.sim.truth import (
-    S,
     GroundTruth,
     HostSpec,
     OperationError,
+    S,
     Truth,
     diff_truth,
     flavor_disk_gb,
@@ -87,7 +100,7 @@ __all__ = [
     "flavor_disk_gb",
 ]
 
-DEFAULT_START = to_us(datetime(2026, 1, 5, 9, 0, 0, tzinfo=timezone.utc))
+DEFAULT_START = to_us(datetime(2026, 1, 5, 9, 0, 0, tzinfo=UTC))
 
 
 class SimCloud:
@@ -246,16 +259,6 @@ class SimCloud:
     def controllers(self) -> tuple[str, ...]:
         """The controller hosts whose nova-api publishes."""
         return CONTROLLERS
-
-    @property
-    def _services(self) -> dict[str, ComputeService]:
-        """host → service, live (for :mod:`eventmodel.sim.api`; prefer ``state.services``)."""
-        return self.state.services
-
-    @property
-    def _nodes(self) -> dict[str, ComputeNode]:
-        """name → node, live (for :mod:`eventmodel.sim.api`; prefer ``state.nodes``)."""
-        return self.state.nodes
 
     @property
     def instance_count(self) -> int:

@@ -17,7 +17,7 @@ from eventmodel.events import Aggregate, ComputeService, Flavor, Instance
 from eventmodel.sim import notifications as N
 from eventmodel.sim.faults import Delivery, Faults
 from eventmodel.sim.timing import PhaseClock
-from eventmodel.sim.truth import S, GroundTruth
+from eventmodel.sim.truth import GroundTruth, S
 
 #: the controllers whose nova-api and nova-conductor publish
 CONTROLLERS = ("controller-1", "controller-2", "controller-3")

@@ -17,7 +17,13 @@ from collections.abc import Callable
 
 import attrs
 
-from eventmodel.events import Aggregate, ComputeNode, ComputeService, Instance, PartialInstance
+from eventmodel.events import (
+    Aggregate,
+    ComputeNode,
+    ComputeService,
+    Instance,
+    PartialInstance,
+)
 from eventmodel.sim.faults import Faults
 from eventmodel.sim.truth import GroundTruth
 

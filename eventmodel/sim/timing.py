@@ -14,13 +14,13 @@ from __future__ import annotations
 import random
 
 from eventmodel.sim.faults import Faults
-from eventmodel.sim.truth import S, GroundTruth
+from eventmodel.sim.truth import GroundTruth, S
 
 
 class PhaseClock:
     """The sim's clock (``truth.clock_us`` is where the last operation ended)."""
 
-    __slots__ = ("truth", "rng", "sec", "now", "skew", "skew_pub")
+    __slots__ = ("now", "rng", "sec", "skew", "skew_pub", "truth")
 
     def __init__(self, truth: GroundTruth, rng: random.Random, skew: dict[str, int]) -> None:
         self.truth = truth

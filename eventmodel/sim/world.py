@@ -18,7 +18,7 @@ import uuid as _uuid
 from collections.abc import Callable
 
 from eventmodel.events import Aggregate, ComputeNode, ComputeService, Flavor, Instance
-from eventmodel.sim.truth import S, ZONE_KEY, GroundTruth, HostSpec
+from eventmodel.sim.truth import ZONE_KEY, GroundTruth, HostSpec, S
 
 DEFAULT_FLAVORS: tuple[Flavor, ...] = (
     Flavor("m1.tiny", 1, 512, 1),
