@@ -173,6 +173,8 @@ class ModelEngine:
                      digest: bool = False) -> AuditRead:
         """Record on the log that audit ``audit_id`` read ``model`` (default: the latest);
         durable when it returns. ``eventmodel replay --audit ID`` rebuilds it later."""
+        if self._stopped and self._owns_log:
+            raise RuntimeError("the engine is stopped (its log is closed): record audits before stop()")
         if model is None:
             model = self.latest()
         if model.hypothetical:

@@ -114,6 +114,8 @@ def test_audits_are_records_on_the_log_and_change_no_model(sqlite_url: str) -> N
         assert after.state.tables == seen.state.tables  # ... that changes nothing
         with pytest.raises(ValueError, match="what-if"):
             engine.record_audit("audit-2", seen.migrate(next(iter(seen.instances())), next(iter(seen.compute_nodes()))))
+    with pytest.raises(RuntimeError, match="stopped"):
+        engine.record_audit("late")
     audits = list_audits(log)
     assert [a.audit_id for a in audits] == ["audit-1"]
     assert find_audit(log, "audit-1").position == seen.position
