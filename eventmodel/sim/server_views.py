@@ -210,6 +210,23 @@ class ServerViews:
         self._flavors: dict[int, tuple[Flavor, Any]] = {}
         self._host_ids = host_ids if host_ids is not None else {}
         self._images: dict[str, Ref] = {}
+        self._host_status: dict[str, str] = {}
+        self._seconds: dict[int, str] = {}  # updated_at strings: many servers share a second
+        # what each microversion gate gives when it does not depend on the server
+        self.ext = ext = mv >= (2, 3)
+        self.locked = mv >= (2, 9)
+        self.locked_reason = mv >= (2, 73)
+        self.with_host_status = mv >= (2, 16)
+        self._empty_ext = "" if ext else UNSET
+        self._zero_ext = 0 if ext else UNSET
+        self._root_device = "/dev/vda" if ext else UNSET
+        self._none_ext = None if ext else UNSET
+        self._description = None if mv >= (2, 19) else UNSET
+        self._pinned_az = None if mv >= (2, 96) else UNSET
+        self._hints = _NO_HINTS if mv >= (2, 100) else UNSET
+        self._groups = _NO_TAGS if mv >= (2, 71) else UNSET
+        self._tags = _NO_TAGS if mv >= (2, 26) else UNSET
+        self._certs = None if mv >= (2, 63) else UNSET
 
     def _links(self, u: str) -> list[Link]:
         return [Link("self", self.self_prefix + u), Link("bookmark", self.bookmark_prefix + u)]
@@ -224,12 +241,12 @@ class ServerViews:
             if self.mv < (2, 69):
                 return None  # Nova leaves a down cell's servers out before 2.69
             return MinimalServer(s.uuid, s.status, self._links(s.uuid), s.project_id, iso(self.created(s.uuid)))
-        mv = self.mv
         u = s.uuid
         x = self.extras(u)
         host = s.host
         created = s.created_at if s.created_at is not None else (x.created_at if x is not None else None)
-        ext = mv >= (2, 3)
+        ext = self.ext
+        empty = self._empty_ext
         return ServerDetail(
             "MANUAL",
             s.availability_zone,
@@ -237,12 +254,12 @@ class ServerViews:
             s.name if ext else UNSET,
             s.node,
             x.instance_name if x is not None else "",
-            "" if ext else UNSET,
-            0 if ext else UNSET,
-            "" if ext else UNSET,
+            empty,
+            self._zero_ext,
+            empty,
             (x.reservation_id if x is not None else "") if ext else UNSET,
-            "/dev/vda" if ext else UNSET,
-            None if ext else UNSET,
+            self._root_device,
+            self._none_ext,
             POWER_CODES.get(s.power_state or "", 0),
             s.task_state,
             s.vm_state,
@@ -253,31 +270,46 @@ class ServerViews:
             {"private": [Address(4, x.ip_address, "fixed", x.mac)]} if x is not None and host else {},
             "",
             iso(created),
-            None if mv >= (2, 19) else UNSET,
+            self._description,
             self._flavor(s.flavor),
             self._host_id(s.project_id, host) if host else "",
-            (host_status(self.services.get(host)) if host else "") if mv >= (2, 16) else UNSET,
+            self._status_of_host(host) if self.with_host_status else UNSET,
             u,
             self._image(x.image_uuid if x is not None else ""),
             x.key_name if x is not None else None,
             self._links(u),
-            s.locked if mv >= (2, 9) else UNSET,
-            s.locked_reason if mv >= (2, 73) else UNSET,
+            s.locked if self.locked else UNSET,
+            s.locked_reason if self.locked_reason else UNSET,
             s.metadata,
             s.name,
             _NO_VOLUMES,
-            None if mv >= (2, 96) else UNSET,
+            self._pinned_az,
             0,
-            _NO_HINTS if mv >= (2, 100) else UNSET,
+            self._hints,
             _DEFAULT_GROUP,
-            _NO_TAGS if mv >= (2, 71) else UNSET,
+            self._groups,
             server_status(s.vm_state, s.task_state),
-            _NO_TAGS if mv >= (2, 26) else UNSET,
+            self._tags,
             s.project_id,
-            None if mv >= (2, 63) else UNSET,
-            iso(s.version),
+            self._certs,
+            self._second(s.version),
             s.user_id,
         )
+
+    def _second(self, us: int) -> str:
+        sec = us // 1_000_000
+        text = self._seconds.get(sec)
+        if text is None:
+            text = self._seconds[sec] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sec))
+        return text
+
+    def _status_of_host(self, host: str | None) -> str:
+        if not host:
+            return ""
+        status = self._host_status.get(host)
+        if status is None:
+            status = self._host_status[host] = host_status(self.services.get(host))
+        return status
 
     def _flavor(self, f: Flavor) -> Any:
         cached = self._flavors.get(id(f))  # by identity: hashing a Flavor costs more than building it
