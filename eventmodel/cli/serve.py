@@ -94,10 +94,11 @@ def register(app: typer.Typer) -> None:
                       "model (give --token-file or set EVENTMODEL_SERVE_TOKEN)")
         service = ModelService(lg, checkpoint_dir=checkpoint_dir, checkpoint_every=every,
                                checkpoint_interval=interval, ladder=ladder, ready_lag=ready_lag,
-                               sample_every=sample_every, dead_letters_every=dead_letters_every).start()
+                               sample_every=sample_every, dead_letters_every=dead_letters_every)
+        asgi = create_app(service, token=token)
+        service.start()
         signal.signal(signal.SIGUSR2, lambda *_: err.print(
             f"follower {'held' if service.hold() else 'released'} (SIGUSR2)"))
-        asgi = create_app(service, token=token)
         bound = sock.getsockname()
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         console.print(f"serving http://{shown}:{bound[1]}/ for {lg.url}"

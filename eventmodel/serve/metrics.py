@@ -12,6 +12,7 @@ Metric names (all prefixed ``eventmodel_``):
 - ``stale`` (1/0) and ``stale_info{reason}``; ``ready`` (1/0); ``held`` (1/0);
 - ``model_age_seconds`` (since the last folded record was recorded);
 - ``dead_letters{reason}`` (the reason's text up to its first colon);
+- ``retries_total{component="serve.restore"}`` (restores retried while the log cannot be read);
 - plus the process, platform and garbage-collector metrics (:func:`eventmodel.metrics.new_registry`).
 """
 
@@ -24,7 +25,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from eventmodel.metrics import new_registry
+from eventmodel.metrics import RetryMetrics, new_registry
 from eventmodel.serve.access import redact_text
 from eventmodel.serve.service import ModelService
 
@@ -106,7 +107,9 @@ def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
 
 
 def registry_for(service: ModelService) -> CollectorRegistry:
-    """A registry of this process's own: the model collector and the process metrics."""
+    """A registry of this process's own: the model collector, the process metrics, and
+    ``eventmodel_retries_total{component="serve.restore"}`` (the service reports into it)."""
     registry = new_registry()
     registry.register(ModelCollector(service))
+    service.on_retry = RetryMetrics(registry).hook
     return registry

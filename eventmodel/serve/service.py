@@ -22,6 +22,7 @@ import attrs
 
 from eventmodel.clock import now_us
 from eventmodel.log.base import DeadLetter, EventLog, LogError, Position, PositionNotCovered, Record
+from eventmodel.retry import RetryEvent, RetryPolicy, RetryStopped
 from eventmodel.serve.access import redact_dead_letter
 from projections.checkpoint import Checkpointer
 from projections.engine import Health, ModelEngine
@@ -107,7 +108,8 @@ class ModelService:
 
     def __init__(self, log: EventLog, *, checkpoint_dir: Path | None = None, checkpoint_every: int = 500_000,
                  checkpoint_interval: float | None = 600.0, ladder: int = 0, sample_every: float = 1.0, dead_letters_every: float = 30.0, ready_lag: float = 30.0,
-                 syncs_kept: int = 50, dead_letters_kept: int = 1000, models_cached: int = 4) -> None:
+                 syncs_kept: int = 50, dead_letters_kept: int = 1000, models_cached: int = 4,
+                 retry_initial: float = 1.0) -> None:
         self.log = log
         self.checkpoint_dir = checkpoint_dir
         self.ladder = ladder
@@ -115,6 +117,9 @@ class ModelService:
         self.dead_letters_every = dead_letters_every
         self.ready_lag = ready_lag
         self.dead_letters_kept = dead_letters_kept
+        self.retry_initial = retry_initial
+        #: called for each retry of the restore (the app counts them in its metrics)
+        self.on_retry: Callable[[RetryEvent], None] | None = None
         self.started_at = now_us()
         self.restore_error: str | None = None
         self.skipped_checkpoints: list[str] = []
@@ -150,17 +155,25 @@ class ModelService:
             self.engine.stop(timeout)
 
     def _restore(self) -> None:
+        """Restore and start following; a log that cannot be read yet (a broker still
+        starting) is retried with backoff until it can, or until :meth:`stop`."""
+
+        def failed(event: RetryEvent) -> None:
+            self.restore_error = f"{type(event.error).__name__}: {event.error} (retrying in {event.delay:.0f}s)"
+
+        policy = RetryPolicy("serve.restore", initial=self.retry_initial, cap=max(30.0, self.retry_initial), stop=self._stop,
+                              on_retry=failed).also_on_retry(self.on_retry)
         try:
-            self.engine.start()
-            self.skipped_checkpoints = list(self.engine.skipped_checkpoints)
-            projection = self.engine.projection
-            last = projection.latest().last_snapshot
-            if last is not None:
-                self.syncs.append(last)
-            self.projection = projection
-        except Exception as exc:  # noqa: BLE001 - reported by /readyz and /api/status
-            self.restore_error = f"{type(exc).__name__}: {exc}"
-            _log.error("restoring the model from %s failed: %s", self.log.url, self.restore_error)
+            policy.call(self.engine.start)
+        except RetryStopped:
+            return
+        self.restore_error = None
+        self.skipped_checkpoints = list(self.engine.skipped_checkpoints)
+        projection = self.engine.projection
+        last = projection.latest().last_snapshot
+        if last is not None:
+            self.syncs.append(last)
+        self.projection = projection
 
     # -- reading the live model ------------------------------------------------
     def _position(self) -> Position:
@@ -171,7 +184,7 @@ class ModelService:
         """The current model, O(1); :class:`NotReady` while restoring."""
         if self.projection is None:
             if self.restore_error:
-                raise NotReady(f"the model could not be restored: {self.restore_error}")
+                raise NotReady(f"restoring the model: the log cannot be read yet: {self.restore_error}")
             raise NotReady("restoring the model: newest valid checkpoint, then the log's tail")
         return self.projection.latest()
 
