@@ -3,7 +3,6 @@ openstacksdk (``openstack.connect(cloud="sim")``)."""
 
 from __future__ import annotations
 
-import gc
 import signal
 import threading
 from pathlib import Path
@@ -48,8 +47,8 @@ def serve(
         sim = SimCloud(hosts, instances, seed=seed, faults=Faults.nova_like() if nova_like else Faults())
     except ValueError as exc:
         raise fail(str(exc)) from None
-    gc.freeze()  # the truth lives as long as the process: keep the cyclic GC off its objects
-    srv = SimServer(sim, host=host, port=port, token_ttl_s=token_ttl)
+    # the truth lives as long as the process: keep the cyclic GC off its objects
+    srv = SimServer(sim, host=host, port=port, token_ttl_s=token_ttl, freeze_gc=True)
     srv.api.arm(*armed)
     try:
         srv.start()
