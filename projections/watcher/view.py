@@ -91,7 +91,7 @@ def instance_disk_gb(inst: ModelInstance) -> int:
 def created_time(us: int) -> datetime.datetime:
     """``created_at`` (µs) as the aware datetime Watcher's DateTimeField holds."""
     secs, micro = divmod(us, 1_000_000)
-    return datetime.datetime.fromtimestamp(secs, tz=datetime.timezone.utc).replace(microsecond=micro)
+    return datetime.datetime.fromtimestamp(secs, tz=datetime.UTC).replace(microsecond=micro)
 
 
 def node_values(model: ClusterModel, node: ModelNode) -> dict[str, Any]:
@@ -199,9 +199,8 @@ class WatcherView:
     @property
     def extended_attributes_enabled(self) -> bool:
         if self._extended is None:
-            from oslo_config import cfg
-
             import watcher.conf  # noqa: F401  (registers the options)
+            from oslo_config import cfg
 
             self._extended = bool(cfg.CONF.compute_model.enable_extended_attributes)
         return self._extended

@@ -15,9 +15,10 @@ from projections.replay import model_at
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
-from projections.watcher.convert import model_to_xml, to_model_root  # noqa: E402
-from tests.unit.test_watcher_view import seen  # noqa: E402
-from watcher.decision_engine.model.model_root import ModelRoot  # noqa: E402
+from watcher.decision_engine.model.model_root import ModelRoot
+
+from projections.watcher.convert import model_to_xml, to_model_root
+from tests.unit.test_watcher_view import seen
 
 CLI = [sys.executable, "-m", "eventmodel"]
 SCENARIO = Path(__file__).resolve().parents[1] / "data" / "watcher-scenarios" / "scenario_1.xml"
@@ -25,7 +26,7 @@ SCENARIO = Path(__file__).resolve().parents[1] / "data" / "watcher-scenarios" / 
 
 def run(*args: str, prefix: list[str] = CLI) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run([*prefix, *args], capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run([*prefix, *args], check=False, capture_output=True, text=True, timeout=300, env=env)
 
 
 def test_export_watcher_xml_from_a_log_and_import_it_back(tmp_path: Path) -> None:
@@ -61,9 +62,9 @@ def test_import_a_watcher_scenario_and_export_errors(tmp_path: Path) -> None:
 
 
 def test_without_watcher_the_commands_say_what_to_install(tmp_path: Path) -> None:
-    blocked = [sys.executable, "-c",
-               "import sys; sys.modules['watcher'] = None; sys.argv[0] = 'eventmodel'; "
-               "from eventmodel.cli.main import app; app()"]
+    code = ("import sys; sys.modules['watcher'] = None; sys.argv[0] = 'eventmodel'; "
+            "from eventmodel.cli.main import app; app()")
+    blocked = [sys.executable, "-c", code]
     proc = run("import-watcher-xml", str(SCENARIO), "--out", str(tmp_path / "s.json"), prefix=blocked)
     assert proc.returncode == 2
     assert "pip install 'eventmodel[watcher]'" in proc.stderr.replace("\n", "")

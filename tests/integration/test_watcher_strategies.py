@@ -23,12 +23,13 @@ from projections.model import ClusterModel
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
-from projections.watcher.convert import model_to_xml, read_xml_file, to_model_root  # noqa: E402
-from projections.watcher.view import WatcherView  # noqa: E402
-from tests.fixtures.watcher import FixedMetrics, model_of, run_strategy  # noqa: E402
-from watcher.common import utils  # noqa: E402
-from watcher.decision_engine.model.model_root import ModelRoot  # noqa: E402
-from watcher.decision_engine.scope.compute import ComputeScope  # noqa: E402
+from watcher.common import utils
+from watcher.decision_engine.model.model_root import ModelRoot
+from watcher.decision_engine.scope.compute import ComputeScope
+
+from projections.watcher.convert import model_to_xml, read_xml_file, to_model_root
+from projections.watcher.view import WatcherView
+from tests.fixtures.watcher import FixedMetrics, model_of, run_strategy
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "data" / "watcher-scenarios"
 
