@@ -27,11 +27,12 @@ def resources(r: Resources) -> dict[str, float]:
 
 
 class NodeContext:
-    """What every node row of one model shares: the host → aggregates index, built once."""
+    """What every node row of one model shares: the host → aggregates index, built once
+    (or given: it depends only on the aggregates table, which rarely changes)."""
 
-    def __init__(self, model: ClusterModel) -> None:
+    def __init__(self, model: ClusterModel, by_host: dict[str, list[Any]] | None = None) -> None:
         self.model = model
-        self.by_host = model.aggregates_by_host()
+        self.by_host = model.aggregates_by_host() if by_host is None else by_host
 
 
 def used_on(model: ClusterModel, node: str) -> Resources:
@@ -79,6 +80,7 @@ class NodeRows:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._done: tuple[ClusterModel, dict[str, dict[str, Any]]] | None = None
+        self._by_host: tuple[object, dict[str, list[Any]]] | None = None
         #: the encoded answer of the last unfiltered first page: (state, limit, bytes)
         self.body: tuple[object, int, bytes] | None = None
 
@@ -94,7 +96,7 @@ class NodeRows:
         try:
             done = self._done
             if done is None or done[0].state is not model.state:
-                ctx = NodeContext(model)
+                ctx = self.context(model)
                 used = used_by_node(model)
                 rows = {name: node_row(ctx, node, used.get(name, Resources()))
                         for name, node in model.compute_nodes().items()}
@@ -108,7 +110,16 @@ class NodeRows:
         done = self._done
         if done is not None and done[0].state is model.state and name in done[1]:
             return done[1][name]
-        return node_row(NodeContext(model), model.compute_node(name))
+        return node_row(self.context(model), model.compute_node(name))
+
+    def context(self, model: ClusterModel) -> NodeContext:
+        """A context for ``model``, its host → aggregates index kept while the model's
+        aggregates table is the same object (building it walks every aggregate's hosts)."""
+        aggs = model.aggregates()
+        cached = self._by_host
+        if cached is None or cached[0] is not aggs:
+            cached = self._by_host = (aggs, model.aggregates_by_host())
+        return NodeContext(model, cached[1])
 
 
 def node_row(ctx: NodeContext, node: ComputeNode, used: Resources | None = None) -> dict[str, Any]:
