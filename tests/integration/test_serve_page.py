@@ -1,0 +1,127 @@
+"""The page of ``eventmodel serve`` in a real browser: Debian's chromium, headless, driven
+by Selenium through chromium-driver. Missing browser = a failure with the install line,
+never a skip. A screenshot is kept (pytest's tmp dir, and ``$EVENTMODEL_ARTIFACTS`` if set)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from eventmodel.clock import now_us
+from eventmodel.log import open_log
+from eventmodel.sim.cloud import SimCloud
+from eventmodel.sim.faults import Faults
+from eventmodel.sources.nova import NovaNormalizer
+from projections.replay import history, model_at
+from tests.fixtures.polling import wait_until
+from tests.fixtures.serve import ServeProcess, fill_with_demo
+
+INSTALL = "apt-get install -y chromium chromium-driver"
+
+
+def browser_paths() -> tuple[str, str]:
+    """chromium and chromedriver, or fail saying how to install them."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not chromium or not driver:
+        pytest.fail(f"the page tests need Debian's chromium and chromium-driver (found chromium={chromium}, "
+                    f"chromedriver={driver}): {INSTALL}", pytrace=False)
+    return chromium, driver
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    chromium, driver_path = browser_paths()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    opts = Options()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1500,1000", "--lang=en-US"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=opts)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def page_log(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('page') / 'events.db'}"
+    fill_with_demo(url, hosts=24, instances=150, duration=1.5, seed=11)
+    return url
+
+
+def _save(driver: object, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    driver.save_screenshot(str(path))  # type: ignore[attr-defined]
+    artifacts = os.environ.get("EVENTMODEL_ARTIFACTS")
+    if artifacts:
+        Path(artifacts).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(artifacts) / name)
+    return path
+
+
+def test_cluster_view_search_and_history(page_log: str, browser: object, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    d = browser
+    log = open_log(page_log)
+    model = model_at(log)
+    with ServeProcess(page_log) as serve:
+        serve.wait_ready()
+        d.get(serve.url + "/")  # type: ignore[attr-defined]
+        find = d.find_element  # type: ignore[attr-defined]
+        nodes = str(len(model.compute_nodes()))
+        wait_until(lambda: find(By.ID, "cluster").get_attribute("data-node-count") == nodes, 30,
+                   f"the cluster view to draw {nodes} nodes")
+        assert find(By.ID, "node-count").text.startswith(f"{nodes} nodes")
+        assert find(By.ID, "position").text == str(log.end())
+        wait_until(lambda: find(By.ID, "state").text == "ready", 30, "the page to say ready")
+
+        # an instance with a history of several records, found by its name
+        inst = max(model.instances().values(), key=lambda i: (len(list(history(log, i.uuid))), i.uuid))
+        records = list(history(log, inst.uuid))
+        box = find(By.ID, "search")
+        box.send_keys(inst.name)
+        hit = wait_until(lambda: [li for li in d.find_elements(By.CSS_SELECTOR, "#results li")  # type: ignore[attr-defined]
+                                  if inst.uuid in li.text], 30, "the search to list the instance")
+        hit[0].click()
+        wait_until(lambda: inst.name in find(By.ID, "instance-title").text, 30, "the instance's details")
+        events = wait_until(lambda: d.find_elements(By.CSS_SELECTOR, "#history-events li")  # type: ignore[attr-defined]
+                            if len(d.find_elements(By.CSS_SELECTOR, "#history-events li")) == len(records)  # type: ignore[attr-defined]
+                            else None, 30, f"a timeline of {len(records)} records")
+        assert records[-1].envelope.type in events[0].text  # newest first
+        assert len(d.find_elements(By.CSS_SELECTOR, "#history svg circle")) == len(records)  # type: ignore[attr-defined]
+        shot = _save(d, tmp_path, "serve-page.png")
+        assert shot.stat().st_size > 20_000
+
+        # a node by name: Enter opens the first result
+        node = inst.node
+        box.clear()
+        box.send_keys(node.split(".")[0], Keys.ENTER)
+        wait_until(lambda: node in find(By.ID, "details").text and d.find_elements(  # type: ignore[attr-defined]
+            By.CSS_SELECTOR, "#node-instances li"), 30, "the node's details and instances")
+        assert len(d.find_elements(By.CSS_SELECTOR, "#node-instances li")) == min(  # type: ignore[attr-defined]
+            100, model.node_instance_count(node))
+
+        # the page follows the log without a reload
+        sim = SimCloud(3, 10, seed=5, faults=Faults.kind(), start_time_us=now_us())
+        normalizer = NovaNormalizer()
+        fresh = [e for raw in sim.step(30) + sim.flush()
+                 for e in normalizer.normalize(raw, recorded_at=now_us()).events]
+        log.append(fresh)
+        end = str(log.end())
+        wait_until(lambda: find(By.ID, "position").text == end, 30, f"the page to show position {end}")
+        wait_until(lambda: f"at position {end}" in find(By.ID, "node-count").text, 30, "the cluster view to redraw")
+        severe = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]  # type: ignore[attr-defined]
+        assert not severe, severe
