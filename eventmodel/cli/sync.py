@@ -35,9 +35,9 @@ def _table(result: SyncResult) -> Table:
 def _line(result: SyncResult) -> None:
     stamp = format_time(now_us())[:19] + "Z"
     if result.ok:
-        console.print(f"{stamp} {result.summary()}", highlight=False)
+        console.print(f"{stamp} {result.summary()}", highlight=False, soft_wrap=True)
     else:
-        err.print(f"{stamp} [red]{result.summary()}[/] — the model is left as it was", highlight=False)
+        err.print(f"{stamp} [red]{result.summary()}[/] — the model is left as it was", highlight=False, soft_wrap=True)
 
 
 def _log_report(result: SyncResult) -> None:
@@ -140,7 +140,7 @@ def register(app: typer.Typer) -> None:
             _log_report(result)
 
         def on_start() -> None:
-            console.print(f"{format_time(now_us())[:19]}Z sync started", highlight=False)
+            console.print(f"{format_time(now_us())[:19]}Z sync started", highlight=False, soft_wrap=True)
 
         stop = threading.Event()
         psync = PeriodicSync(snap, period, jitter=jitter, on_result=on_result, on_start=on_start)
@@ -152,7 +152,7 @@ def register(app: typer.Typer) -> None:
                 _write_pid(pid_file)
             try:
                 console.print(f"syncing {lg.url} at start-up and every {period:g}s ±{jitter:.0%} "
-                              f"(pid {os.getpid()}; SIGUSR1 syncs now)", highlight=False)
+                              f"(pid {os.getpid()}; SIGUSR1 syncs now)", highlight=False, soft_wrap=True)
                 psync.start()
                 while not stop.wait(1.0):
                     if not psync.alive:  # cannot happen short of a bug: say so, do not hang
