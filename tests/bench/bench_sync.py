@@ -46,39 +46,12 @@ def _serve(hosts: int, servers: int, info: Path) -> None:
     sim = SimCloud(hosts, servers, seed=7)
     built = time.monotonic() - t0
     per_host = Counter(i.host for i in sim.truth().instances.values() if i.host)
-    srv = SimServer(sim)
-    _nodelay(srv)
-    with srv:
+    with SimServer(sim, freeze_gc=True) as srv:
         tmp = info.with_suffix(".tmp")
         tmp.write_text(json.dumps({"auth": srv.auth_args(), "built_s": built, "control": srv.url + "/_sim",
                                    "servers": sim.instance_count, "per_host": sorted(per_host.values())}))
         tmp.replace(info)
         sys.stdin.read()  # until the benchmark closes our stdin
-
-
-def _nodelay(srv: object) -> None:
-    """TCP_NODELAY on every accepted connection. SimServer's listening socket is made
-    with protocol 0, so asyncio does not set it, and each answer written in two parts
-    (headers, body) waits ~40 ms for the client's delayed ACK (Nagle). Harmless once
-    the server sets it itself."""
-    import socket
-
-    conns = srv._connections  # type: ignore[attr-defined]
-    make = conns.protocol_class
-
-    def protocol_class() -> type:
-        base = make()
-
-        class NoDelay(base):  # type: ignore[misc, valid-type]
-            def connection_made(self, transport: object) -> None:
-                sock = transport.get_extra_info("socket")  # type: ignore[attr-defined]
-                if sock is not None:
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                super().connection_made(transport)
-
-        return NoDelay
-
-    conns.protocol_class = protocol_class
 
 
 def watcher_requests(hosts: int, per_host: list[int]) -> dict[str, int]:
