@@ -8,13 +8,16 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
 
 from eventmodel.cli.common import console, err, fail, log_option, open_or_fail, progress
-from eventmodel.cli.metrics_options import metrics_host_option, metrics_port_option, serve_or_fail
+from eventmodel.cli.metrics_options import (
+    metrics_host_option,
+    metrics_port_option,
+    serve_or_fail,
+)
 from eventmodel.clock import format_time, now_us
 from eventmodel.sources.sync import PeriodicSync, Snapshotter, SyncResult
 
@@ -73,16 +76,16 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def sync(
         log: str = log_option(),
-        cloud: Optional[str] = typer.Option(None, "--cloud", envvar="OS_CLOUD",
-                                            help="Cloud name in clouds.yaml (else OS_* variables)."),
+        cloud: str | None = typer.Option(None, "--cloud", envvar="OS_CLOUD",
+                                         help="Cloud name in clouds.yaml (else OS_* variables)."),
         period: float = typer.Option(3600.0, "--period", min=1.0, help="Seconds between full syncs."),
         jitter: float = typer.Option(0.1, "--jitter", min=0.0, max=0.9,
                                      help="Spread of the period, as a fraction (0.1: ±10 %)."),
         once: bool = typer.Option(False, "--once", help="Run one sync and exit (1 if it failed)."),
         now: bool = typer.Option(False, "--now",
                                  help="Ask the running syncer of --pid-file for a sync now, and exit."),
-        pid_file: Optional[Path] = typer.Option(None, "--pid-file",
-                                                help="The periodic syncer writes its pid here; --now reads it."),
+        pid_file: Path | None = typer.Option(None, "--pid-file",
+                                             help="The periodic syncer writes its pid here; --now reads it."),
         page_size: int = typer.Option(1000, "--page-size", min=1, help="Servers and hypervisors per API page."),
         inventory_workers: int = typer.Option(8, "--inventory-workers", min=1, max=64,
                                               help="Placement inventory requests in flight at once."),
@@ -90,7 +93,7 @@ def register(app: typer.Typer) -> None:
         connect_retries: int = typer.Option(1, "--connect-retries", min=0, max=10,
                                             help="Times a request whose connection failed or timed out is sent "
                                                  "again (error answers are not)."),
-        metrics_port: Optional[int] = metrics_port_option(),
+        metrics_port: int | None = metrics_port_option(),
         metrics_host: str = metrics_host_option(),
     ) -> None:
         """Full syncs from the cloud's APIs into the log: once, or at start-up and then every --period seconds.

@@ -135,10 +135,10 @@ def run(size: str, workers: int, page_size: int) -> dict:
          "the client's CPU bounds the wall time on an idle machine"),
         ("requests (client count)", f"{total:,} " + json.dumps(dict(sorted(result.requests.items()))),
          f"bound ceil(servers/1000)+hosts = {bound:,} + constant"),
-        ("requests (server count)", f"{served['total']:,} (identity {served['identity']}, compute "
-         f"{served['compute']}, placement {served['placement']})", ""),
-        ("Watcher collector", f"{watcher['total']:,} (identity {watcher['identity']}, compute "
-         f"{watcher['compute']:,}, placement {watcher['placement']:,})",
+        ("requests (server count)", (f"{served['total']:,} (identity {served['identity']}, compute "
+                                     f"{served['compute']}, placement {served['placement']})"), ""),
+        ("Watcher collector", (f"{watcher['total']:,} (identity {watcher['identity']}, compute "
+                               f"{watcher['compute']:,}, placement {watcher['placement']:,})"),
          f"{watcher['total'] / max(total, 1):.1f}x ours"),
         ("records", json.dumps(result.counts), f"{result.pages} server pages of {page_size}"),
         ("client peak RSS", f"{rss1:.0f} MB", f"grew {rss1 - rss0:.0f} MB during the sync"),

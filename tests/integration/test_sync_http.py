@@ -32,7 +32,7 @@ from tests.fixtures.polling import wait_until
 HOSTS, SERVERS, PAGE = 6, 150, 40
 
 
-def model_of(log) -> ClusterModel:  # noqa: ANN001
+def model_of(log) -> ClusterModel:
     p = Projection()
     catch_up(p, log)
     return p.latest()
@@ -56,7 +56,7 @@ def reader(srv: SimServer, timeout: float = 10.0) -> OpenStackReader:
     return OpenStackReader.connect(None, timeout=timeout, **srv.auth_args())
 
 
-def sync(srv: SimServer, log, timeout: float = 10.0):  # noqa: ANN001, ANN201
+def sync(srv: SimServer, log, timeout: float = 10.0):
     return Snapshotter(reader(srv, timeout), log, page_size=PAGE).run_once()
 
 
@@ -111,7 +111,7 @@ def test_a_fault_mid_sync_aborts_it_and_the_next_sync_succeeds(cloud, tmp_path, 
         sim.step(30)
     fault, words = FAULTS[name]
     if fault == "reset-inventory":  # one provider's inventory, both tries (others run alongside)
-        node = sorted(sim.truth().nodes.values(), key=lambda n: n.name)[-1]
+        node = max(sim.truth().nodes.values(), key=lambda n: n.name)
         srv.api.arm(HttpFault("reset", service="placement", path=f"{node.uuid}/inventories", times=2))
     elif fault is not None:
         srv.api.arm(fault)
@@ -214,7 +214,7 @@ def test_the_periodic_syncer_syncs_on_demand_and_survives_a_fault(cloud, tmp_pat
                     return None
             return catch_up(projection, logs[0])
 
-        def done(check) -> bool:  # noqa: ANN001
+        def done(check) -> bool:
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
             m = model()
             return m is not None and check(m)

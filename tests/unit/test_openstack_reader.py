@@ -365,7 +365,7 @@ def test_records_are_appended_in_bounded_batches(tmp_path) -> None:
     log = open_log(f"sqlite:///{tmp_path}/e.db")
     real_append = log.append
 
-    def append(envelopes, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+    def append(envelopes, *args, **kwargs):
         sizes.append(len(envelopes))
         return real_append(envelopes, *args, **kwargs)
 

@@ -28,7 +28,7 @@ class ScriptedSnapshotter:
         self.wake_set_at_start: list[bool] = []
         self.psync: PeriodicSync | None = None
 
-    def run_once(self, progress=None, cancel: threading.Event | None = None) -> SyncResult:  # noqa: ANN001
+    def run_once(self, progress=None, cancel: threading.Event | None = None) -> SyncResult:
         self.active += 1
         self.overlaps += self.active > 1
         self.calls += 1
