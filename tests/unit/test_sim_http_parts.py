@@ -9,14 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from eventmodel.events import Flavor, Instance, PartialInstance
-from eventmodel.sim.api import (
+from eventmodel.sim.api_common import (
     COMPUTE_MAX,
     COMPUTE_MIN,
     PLACEMENT_MAX,
     PLACEMENT_MIN,
     ApiError,
-    _next_href,
     negotiate,
+    next_href,
 )
 from eventmodel.sim.http_faults import FAULT_KINDS, FaultPlan, HttpFault
 from eventmodel.sim.server_views import ServerViews, server_status
@@ -99,7 +99,7 @@ def test_bad_fault_specs_are_refused_with_the_reason(spec: str) -> None:
 
 
 def test_next_link_keeps_the_query_and_replaces_the_marker() -> None:
-    href = _next_href("http://h/compute/v2.1/servers/detail", "all_tenants=1&limit=5&marker=old", "new")
+    href = next_href("http://h/compute/v2.1/servers/detail", "all_tenants=1&limit=5&marker=old", "new")
     assert href == "http://h/compute/v2.1/servers/detail?all_tenants=1&limit=5&marker=new"
 
 

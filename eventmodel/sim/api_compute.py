@@ -1,0 +1,258 @@
+"""Nova's API (compute 2.1–2.100) of the simulated cloud: version documents, servers
+(paged, with the sim's listing faults), hypervisors (paged from 2.33), services and
+aggregates, in Nova's shapes per microversion (server records: :mod:`server_views`)."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid as _uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from eventmodel.events import ComputeNode, ComputeService, Instance, PartialInstance
+from eventmodel.sim.api_common import (
+    COMPUTE_MAX,
+    COMPUTE_MIN,
+    ENCODE,
+    MAX_LIMIT,
+    ApiError,
+    base_url,
+    bool_param,
+    error_body,
+    fmt,
+    json_response,
+    limit_param,
+    next_href,
+)
+from eventmodel.sim.api_identity import Identity
+from eventmodel.sim.api_view import SimView
+from eventmodel.sim.server_views import ServerViews, iso_us, service_state
+
+
+class Compute:
+    """The simulated Nova's routes; reads hold ``lock``."""
+
+    def __init__(self, view: SimView, lock: threading.RLock, identity: Identity) -> None:
+        self.view = view
+        self.lock = lock
+        self.identity = identity
+        self.sim = view.sim
+        self._host_ids: dict[tuple[str, str], str] = {}  # Nova's hostId per (project, host)
+
+    def _compute_version(self, base: str) -> dict[str, Any]:
+        return {
+            "id": "v2.1", "status": "CURRENT", "version": fmt(COMPUTE_MAX), "min_version": fmt(COMPUTE_MIN),
+            "updated": "2013-07-23T11:33:21Z",
+            "links": [{"rel": "self", "href": f"{base}/compute/v2.1/"},
+                      {"rel": "describedby", "type": "text/html", "href": "http://docs.openstack.org/"}],
+            "media-types": [{"base": "application/json",
+                             "type": "application/vnd.openstack.compute+json;version=2.1"}],
+        }  # fmt: skip
+
+    async def compute_versions(self, request: Request) -> Response:
+        return json_response({"versions": [self._compute_version(base_url(request.scope))]})
+
+    async def compute_v21(self, request: Request) -> Response:
+        return json_response({"version": self._compute_version(base_url(request.scope))})
+
+    async def servers(self, request: Request) -> Response:
+        return self._servers(request, detail=False)
+
+    async def servers_detail(self, request: Request) -> Response:
+        return self._servers(request, detail=True)
+
+    def _servers(self, request: Request, *, detail: bool) -> Response:
+        try:
+            params = dict(request.query_params)
+            mv: tuple[int, int] = request.state.mv
+            limit = limit_param(params)
+            marker = params.get("marker") or None
+            all_tenants = bool_param(params["all_tenants"]) if "all_tenants" in params else False
+            project = params.get("project_id") or params.get("tenant_id")
+            if not all_tenants:
+                project = self._token_project(request)
+            host = params.get("host")
+            base = base_url(request.scope)
+            with self.lock:
+                page = self._server_page(limit, marker, project if (project or not all_tenants) else None, host)
+                views = ServerViews(base, mv, self.view.services_by_host(), self.view.extras, self.view.created,
+                                    self._host_ids)
+                render = views.detail if detail else views.summary
+                records = [r for r in map(render, page) if r is not None]
+                body: dict[str, Any] = {"servers": records}
+                if len(page) == limit and page:
+                    body["servers_links"] = [{"rel": "next", "href": next_href(
+                        base + request.url.path, request.url.query, page[-1].uuid)}]
+                payload = ENCODE(body)  # under the lock: the records share the truth's objects
+            return Response(payload, media_type="application/json")
+        except ApiError as exc:
+            return json_response(error_body("compute", exc.status, exc.message), exc.status)
+
+    def _token_project(self, request: Request) -> str:
+        t = self.identity.token(request.headers.get("x-auth-token"))
+        return (t.project_id if t is not None else None) or ""
+
+    def _server_page(self, limit: int, marker: str | None, project: str | None,
+                     host: str | None) -> list[Instance | PartialInstance]:
+        if project is None and host is None:
+            return self.view.list_servers(limit, marker)
+        out: list[Instance | PartialInstance] = []
+        chunk = max(limit, MAX_LIMIT)
+        while len(out) < limit:
+            got = self.view.list_servers(chunk, marker)
+            for s in got:
+                if project is not None and s.project_id != project:
+                    continue
+                if host is not None and getattr(s, "host", None) != host:
+                    continue
+                out.append(s)
+                if len(out) == limit:
+                    break
+            if len(got) < chunk:
+                break
+            marker = got[-1].uuid
+        return out
+
+    async def hypervisors(self, request: Request) -> Response:
+        return self._hypervisors(request, detail=False)
+
+    async def hypervisors_detail(self, request: Request) -> Response:
+        return self._hypervisors(request, detail=True)
+
+    def _hypervisors(self, request: Request, *, detail: bool) -> Response:
+        try:
+            params = dict(request.query_params)
+            mv: tuple[int, int] = request.state.mv
+            uuids = mv >= (2, 53)
+            paged = mv >= (2, 33)
+            limit = limit_param(params) if paged else None
+            marker = params.get("marker") if paged else None
+            pattern = params.get("hypervisor_hostname_pattern")
+            base = base_url(request.scope)
+            with self.lock:
+                nodes = self.view.list_nodes()
+                services = self.view.services_by_host()
+                usage = {n.host: self.view.usage(n.host) for n in nodes if n.host} if mv < (2, 88) else {}
+            indexed = list(enumerate(nodes, start=1))
+            if pattern:
+                indexed = [(i, n) for i, n in indexed if pattern in n.name]
+            if marker:
+                pos = next((k for k, (i, n) in enumerate(indexed) if (n.uuid if uuids else str(i)) == marker), None)
+                if pos is None:
+                    raise ApiError(400, f"marker [{marker}] not found")
+                indexed = indexed[pos + 1:]
+            page = indexed[:limit] if limit is not None else indexed
+            views = [self._hypervisor_view(i, n, mv, detail, services.get(n.host or ""), usage) for i, n in page]
+            body: dict[str, Any] = {"hypervisors": views}
+            if limit is not None and len(page) == limit and page:
+                last_i, last = page[-1]
+                body["hypervisors_links"] = [{"rel": "next", "href": next_href(
+                    base + request.url.path, request.url.query, last.uuid if uuids else str(last_i))}]
+            return json_response(body)
+        except ApiError as exc:
+            return json_response(error_body("compute", exc.status, exc.message), exc.status)
+
+    def _hypervisor_view(self, i: int, n: ComputeNode, mv: tuple[int, int], detail: bool,
+                         svc: ComputeService | None, usage: Mapping[str, tuple[int, int, int]]) -> dict[str, Any]:
+        rec: dict[str, Any] = {
+            "id": n.uuid if mv >= (2, 53) else i,
+            "hypervisor_hostname": n.name,
+            "state": service_state(svc) if svc is not None else n.state,
+            "status": "disabled" if (svc.disabled if svc is not None else n.disabled) else "enabled",
+        }
+        if not detail:
+            return rec
+        rec.update({
+            "hypervisor_type": n.hypervisor_type or "QEMU",
+            "hypervisor_version": 8002000,
+            "host_ip": _host_ip(n.name),
+            "service": {"host": n.host, "id": (svc.uuid if svc is not None and mv >= (2, 53) else i),
+                        "disabled_reason": svc.disabled_reason if svc is not None else n.disabled_reason},
+        })  # fmt: skip
+        if mv >= (2, 88):
+            rec["uptime"] = None
+        else:
+            ucpu, uram, udisk = usage.get(n.host or "", (0, 0, 0))
+            rec.update({
+                "vcpus": n.vcpus, "memory_mb": n.memory_mb, "local_gb": n.disk_gb,
+                "vcpus_used": ucpu, "memory_mb_used": uram + n.memory_mb_reserved, "local_gb_used": udisk,
+                "free_ram_mb": n.memory_mb - uram - n.memory_mb_reserved, "free_disk_gb": n.disk_gb - udisk,
+                "current_workload": 0, "running_vms": None, "disk_available_least": n.disk_gb - udisk,
+                "cpu_info": "{}" if mv < (2, 28) else {},
+            })  # fmt: skip
+        return rec
+
+    async def services(self, request: Request) -> Response:
+        params = dict(request.query_params)
+        mv: tuple[int, int] = request.state.mv
+        with self.lock:
+            services = self.view.list_services()
+        recs = [self._service_view(i, s, mv) for i, s in enumerate(services, start=1)]
+        recs += [self._controller_service(len(recs) + k, host, binary, mv)
+                 for k, (host, binary) in enumerate(_controller_services(self.sim), start=1)]
+        binary, host = params.get("binary"), params.get("host")
+        recs = [r for r in recs if (binary is None or r["binary"] == binary) and (host is None or r["host"] == host)]
+        return json_response({"services": recs})
+
+    def _service_view(self, i: int, s: ComputeService, mv: tuple[int, int]) -> dict[str, Any]:
+        rec: dict[str, Any] = {
+            "id": s.uuid if mv >= (2, 53) and s.uuid else i,
+            "binary": s.binary,
+            "host": s.host,
+            "zone": s.availability_zone or "nova",
+            "status": "disabled" if s.disabled else "enabled",
+            "state": service_state(s),
+            "updated_at": iso_us(s.version),
+            "disabled_reason": s.disabled_reason,
+        }
+        if mv >= (2, 11):
+            rec["forced_down"] = s.forced_down
+        return rec
+
+    def _controller_service(self, i: int, host: str, binary: str, mv: tuple[int, int]) -> dict[str, Any]:
+        start = int(getattr(self.sim, "start_time_us", 0))
+        rec: dict[str, Any] = {
+            "id": str(_uuid.uuid5(_uuid.NAMESPACE_URL, f"sim-service:{host}:{binary}")) if mv >= (2, 53) else i,
+            "binary": binary, "host": host, "zone": "internal", "status": "enabled", "state": "up",
+            "updated_at": iso_us(start), "disabled_reason": None,
+        }  # fmt: skip
+        if mv >= (2, 11):
+            rec["forced_down"] = False
+        return rec
+
+    async def aggregates(self, request: Request) -> Response:
+        mv: tuple[int, int] = request.state.mv
+        with self.lock:
+            aggs = self.view.list_aggregates()
+        start = int(getattr(self.sim, "start_time_us", 0))
+        out = []
+        for a in aggs:
+            rec = {
+                "id": a.id, "name": a.name, "availability_zone": a.availability_zone, "hosts": list(a.hosts),
+                "metadata": dict(a.metadata), "deleted": False, "deleted_at": None,
+                "created_at": iso_us(getattr(a, "created_at", None) or start),
+                "updated_at": iso_us(getattr(a, "updated_at", None)),
+            }  # fmt: skip
+            if mv >= (2, 41):
+                rec["uuid"] = a.uuid
+            out.append(rec)
+        return json_response({"aggregates": out})
+
+
+def _host_ip(name: str) -> str:
+    h = int(hashlib.md5(name.encode()).hexdigest()[:6], 16)  # an address, not security
+    return f"192.168.{(h >> 8) & 255}.{(h & 253) + 2}"
+
+
+#: the control plane's services, listed beside the compute services as Nova does
+CONTROLLER_HOSTS = ("controller-1", "controller-2", "controller-3")
+
+
+def _controller_services(sim: Any) -> Iterable[tuple[str, str]]:
+    for host in getattr(sim, "controllers", CONTROLLER_HOSTS):
+        for binary in ("nova-scheduler", "nova-conductor"):
+            yield host, binary
