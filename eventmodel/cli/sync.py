@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import typer
@@ -142,11 +143,22 @@ def register(app: typer.Typer) -> None:
             _line(result)
             _log_report(result)
 
+        appended = [0, 0.0]  # records this sync, when progress was last printed
+
         def on_start() -> None:
+            appended[:] = [0, time.monotonic()]
             console.print(f"{format_time(now_us())[:19]}Z sync started", highlight=False, soft_wrap=True)
 
+        def on_progress(n: int) -> None:
+            appended[0] += n
+            if time.monotonic() - appended[1] >= 10:  # a line every 10 s of a long sync
+                appended[1] = time.monotonic()
+                console.print(f"{format_time(now_us())[:19]}Z   … {appended[0]:,} records so far",
+                              highlight=False, soft_wrap=True)
+
         stop = threading.Event()
-        psync = PeriodicSync(snap, period, jitter=jitter, on_result=on_result, on_start=on_start)
+        psync = PeriodicSync(snap, period, jitter=jitter, on_result=on_result, on_start=on_start,
+                             progress=on_progress)
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.signal(signal.SIGUSR1, lambda *_: psync.trigger())

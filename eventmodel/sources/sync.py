@@ -247,11 +247,13 @@ class PeriodicSync:
     Never two syncs at once: a trigger during a sync queues one more run, and any
     further triggers before it starts are the same run. A sync that fails leaves the
     thread running; :meth:`stop` aborts the current sync at its next page.
-    ``on_result`` is called (on the sync thread) with every result."""
+    ``on_start`` and ``on_result`` (with every result) and ``progress`` (records
+    appended, per batch) are called on the sync thread."""
 
     def __init__(self, snapshotter: Snapshotter, period: float = 3600.0, *, jitter: float = 0.1,
                  on_result: Callable[[SyncResult], None] | None = None,
                  on_start: Callable[[], None] | None = None,
+                 progress: Callable[[int], None] | None = None,
                  rng: random.Random | None = None) -> None:
         if period <= 0:
             raise ValueError("period must be > 0")
@@ -262,6 +264,7 @@ class PeriodicSync:
         self.jitter = jitter
         self.on_result = on_result
         self.on_start = on_start
+        self.progress = progress
         self.last: SyncResult | None = None
         #: finished syncs: total, and by outcome ("ok", "failed", "crashed")
         self.runs: dict[str, int] = {"ok": 0, "failed": 0, "crashed": 0}
@@ -303,7 +306,7 @@ class PeriodicSync:
             try:
                 if self.on_start is not None:
                     self.on_start()
-                result = self.snapshotter.run_once(cancel=self._stop)
+                result = self.snapshotter.run_once(progress=self.progress, cancel=self._stop)
                 self.last = result
                 self.runs["ok" if result.ok else "failed"] += 1
                 if self.on_result is not None:
