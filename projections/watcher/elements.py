@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 import networkx  # a dependency of Watcher
+from oslo_versionedobjects.base import VersionedObject as _VersionedObject
 from watcher.common import exception
 from watcher.decision_engine.model import element as _element
 
@@ -40,10 +41,14 @@ _MISSING = object()
 def _fast_eq(self: Any, other: Any) -> Any:
     if self is other:
         return True
-    mine = self.__dict__.get("_obj_uuid", _MISSING)
-    theirs = getattr(other, "__dict__", {}).get("_obj_uuid", _MISSING)
-    if mine is not _MISSING and theirs is not _MISSING and mine != theirs and hasattr(other, "obj_to_primitive"):
-        return False
+    if type(other) is type(self):  # ours: uuids set or not, a difference means different primitives
+        if self.__dict__.get("_obj_uuid", _MISSING) != other.__dict__.get("_obj_uuid", _MISSING):
+            return False
+    elif isinstance(other, _VersionedObject):
+        mine = self.__dict__.get("_obj_uuid", _MISSING)
+        theirs = other.__dict__.get("_obj_uuid", _MISSING)
+        if mine is not _MISSING and theirs is not _MISSING and mine != theirs:
+            return False
     return _element.Instance.__eq__(self, other)
 
 
