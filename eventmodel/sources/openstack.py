@@ -352,8 +352,8 @@ class RequestCounter:
         prefix = _base(url)
         with self._lock:
             if (prefix, service) not in self._prefixes:
-                self._prefixes.append((prefix, service))
-                self._prefixes.sort(key=lambda p: -len(p[0]))
+                # a new list, never sorted in place: other threads read it unlocked
+                self._prefixes = sorted([*self._prefixes, (prefix, service)], key=lambda p: -len(p[0]))
 
     def service_of(self, url: str) -> str:
         for prefix, service in self._prefixes:
