@@ -97,7 +97,8 @@ def register(app: typer.Typer) -> None:
                       "model (give --token-file or set EVENTMODEL_SERVE_TOKEN)")
         service = ModelService(lg, checkpoint_dir=checkpoint_dir, checkpoint_every=every,
                                checkpoint_interval=interval, ladder=ladder, ready_lag=ready_lag,
-                               sample_every=sample_every, dead_letters_every=dead_letters_every)
+                               sample_every=sample_every, dead_letters_every=dead_letters_every,
+                               freeze_gc=True)
         asgi = create_app(service, token=token)
         service.start()
         signal.signal(signal.SIGUSR2, lambda *_: err.print(
