@@ -157,7 +157,7 @@ def run(tmp: Path, args: argparse.Namespace) -> None:
     # the model's size (assumed linear in instances), not with the log's length.
     goal_n, goal_i = 10_000_000, 500_000
     restore_goal = restore_here * goal_i / args.instances
-    for ladder in (args.ladder, 100_000, 250_000, 500_000):
+    for ladder in sorted({args.ladder, 100_000, 250_000, 500_000}):
         worst = restore_goal + ladder / rate
         print(f"goal estimate: 10,000,000 records at 10,000/500,000, ladder {ladder:>7,}: worst ≈ "
               f"{restore_goal:.1f} s restore + {ladder / rate:.1f} s tail = {worst:.1f} s; "
