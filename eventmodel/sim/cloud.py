@@ -160,9 +160,12 @@ class SimCloud:
         add_aggregates(truth, rng)
         self.clock_skew: dict[str, int] = PhaseClock.draw_skew(truth.hosts, faults, seed)
         self._clock = PhaseClock(truth, rng, self.clock_skew)
+        # message and request ids differ for the same cloud started at another time (a
+        # restarted cloud's messages are new ones, as Nova's would be)
+        ids_stream = f"eventmodel-sim:{seed}:ids" if start_time_us is None else f"eventmodel-sim:{seed}:{start}:ids"
         self._emit = Emitter(
             truth, self._clock,
-            ids=random.Random(f"eventmodel-sim:{seed}:ids"),
+            ids=random.Random(ids_stream),
             delivery_rng=random.Random(f"eventmodel-sim:{seed}:faults"),
             faults=faults, counters=self.counters, admin=(self.people.admin_user, self.people.admin_project),
         )  # fmt: skip
