@@ -3,8 +3,14 @@
 ``snapshot.started`` goes to every partition before the first API call; then one
 ``*.observed`` record per entity the APIs list; then ``snapshot.completed`` with the
 counts. The fold deletes what the snapshot did not see and nothing touched since it
-started (see projections.fold). A failed sync appends no ``completed`` marker, so the
-model is left as it was; the error says why.
+started (see projections.fold). A failed sync appends ``snapshot.aborted`` instead of
+``completed``, so nothing is deleted for it; the error says why.
+
+Records are appended in batches as the listings arrive (memory does not grow with
+the number of servers); each :class:`SyncResult` reports wall time, records by kind
+and the requests the reader counted by service. :class:`PeriodicSync` runs syncs on
+their own thread: at start, every period with jitter, on demand, never two at once
+(ADR 0010).
 """
 
 from __future__ import annotations
