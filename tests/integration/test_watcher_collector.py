@@ -129,7 +129,8 @@ def test_the_collector_through_watchers_manager_scopes_audits_and_the_compute_sw
     conf = _conf(tmp_path / "watcher.conf", url, tmp_path / "ckpt")
     loaded, switched, conflict = _probe(conf, [
         {"name": "eventmodel", "scopes": scopes},
-        {"name": "compute", "path": [str(overlay)], "scopes": [scopes[1]]},
+        {"name": "compute", "path": [str(overlay)], "scopes": [scopes[1]],
+         "strategy": ["host_maintenance", {"maintenance_node": h[0]}, scopes[1]]},
         {"name": "compute", "path": [str(other)]},
     ])
 
@@ -151,11 +152,17 @@ def test_the_collector_through_watchers_manager_scopes_audits_and_the_compute_sw
     # the README's switch: "compute" is now ours, configured from its own group
     assert switched["class"] == OURS and switched["log_url"] == url
     assert switched["scopes"][0]["nodes"] == h[:2]
+    # and a strategy, run as the decision engine runs it, reads its model from the plugin
+    ran = switched["strategy"]
+    assert ran["model"] == "WatcherView" and ran["audit_id"]
+    assert ran["actions"] and ran["actions"] == ran["direct_actions"]
+    assert {a["input_parameters"]["source_node"] for a in ran["actions"] if "source_node" in a["input_parameters"]} \
+        <= {h[0]}
     # merely adding a second "compute" entry point does not: stevedore refuses the pair
     assert conflict["error"] == "LoadingError"
 
     # every read is on the log, at the position it saw
-    reads = [*loaded["scopes"], *switched["scopes"]]
+    reads = [*loaded["scopes"], *switched["scopes"], ran]
     recorded = {a.audit_id: str(a.position) for a in list_audits(log)}
     assert {s["audit_id"]: s["position"] for s in reads} == recorded
     assert len(recorded) == len(reads)

@@ -5,7 +5,7 @@ the way a strategy does, print what came out as JSON.
     python -m tests.integration.watcher_probe CONF STEPS_JSON
 
 Each step is ``{"name": entry point name, "path": [dirs put first on sys.path],
-"scopes": [audit scope, ...]}``. Watcher's configuration and its collectors are
+"scopes": [audit scope, ...], "strategy": [name, params, audit scope] (optional)}``. Watcher's configuration and its collectors are
 process-wide (oslo.config's CONF; a collector class has one instance per process;
 stevedore reads a group's entry points once per process), hence a process of its own;
 between steps the probe stops our collector and forgets its instance and the entry
@@ -18,7 +18,8 @@ import json
 import sys
 
 
-def _load(manager, name: str, scopes: list) -> dict:  # noqa: ANN001 - Watcher's CollectorManager
+def _load(manager, step: dict) -> dict:  # noqa: ANN001 - Watcher's CollectorManager
+    name, scopes = step["name"], step.get("scopes", [])
     from watcher.common import exception
 
     try:
@@ -43,9 +44,39 @@ def _load(manager, name: str, scopes: list) -> dict:  # noqa: ANN001 - Watcher's
             "instances": {n.hostname: [i.uuid for i in model.get_node_instances(n)] for n in nodes},
             "excluded": sorted(u for u, i in model.get_all_instances().items() if i.watcher_exclude),
         })
+    if "strategy" in step:
+        out["strategy"] = _strategy(collector, *step["strategy"])
     collector.stop()
     type(collector)._instances.pop(type(collector), None)  # the next step is a "new process"
     return out
+
+
+def _strategy(collector, name: str, params: dict, scope: list) -> dict:  # noqa: ANN001
+    """Run Watcher's strategy the way its decision engine does: the strategy asks
+    Watcher's collector manager for "compute" itself (BaseStrategy.compute_model). Beside
+    it, the same strategy on a view of the same snapshot handed over directly."""
+    from watcher.common import utils
+    from watcher.decision_engine.strategy import strategies
+
+    from projections.watcher.view import WatcherView
+    from tests.fixtures.watcher import STRATEGIES, run_strategy
+
+    cls = getattr(strategies, STRATEGIES[name])
+    strategy = cls(config=utils.Struct(datasources=None, check_optimize_metadata=False))
+    strategy.audit_scope = scope
+    given = dict(params)
+    utils.StrictDefaultValidatingDraft4Validator(cls.get_schema()).validate(given)
+    strategy.input_parameters = utils.Struct(given)
+    solution = strategy.execute()
+    model = strategy.compute_model
+    direct = run_strategy(name, WatcherView(model.model), params)
+    return {
+        "model": type(model).__name__,
+        "audit_id": getattr(model, "audit_id", None),
+        "position": str(model.model.position),
+        "actions": [dict(a) for a in solution.actions],
+        "direct_actions": direct.actions,
+    }
 
 
 def main(conf: str, steps_json: str) -> list[dict]:
@@ -62,7 +93,7 @@ def main(conf: str, steps_json: str) -> list[dict]:
     for step in json.loads(steps_json):
         sys.path[:] = [*step.get("path", []), *base]
         ExtensionManager.ENTRY_POINT_CACHE.clear()  # read once per process: this step is a "new process"
-        results.append(_load(CollectorManager(), step["name"], step.get("scopes", [])))
+        results.append(_load(CollectorManager(), step))
     return results
 
 
