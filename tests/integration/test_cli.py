@@ -75,7 +75,8 @@ def test_replay_history_export_and_diff(demo_log: tuple[str, str], tmp_path: Pat
     now = model_at(log)
     assert dict(model.instances()) == dict(now.instances())
     doc = json.loads(snap.read_text())
-    assert doc["format"] == "eventmodel.snapshot" and doc["version"] == 1
+    assert doc["format"] == "eventmodel.snapshot" and doc["version"] == 2
+    assert dict(model.aggregates()) == dict(now.aggregates()) and len(doc["aggregates"]) == len(now.aggregates())
 
     uuid = next(iter(now.instances()))
     out = run("history", "--log", url, uuid, "--json").stdout
