@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import attrs
 
@@ -114,8 +115,9 @@ class ModelEngine:
         if self._owns_log:
             self.log.close()
 
-    def __enter__(self) -> ModelEngine:
-        return self.start()
+    def __enter__(self) -> Self:
+        self.start()
+        return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:

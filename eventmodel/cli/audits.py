@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from eventmodel.clock import format_time
 from eventmodel.cli.common import console, err, fail, log_option, open_or_fail, progress
 from eventmodel.cli.replay import print_summary
+from eventmodel.clock import format_time
 from eventmodel.log import EventLog, LogError
 from projections import audits as au
 from projections.checkpoint import Checkpointer
@@ -53,7 +52,7 @@ def register(app: typer.Typer) -> None:
     @app.command("audits")
     def audits_cmd(
         log: str = log_option(),
-        audit: Optional[str] = typer.Option(None, "--id", help="Only this audit."),
+        audit: str | None = typer.Option(None, "--id", help="Only this audit."),
     ) -> None:
         """The audits recorded on a log: id, time, the position each read."""
         lg = open_or_fail(log)

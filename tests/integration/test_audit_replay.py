@@ -33,7 +33,7 @@ ENGINE_PROCESS = textwrap.dedent("""
 
 
 def _run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    res = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout)
+    res = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, check=False)
     assert res.returncode == 0, f"{args}: exit {res.returncode}\n{res.stdout}\n{res.stderr}"
     return res
 

@@ -17,7 +17,7 @@ from tests.fixtures.polling import wait_until
 from tests.integration.cloudfill import CloudFeed
 
 
-def _same_model(a, b) -> None:  # noqa: ANN001 - two ClusterModels
+def _same_model(a, b) -> None:
     assert a.position == b.position
     assert a.state.tables == b.state.tables
     assert a.state.by_node == b.state.by_node

@@ -18,7 +18,7 @@ import json
 import sys
 
 
-def _load(manager, step: dict) -> dict:  # noqa: ANN001 - Watcher's CollectorManager
+def _load(manager, step: dict) -> dict:
     name, scopes = step["name"], step.get("scopes", [])
     from watcher.common import exception
 
@@ -51,7 +51,7 @@ def _load(manager, step: dict) -> dict:  # noqa: ANN001 - Watcher's CollectorMan
     return out
 
 
-def _strategy(collector, name: str, params: dict, scope: list) -> dict:  # noqa: ANN001
+def _strategy(collector, name: str, params: dict, scope: list) -> dict:
     """Run Watcher's strategy the way its decision engine does: the strategy asks
     Watcher's collector manager for "compute" itself (BaseStrategy.compute_model). Beside
     it, the same strategy on a view of the same snapshot handed over directly."""
