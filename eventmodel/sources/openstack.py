@@ -407,6 +407,8 @@ class RequestCounter:
 
 class OpenStackReader:
     """A :class:`~eventmodel.sources.sync.CloudReader` over an openstacksdk connection.
+    Its listings may run at the same time (``concurrent_listings``): the Snapshotter
+    reads the nodes while it reads the servers.
 
     ``inventory_workers`` bounds the Placement inventory requests in flight;
     ``page_size`` is the ``limit`` of hypervisor listings (server pages are the
@@ -416,6 +418,8 @@ class OpenStackReader:
     requests); an answer with an error status is never retried. ``requests`` counts
     every request the connection's session sends.
     """
+
+    concurrent_listings = True
 
     def __init__(self, conn: Any, *, inventory_workers: int = 8, page_size: int = 1000,
                  connect_retries: int = 1, count_requests: bool = True) -> None:

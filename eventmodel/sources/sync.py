@@ -16,6 +16,7 @@ their own thread: at start, every period with jitter, on demand, never two at on
 from __future__ import annotations
 
 import logging
+import queue
 import random
 import threading
 import time
@@ -38,7 +39,8 @@ class CloudReader(Protocol):
     Optional, used when present: ``list_aggregates()`` (then aggregates are in the
     sync's scope), ``server_pages(limit)`` (an iterator of pages, instead of calling
     ``list_servers`` with markers), ``requests`` (a counter with ``counts()``, for the
-    report)."""
+    report), ``concurrent_listings = True`` (``list_nodes`` may run on another thread
+    while the servers are listed)."""
 
     def list_services(self) -> Iterable[ev.ComputeService]: ...
 
@@ -125,6 +127,60 @@ def _request_counts(reader: object) -> dict[str, int]:
     return dict(counts()) if callable(counts) else {}
 
 
+class _Background:
+    """Consumes an iterator on a thread of its own; :meth:`ready` takes what has arrived,
+    :meth:`rest` waits for the end. An error of the iterator is raised by either."""
+
+    _END = object()
+
+    def __init__(self, make: Callable[[], Iterable[object]], name: str) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(make,), name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self, make: Callable[[], Iterable[object]]) -> None:
+        try:
+            for item in make():
+                self._queue.put(item)
+                if self._stop.is_set():
+                    break  # leaving the loop closes the iterator (its pool stops)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            self._error = exc
+        finally:
+            self._queue.put(self._END)
+
+    def _take(self, block: bool) -> Iterator[object]:
+        while True:
+            try:
+                item = self._queue.get(block=block)
+            except queue.Empty:
+                return
+            if item is self._END:
+                self._queue.put(self._END)  # stays the end for later calls
+                if self._error is not None:
+                    raise self._error
+                return
+            yield item
+
+    def ready(self) -> Iterator[object]:
+        """What has arrived so far."""
+        return self._take(block=False)
+
+    def rest(self) -> Iterator[object]:
+        """Everything still to come, until the end."""
+        return self._take(block=True)
+
+    def stop(self) -> None:
+        """Stop early (after the item in progress) and wait for the thread."""
+        self._stop.set()
+        while self._thread.is_alive():
+            for _ in self._take(block=False):
+                pass
+            self._thread.join(0.1)
+
+
 class Snapshotter:
     """Runs full syncs from a CloudReader into a log.
 
@@ -195,11 +251,16 @@ class Snapshotter:
                 if len(pending) >= self.batch:
                     flush()
 
+        nodes: _Background | None = None
         try:
             emit(ev.SERVICE, (ev.ComputeServiceObserved(sid, s) for s in self.reader.list_services()))
             flush()
-            emit(ev.NODE, (ev.ComputeNodeObserved(sid, n) for n in self.reader.list_nodes()))
-            flush()
+            if getattr(self.reader, "concurrent_listings", False):
+                # the nodes (one inventory request each) are read while the servers are
+                nodes = _Background(self.reader.list_nodes, "eventmodel-sync-nodes")
+            else:
+                emit(ev.NODE, (ev.ComputeNodeObserved(sid, n) for n in self.reader.list_nodes()))
+                flush()
             if ev.AGGREGATE in self.scope:
                 emit(ev.AGGREGATE, (ev.AggregateObserved(sid, a)
                                     for a in self.reader.list_aggregates()))  # type: ignore[attr-defined]
@@ -211,10 +272,16 @@ class Snapshotter:
                     counts["partial"] = counts.get("partial", 0) + partial
                 emit(ev.INSTANCE, (ev.InstanceSeen(sid, i.uuid, i.status) if isinstance(i, ev.PartialInstance)
                                    else ev.InstanceObserved(sid, _canonical(i)) for i in page))
+                if nodes is not None:
+                    emit(ev.NODE, (ev.ComputeNodeObserved(sid, n) for n in nodes.ready()))
                 if cancel is not None and cancel.is_set():
                     flush()
+            if nodes is not None:
+                emit(ev.NODE, (ev.ComputeNodeObserved(sid, n) for n in nodes.rest()))
             flush()
         except Exception as exc:  # noqa: BLE001 - an unreachable API must not crash the syncer
+            if nodes is not None:
+                nodes.stop()
             reason = STOPPED if isinstance(exc, SyncStopped) else f"{type(exc).__name__}: {exc}"
             _log.error("full sync %s failed, the model is left as it was: %s", sid, reason)
             self._abort(env, sid, started, reason)
