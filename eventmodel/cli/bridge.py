@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from eventmodel.cli.common import fail, log_option, open_or_fail
+from eventmodel.cli.common import fail, log_option, open_or_fail, require_extra
 from eventmodel.cli.metrics_options import metrics_host_option, metrics_port_option, serve_or_fail
 from eventmodel.clock import format_time
 from eventmodel.sources.amqp import (
@@ -81,6 +81,7 @@ def bridge(
     stays unacknowledged and RabbitMQ delivers it to the next bridge. With --metrics-port
     it serves Prometheus metrics at http://HOST:PORT/metrics.
     """
+    require_extra("amqp", "kombu", what="eventmodel bridge")
     from eventmodel.codec import EventTypes
     from eventmodel.metrics import new_registry
     from eventmodel.sources.amqp import default_normalizer, run_forever

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 from collections.abc import Iterator
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from eventmodel.clock import parse_time
@@ -25,8 +27,16 @@ def log_option(default: str | None = None) -> object:
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code)
+
+
+def require_extra(extra: str, *modules: str, what: str) -> None:
+    """Exit with one clear line when an optional integration is not installed (ADR 0015)."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise fail(f"{what} needs the {extra} extra (missing: {', '.join(missing)}): "
+                   f"pip install 'eventmodel[{extra}]'")
 
 
 def open_or_fail(url: str | None, *, create: bool = False, codec: Codec | None = None) -> EventLog:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from eventmodel.cli.common import console, err, fail
+from eventmodel.cli.common import console, err, fail, require_extra
 
 sim_app = typer.Typer(name="sim", help="The simulated cloud.", no_args_is_help=True)
 
@@ -35,6 +35,7 @@ def serve(
                                          help="Random operations per second on the cloud while it serves."),
 ) -> None:
     """Serve Keystone, Nova and Placement from a simulated cloud until interrupted."""
+    require_extra("sim", "starlette", "uvicorn", "yaml", what="eventmodel sim serve")
     from eventmodel.sim import Faults, SimCloud
     from eventmodel.sim.http_faults import HttpFault
     from eventmodel.sim.server import SimServer
