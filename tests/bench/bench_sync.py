@@ -1,6 +1,6 @@
 """Full sync at scale, over HTTP, beside what Watcher's collector would ask for.
 
-    python -m tests.bench.bench_sync [--size 1k|10k|both] [--workers 8] [--page-size 1000]
+    python -m tests.bench.bench_sync [--size 1k|10k|both] [--compare] [--workers 8] [--page-size 1000]
 
 For each size (1,000 hosts / 50,000 servers; 10,000 / 500,000) the simulated cloud's
 API runs in a process of its own (``--serve``: the same script), and this process
@@ -92,11 +92,32 @@ def _reset(control: str) -> None:
     urllib.request.urlopen(urllib.request.Request(control + "/stats/reset", method="POST"), timeout=30).read()
 
 
-def run(size: str, workers: int, page_size: int) -> dict:
+def _sync_once(meta: dict, pid: int, tmp: Path, workers: int, page_size: int, sequential: bool) -> dict:
+    """One full sync into a fresh log; its figures."""
     from eventmodel.log import open_log
     from eventmodel.sources.openstack import OpenStackReader
     from eventmodel.sources.sync import Snapshotter
 
+    log = open_log(f"sqlite:///{tmp}/events-{'seq' if sequential else 'conc'}.db")
+    reader = OpenStackReader.connect(None, timeout=300, inventory_workers=workers, **meta["auth"])
+    reader.page_size = page_size
+    if sequential:
+        reader.concurrent_listings = False  # type: ignore[misc]
+    _reset(meta["control"])
+    gc.collect()
+    rss0, cpu0, scpu0 = _rss_mb(), _cpu_self(), _cpu_of(pid)
+    result = Snapshotter(reader, log, page_size=page_size).run_once()
+    rss1, cpu1, scpu1 = _rss_mb(), _cpu_self(), _cpu_of(pid)
+    if not result.ok:
+        raise SystemExit(f"the sync failed: {result.error}")
+    log.close()
+    return {"result": result, "served": _stats(meta["control"]), "cpu": cpu1 - cpu0, "server_cpu": scpu1 - scpu0,
+            "rss": rss1, "rss_growth": rss1 - rss0, "load": os.getloadavg()[0]}
+
+
+def run(size: str, workers: int, page_size: int, modes: list[bool]) -> None:
+    """Serve a cloud of ``size``, sync it once per mode (False: nodes read while the
+    servers are; True: nodes, then servers), print the figures side by side."""
     hosts, servers, target = SIZES[size]
     tmp = Path(tempfile.mkdtemp(prefix="eventmodel-bench-sync-"))
     info = tmp / "server.json"
@@ -111,43 +132,35 @@ def run(size: str, workers: int, page_size: int) -> dict:
         meta = json.loads(info.read_text())
         print(f"\n== {hosts:,} hosts / {meta['servers']:,} servers: cloud built in {meta['built_s']:.1f}s "
               f"(server up after {time.monotonic() - t0:.1f}s)")
-        log = open_log(f"sqlite:///{tmp}/events.db")
-        reader = OpenStackReader.connect(None, timeout=300, inventory_workers=workers, **meta["auth"])
-        reader.page_size = page_size
-        _reset(meta["control"])
-        gc.collect()
-        rss0, cpu0, scpu0 = _rss_mb(), _cpu_self(), _cpu_of(proc.pid)
-        result = Snapshotter(reader, log, page_size=page_size).run_once()
-        rss1, cpu1, scpu1 = _rss_mb(), _cpu_self(), _cpu_of(proc.pid)
-        served = _stats(meta["control"])
+        runs = [(seq, _sync_once(meta, proc.pid, tmp, workers, page_size, seq)) for seq in modes]
     finally:
         if proc.stdin:
             proc.stdin.close()
         proc.wait(60)
-    if not result.ok:
-        raise SystemExit(f"the sync failed: {result.error}")
     bound = math.ceil(meta["servers"] / 1000) + hosts
     watcher = watcher_requests(hosts, meta["per_host"])
-    total = sum(result.requests.values())
-    rows = [
-        ("wall time", f"{result.wall_s:.2f}s", f"target <= {target:g}s; load average {os.getloadavg()[0]:.1f}"),
-        ("CPU time", f"client {cpu1 - cpu0:.2f}s, server {scpu1 - scpu0:.2f}s",
-         "the client's CPU bounds the wall time on an idle machine"),
-        ("requests (client count)", f"{total:,} " + json.dumps(dict(sorted(result.requests.items()))),
-         f"bound ceil(servers/1000)+hosts = {bound:,} + constant"),
-        ("requests (server count)", (f"{served['total']:,} (identity {served['identity']}, compute "
-                                     f"{served['compute']}, placement {served['placement']})"), ""),
-        ("Watcher collector", (f"{watcher['total']:,} (identity {watcher['identity']}, compute "
-                               f"{watcher['compute']:,}, placement {watcher['placement']:,})"),
-         f"{watcher['total'] / max(total, 1):.1f}x ours"),
-        ("records", json.dumps(result.counts), f"{result.pages} server pages of {page_size}"),
-        ("client peak RSS", f"{rss1:.0f} MB", f"grew {rss1 - rss0:.0f} MB during the sync"),
-        ("throughput", f"{result.counts.get('instance', 0) / result.wall_s:,.0f} servers/s", ""),
-    ]
-    width = max(len(r[0]) for r in rows)
-    for name, value, note in rows:
-        print(f"  {name:<{width}}  {value}" + (f"   [{note}]" if note else ""))
-    return {"size": size, "wall_s": result.wall_s, "requests": total, "rss_mb": rss1, "watcher": watcher["total"]}
+    print(f"  target: <= {target:g}s; requests <= ceil(servers/1000) + hosts = {bound:,} + a constant")
+    print(f"  Watcher's collector for this cloud: {watcher['total']:,} requests (identity {watcher['identity']}, "
+          f"compute {watcher['compute']:,}, placement {watcher['placement']:,})")
+    for seq, r in runs:
+        result, served = r["result"], r["served"]
+        total = sum(result.requests.values())
+        rows = [
+            ("wall time", f"{result.wall_s:.2f}s", f"load average {r['load']:.1f}"),
+            ("CPU time", f"client {r['cpu']:.2f}s, server {r['server_cpu']:.2f}s",
+             "the client's CPU is the floor of the wall time"),
+            ("requests (client count)", f"{total:,} " + json.dumps(dict(sorted(result.requests.items()))),
+             f"Watcher's collector: {watcher['total'] / max(total, 1):.1f}x this"),
+            ("requests (server count)", (f"{served['total']:,} (identity {served['identity']}, compute "
+                                         f"{served['compute']}, placement {served['placement']})"), ""),
+            ("records", json.dumps(result.counts), f"{result.pages} server pages of {page_size}"),
+            ("client peak RSS", f"{r['rss']:.0f} MB", f"grew {r['rss_growth']:.0f} MB during the sync"),
+            ("throughput", f"{result.counts.get('instance', 0) / result.wall_s:,.0f} servers/s", ""),
+        ]
+        print("  -- " + ("nodes, then servers" if seq else "nodes read while the servers are (default)"))
+        width = max(len(row[0]) for row in rows)
+        for name, value, note in rows:
+            print(f"    {name:<{width}}  {value}" + (f"   [{note}]" if note else ""))
 
 
 def main() -> None:
@@ -158,6 +171,8 @@ def main() -> None:
     ap.add_argument("--size", choices=["1k", "10k", "both"], default="1k")
     ap.add_argument("--workers", type=int, default=8, help="Placement inventory requests in flight")
     ap.add_argument("--page-size", type=int, default=1000)
+    ap.add_argument("--compare", action="store_true",
+                    help="also sync with the nodes read first, then the servers (side by side)")
     args = ap.parse_args()
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     import warnings
@@ -165,7 +180,7 @@ def main() -> None:
     warnings.simplefilter("ignore")
     sizes = ["1k", "10k"] if args.size == "both" else [args.size]
     for size in sizes:
-        run(size, args.workers, args.page_size)
+        run(size, args.workers, args.page_size, [False, True] if args.compare else [False])
 
 
 if __name__ == "__main__":
