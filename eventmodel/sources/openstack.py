@@ -28,6 +28,7 @@ older than the minimum the model needs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -532,7 +533,7 @@ class OpenStackReader:
 
     @staticmethod
     def _field(body: Any, name: str, url: str) -> Any:
-        if not isinstance(body, dict) or name not in body:
+        if not isinstance(body, dict) or not isinstance(body.get(name), (list, dict)):
             raise ApiError(f"GET {url}: no {name!r} in the answer")
         return body[name]
 
@@ -542,15 +543,20 @@ class OpenStackReader:
         body = self._get("compute", "/os-services", v, {"binary": "nova-compute"})
         out = []
         for s in self._field(body, "services", "/os-services"):
-            if s.get("binary", "nova-compute") != "nova-compute" or s.get("status") == "UNKNOWN":
-                continue  # another binary, or a down cell's service (ADR 0010: left out)
-            out.append(service_from_api(s))
+            with _documented("a service of /os-services", s):
+                if s.get("binary", "nova-compute") != "nova-compute" or s.get("status") == "UNKNOWN":
+                    continue  # another binary, or a down cell's service (ADR 0010: left out)
+                out.append(service_from_api(s))
         return out
 
     def list_aggregates(self) -> list[ev.Aggregate]:
         v = self.microversions()["aggregates"]
         body = self._get("compute", "/os-aggregates", v)
-        return [aggregate_from_api(a) for a in self._field(body, "aggregates", "/os-aggregates")]
+        out = []
+        for a in self._field(body, "aggregates", "/os-aggregates"):
+            with _documented("an aggregate of /os-aggregates", a):
+                out.append(aggregate_from_api(a))
+        return out
 
     def hypervisor_pages(self) -> Iterator[list[dict[str, Any]]]:
         """The hypervisor listing, one page (a list of JSON objects) at a time."""
@@ -587,11 +593,16 @@ class OpenStackReader:
             for page in self.hypervisor_pages():
                 futures: dict[Future, dict[str, Any]] = {}
                 for h in page:
-                    if h.get("id") is None:
-                        raise ApiError(f"hypervisor {h.get('hypervisor_hostname')!r} listed without an id")
+                    if not isinstance(h, dict) or h.get("id") is None or not h.get("hypervisor_hostname"):
+                        raise ApiError(f"a hypervisor of /os-hypervisors/detail without an id or a hostname: "
+                                       f"{str(h)[:200]}")
                     futures[pool.submit(self.inventories, str(h["id"]))] = h
                 for f in as_completed(futures):
-                    yield node_from_api(futures[f], f.result())
+                    h = futures[f]
+                    inventory = f.result()
+                    with _documented("a hypervisor or its inventory", {"hypervisor": h, "inventory": inventory}):
+                        node = node_from_api(h, inventory)
+                    yield node
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -626,6 +637,15 @@ class OpenStackReader:
                     yield page
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _documented(what: str, item: Any) -> Iterator[None]:
+    """Turns a conversion error on an API record into an ApiError that shows the record."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ApiError(f"{what} is not as documented ({type(exc).__name__}: {exc}): {str(item)[:300]}") from None
 
 
 _JSON = msgspec.json.Decoder()

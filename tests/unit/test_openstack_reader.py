@@ -180,6 +180,28 @@ def test_a_server_not_as_documented_is_a_clear_error() -> None:
         server_to_instance({**SERVER, "flavor": {**SERVER["flavor"], "vcpus": "two"}})
 
 
+@pytest.mark.parametrize("broken", ["service", "hypervisor", "inventory", "aggregate"])
+def test_a_record_not_as_documented_fails_the_sync_with_a_clear_error(tmp_path, broken: str) -> None:
+    class Broken(FakeCloud):
+        def answer(self, service: str, url: str, params: dict) -> Resp:
+            resp = super().answer(service, url, params)
+            body = msgspec.json.decode(resp.content)
+            if broken == "service" and url == "/os-services":
+                del body["services"][0]["host"]
+            elif broken == "hypervisor" and url == "/os-hypervisors/detail":
+                body["hypervisors"][0]["hypervisor_hostname"] = None
+            elif broken == "inventory" and url.endswith("/inventories"):
+                body["inventories"]["VCPU"]["total"] = "many"
+            elif broken == "aggregate" and url == "/os-aggregates":
+                body["aggregates"][0]["id"] = "x"
+            return Resp(resp.status_code, body)
+
+    log = open_log(f"sqlite:///{tmp_path}/e.db")
+    result = Snapshotter(OpenStackReader(Broken([hypervisor(1)], servers(3))), log).run_once()
+    assert not result.ok and "ApiError" in result.error and ("not as documented" in result.error
+                                                            or "without an id or a hostname" in result.error)
+
+
 def test_servers_of_one_flavor_share_one_flavor_object() -> None:
     cache = ServerConverter()
     plain = {k: v for k, v in SERVER["flavor"].items() if k != "extra_specs"}
