@@ -56,7 +56,8 @@ class NodeStatus:
 
     ``disabled``/``disabled_reason``/``up`` come from the node's compute service when the
     model has it (notifications keep it current), else from the hypervisor listing.
-    ``zone`` is the service's zone, else the zone of an aggregate holding the host.
+    ``zone`` is the zone of an aggregate holding the host, else the service's zone (the
+    default zone, as os-services reports it).
     """
 
     disabled: bool
@@ -183,9 +184,12 @@ class ClusterModel:
         n = self.compute_node(node)
         svc = self.service(n.host) if n.host else None
         aggs = (by_host.get(n.host, []) if by_host is not None else self.host_aggregates(n.host)) if n.host else []
-        zone = svc.availability_zone if svc is not None else None
-        if zone is None:
-            zone = next((a.availability_zone for a in aggs if a.availability_zone), None)
+        # Nova derives a host's zone from its zone aggregate, else its default zone; the
+        # aggregates follow notifications, a service's zone only full syncs (Nova's
+        # service.update often carries null), so the aggregate comes first.
+        zone = next((a.availability_zone for a in aggs if a.availability_zone), None)
+        if zone is None and svc is not None:
+            zone = svc.availability_zone
         if svc is not None:
             disabled, reason, up = svc.disabled, svc.disabled_reason, svc.up and not svc.forced_down
         else:
