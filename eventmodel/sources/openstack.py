@@ -476,8 +476,15 @@ class OpenStackReader:
         if auth_url:
             self.requests.add_endpoint(auth_url, "identity")
 
+    def start_sync(self) -> None:
+        """A sync begins: endpoints and microversions are looked up again (two discovery
+        requests), so that a cloud upgraded or moved while the syncer runs is followed."""
+        with self._lock:
+            self._versions = None
+
     def microversions(self) -> dict[str, str]:
-        """The microversion per listing, negotiated once (one discovery request per API)."""
+        """The microversion per listing, negotiated once per sync (one discovery request
+        per API)."""
         with self._lock:
             if self._versions is None:
                 compute, placement = self.conn.compute, self.conn.placement

@@ -40,7 +40,7 @@ class CloudReader(Protocol):
     sync's scope), ``server_pages(limit)`` (an iterator of pages, instead of calling
     ``list_servers`` with markers), ``requests`` (a counter with ``counts()``, for the
     report), ``concurrent_listings = True`` (``list_nodes`` may run on another thread
-    while the servers are listed)."""
+    while the servers are listed), ``start_sync()`` (called as each sync begins)."""
 
     def list_services(self) -> Iterable[ev.ComputeService]: ...
 
@@ -253,6 +253,9 @@ class Snapshotter:
 
         nodes: _Background | None = None
         try:
+            start_sync = getattr(self.reader, "start_sync", None)
+            if start_sync is not None:
+                start_sync()
             emit(ev.SERVICE, (ev.ComputeServiceObserved(sid, s) for s in self.reader.list_services()))
             flush()
             if getattr(self.reader, "concurrent_listings", False):
