@@ -16,6 +16,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from eventmodel.cli.main import app
@@ -158,6 +160,25 @@ def test_a_single_connection_failure_is_retried_once(cloud, tmp_path) -> None:
     assert base.ok and retried.ok, retried.error
     assert retried.requests["compute"] == base.requests["compute"] + 1
     assert srv.api.stats()["faults_fired"] == 1
+    assert differences(sim, model_of(log)) == []
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), ops=st.integers(0, 60), page=st.integers(7, 60))
+def test_a_quiescent_sync_over_http_makes_any_drifted_model_the_truth(tmp_path, seed: int, ops: int,
+                                                                      page: int) -> None:
+    """Whatever the cloud did since the last sync (no notifications seen), one quiescent
+    sync over HTTP makes the model equal the truth, whatever the page size."""
+    sim = SimCloud(4, 60, seed=seed)
+    log = open_log(f"sqlite:///{tmp_path}/e-{seed}-{ops}-{page}.db")
+    with SimServer(sim) as srv:
+        with sim.quiescent():
+            assert Snapshotter(reader(srv), log, page_size=page).run_once().ok
+        with srv.lock:
+            sim.step(ops)
+        with sim.quiescent():
+            result = Snapshotter(reader(srv), log, page_size=page).run_once()
+    assert result.ok, result.error
     assert differences(sim, model_of(log)) == []
 
 
