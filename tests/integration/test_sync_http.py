@@ -200,6 +200,20 @@ def test_a_down_cells_minimal_records_change_nothing(tmp_path) -> None:
     assert m.last_snapshot.snapshot_id == down.snapshot_id
 
 
+def test_sync_once_prints_the_report_and_fails_with_the_sync(cloud, tmp_path: Path) -> None:
+    sim, srv = cloud
+    clouds = srv.write_clouds_yaml(tmp_path / "clouds.yaml", cloud="sim", api_timeout=5)
+    env = {"OS_CLIENT_CONFIG_FILE": str(clouds), "COLUMNS": "200"}
+    args = ["sync", "--once", "--cloud", "sim", "--log", f"sqlite:///{tmp_path}/e.db", "--page-size", str(PAGE)]
+    with sim.quiescent():
+        ok = CliRunner().invoke(app, args, env=env)
+        srv.api.arm(HttpFault("error", service="compute", path="os-services"))
+        bad = CliRunner().invoke(app, args, env=env)
+    assert ok.exit_code == 0, ok.output
+    assert "completed" in ok.output and f"instance {sim.instance_count}" in ok.output and "placement" in ok.output
+    assert bad.exit_code == 1 and "failed" in bad.output and "answered 500" in bad.output
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
