@@ -54,6 +54,13 @@ def test_demo_reports_equality_with_ground_truth(demo_log: tuple[str, str]) -> N
     assert "drift found by final sync" in out
     assert "same model: yes" in out
     assert open_log(url).end().total > 100
+    # the full syncs went over HTTP through openstacksdk: one line each with its requests
+    syncs = [x for x in out.splitlines() if " full sync: " in x]
+    assert [x.split(":")[0].strip() for x in syncs] == ["initial full sync", "final full sync",
+                                                        "quiescent full sync"]
+    for line in syncs:
+        assert "requests (compute " in line and "placement " in line and line.rstrip().endswith("s")
+    assert _row(out, "full syncs over HTTP").startswith("3 through openstacksdk: ")
 
 
 def test_replay_history_export_and_diff(demo_log: tuple[str, str], tmp_path: Path) -> None:
@@ -190,3 +197,17 @@ def test_the_demo_twice_in_one_folder_says_yes_both_times(tmp_path: Path) -> Non
         if n == 2:
             assert "the log already holds" in out
     assert open_log(url).end().total > 200
+
+
+def test_the_demo_without_the_sim_extra_says_what_to_install(tmp_path: Path) -> None:
+    """A core install (no openstacksdk): one line naming the extra, no traceback, no log."""
+    hide = "import sys; sys.modules['openstack'] = None; import runpy; runpy.run_module('eventmodel', " \
+           "run_name='__main__')"
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    proc = subprocess.run([sys.executable, "-c", hide, "demo", "--log", f"sqlite:///{tmp_path}/d.db"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: the demo needs the sim extra: pip install -e '.[sim]' (missing: openstack)"]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "d.db").exists()
