@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from eventmodel.cli.common import console, err, fail, log_option, open_or_fail, progress
+from eventmodel.cli.common import console, err, fail, log_option, open_or_fail, progress, require_extra
 from eventmodel.cli.metrics_options import (
     metrics_host_option,
     metrics_port_option,
@@ -115,6 +115,7 @@ def register(app: typer.Typer) -> None:
             os.kill(pid, signal.SIGUSR1)
             console.print(f"sync requested from syncer process {pid}")
             return
+        require_extra("openstack", "openstack", what="eventmodel sync")
         from eventmodel.sources.openstack import OpenStackReader
 
         lg = open_or_fail(log, create=True)
