@@ -77,6 +77,9 @@ def load_elements() -> Any:
 # Field mapping (pure: no Watcher import)
 # ---------------------------------------------------------------------------
 
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
 def node_key(node: ModelNode) -> str:
     """The node's uuid in Watcher's model: its resource provider uuid, else its name."""
     return node.uuid or node.name
@@ -90,8 +93,7 @@ def instance_disk_gb(inst: ModelInstance) -> int:
 
 def created_time(us: int) -> datetime.datetime:
     """``created_at`` (µs) as the aware datetime Watcher's DateTimeField holds."""
-    secs, micro = divmod(us, 1_000_000)
-    return datetime.datetime.fromtimestamp(secs, tz=datetime.UTC).replace(microsecond=micro)
+    return _EPOCH + datetime.timedelta(microseconds=us)
 
 
 def node_values(model: ClusterModel, node: ModelNode) -> dict[str, Any]:
