@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
 
 from eventmodel.cli.common import console, fail
 
@@ -21,7 +20,7 @@ def _watcher() -> Any:
     try:
         load_elements()
     except WatcherMissing as exc:
-        raise fail(escape(str(exc))) from None
+        raise fail(str(exc)) from None
     from projections.watcher import convert
 
     return convert
@@ -33,7 +32,7 @@ def write_watcher_xml(model: Any, output: Path) -> None:
     try:
         output.write_text(convert.model_to_xml(model), encoding="utf-8")
     except OSError as exc:
-        raise fail(escape(f"cannot write {output}: {exc.strerror or exc}")) from None
+        raise fail(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
 def register(app: typer.Typer) -> None:
@@ -50,11 +49,11 @@ def register(app: typer.Typer) -> None:
         try:
             model = convert.read_xml_file(path)
         except convert.WatcherXmlError as exc:
-            raise fail(escape(str(exc))) from None
+            raise fail(str(exc)) from None
         try:
             export_snapshot(model, out)
         except OSError as exc:
-            raise fail(escape(f"cannot write {out}: {exc.strerror or exc}")) from None
+            raise fail(f"cannot write {out}: {exc.strerror or exc}") from None
         placed = sum(1 for i in model.instances().values() if i.node in model.compute_nodes())
         console.print(f"wrote {out}: {len(model.compute_nodes()):,} compute nodes, "
                       f"{len(model.instances()):,} instances ({placed:,} on a node) from {path}")

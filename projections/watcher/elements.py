@@ -61,8 +61,12 @@ def _build(cls: type, values: dict[str, Any]) -> Any:
     obj = cls.__new__(cls)
     d = obj.__dict__
     d["_context"] = None
-    d["_changed_fields"] = set(values)
+    # Watcher's == compares list(changed fields): the set must iterate as the one Watcher's
+    # constructor fills one field at a time (set(values) presizes and can iterate otherwise)
+    changed: set[str] = set()
+    d["_changed_fields"] = changed
     for k, v in values.items():
+        changed.add(k)
         d["_obj_" + k] = v
     return obj
 
