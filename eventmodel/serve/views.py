@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from eventmodel.clock import format_time
-from eventmodel.events import ComputeNode, Instance, entity_of
+from eventmodel.events import Aggregate, ComputeNode, Instance, entity_of
 from eventmodel.log.base import Record
 from projections.model import ClusterModel, Resources
 
@@ -26,45 +26,6 @@ def resources(r: Resources) -> dict[str, float]:
     return {"vcpus": r.vcpus, "memory_mb": r.memory_mb, "disk_gb": r.disk_gb}
 
 
-class NodeContext:
-    """What every node row of one model shares: the host → aggregates index, built once
-    (or given: it depends only on the aggregates table, which rarely changes)."""
-
-    def __init__(self, model: ClusterModel, by_host: dict[str, list[Any]] | None = None) -> None:
-        self.model = model
-        self.by_host = model.aggregates_by_host() if by_host is None else by_host
-
-
-def used_on(model: ClusterModel, node: str) -> Resources:
-    """What one node's instances use: the same sum as ``ClusterModel.node_used`` (the
-    tests hold them equal), in plain numbers."""
-    vcpus = memory = disk = 0
-    for inst in model.node_instances(node):
-        f = inst.flavor
-        vcpus += f.vcpus
-        memory += f.memory_mb
-        disk += f.root_gb + f.ephemeral_gb
-    return Resources(vcpus, memory, disk)
-
-
-def used_by_node(model: ClusterModel) -> dict[str, Resources]:
-    """What every node's instances use, in one pass over the instances (iterating the
-    table is several times cheaper than looking each instance up from the node index)."""
-    acc: dict[str, list[int]] = {}
-    for inst in model.instances().values():
-        node = inst.node
-        if node is None:
-            continue
-        f = inst.flavor
-        a = acc.get(node)
-        if a is None:
-            a = acc[node] = [0, 0, 0]
-        a[0] += f.vcpus
-        a[1] += f.memory_mb
-        a[2] += f.root_gb + f.ephemeral_gb
-    return {node: Resources(*a) for node, a in acc.items()}
-
-
 class NodeRows:
     """The rows of every node, computed for one model at a time and kept while that model
     is the newest asked for (a model never changes, so rows of the same state object stay
@@ -80,7 +41,6 @@ class NodeRows:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._done: tuple[ClusterModel, dict[str, dict[str, Any]]] | None = None
-        self._by_host: tuple[object, dict[str, list[Any]]] | None = None
         #: the encoded answer of the last unfiltered first page: (state, limit, bytes)
         self.body: tuple[object, int, bytes] | None = None
 
@@ -96,9 +56,9 @@ class NodeRows:
         try:
             done = self._done
             if done is None or done[0].state is not model.state:
-                ctx = self.context(model)
-                used = used_by_node(model)
-                rows = {name: node_row(ctx, node, used.get(name, Resources()))
+                by_host = model.aggregates_by_host()
+                used = model.used_by_node()
+                rows = {name: node_row(model, node, used.get(name, Resources()), by_host)
                         for name, node in model.compute_nodes().items()}
                 done = self._done = (model, rows)
             return done
@@ -110,25 +70,18 @@ class NodeRows:
         done = self._done
         if done is not None and done[0].state is model.state and name in done[1]:
             return done[1][name]
-        return node_row(self.context(model), model.compute_node(name))
-
-    def context(self, model: ClusterModel) -> NodeContext:
-        """A context for ``model``, its host → aggregates index kept while the model's
-        aggregates table is the same object (building it walks every aggregate's hosts)."""
-        aggs = model.aggregates()
-        cached = self._by_host
-        if cached is None or cached[0] is not aggs:
-            cached = self._by_host = (aggs, model.aggregates_by_host())
-        return NodeContext(model, cached[1])
+        return node_row(model, model.compute_node(name))
 
 
-def node_row(ctx: NodeContext, node: ComputeNode, used: Resources | None = None) -> dict[str, Any]:
-    """One compute node: capacity, used, free, instance count, status, zone, aggregates."""
-    model = ctx.model
+def node_row(model: ClusterModel, node: ComputeNode, used: Resources | None = None,
+             by_host: dict[str, list[Aggregate]] | None = None) -> dict[str, Any]:
+    """One compute node: capacity, used, free, instance count, status, zone, aggregates
+    (``used``/``by_host``: from :meth:`ClusterModel.used_by_node`/``aggregates_by_host``
+    when building many rows)."""
     cap = model.node_capacity(node.name)
     if used is None:
-        used = used_on(model, node.name)
-    st = model.node_status(node.name, ctx.by_host)
+        used = model.node_used(node.name)
+    st = model.node_status(node.name, by_host)
     return {
         "name": node.name,
         "host": node.host,
