@@ -33,12 +33,14 @@ def _distance(_inst: Any, attribute: attrs.Attribute, value: tuple[int, int]) ->
         raise ValueError(f"{attribute.name} must be (lo, hi) with 1 <= lo <= hi, got {value!r}")
 
 
-def _non_negative(_inst: Any, attribute: attrs.Attribute, value: int) -> None:
+def non_negative(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
+    """attrs validator: ``value >= 0``."""
     if value < 0:
         raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
 
 
-def _positive(_inst: Any, attribute: attrs.Attribute, value: int) -> None:
+def positive(_inst: Any, attribute: attrs.Attribute, value: int) -> None:
+    """attrs validator: ``value >= 1``."""
     if value < 1:
         raise ValueError(f"{attribute.name} must be >= 1, got {value!r}")
 
@@ -74,15 +76,15 @@ class Faults:
     duplicate: float = attrs.field(default=0.0, validator=_probability)
     delay: float = attrs.field(default=0.0, validator=_probability)
     reorder: float = attrs.field(default=0.0, validator=_probability)
-    max_delay: int = attrs.field(default=5, validator=_non_negative)
+    max_delay: int = attrs.field(default=5, validator=non_negative)
     redeliver: float = attrs.field(default=0.0, validator=_probability)
     redeliver_distance: tuple[int, int] = attrs.field(default=(100, 1000), converter=tuple, validator=_distance)
     null_updated_at: float = attrs.field(default=0.0, validator=_probability)
     clock_skew: float = attrs.field(default=0.0, validator=_probability)
-    max_skew_s: int = attrs.field(default=2, validator=_non_negative)
+    max_skew_s: int = attrs.field(default=2, validator=non_negative)
     omit: float = attrs.field(default=0.0, validator=_probability)
     down_cell: float = attrs.field(default=0.0, validator=_probability)
-    cells: int = attrs.field(default=4, validator=_positive)
+    cells: int = attrs.field(default=4, validator=positive)
     empty_az: bool = False
 
     @property

@@ -23,6 +23,8 @@ from typing import Any
 
 import attrs
 
+from eventmodel.sim.faults import non_negative, positive
+
 FAULT_KINDS = ("error", "timeout", "reset", "expired_token")
 SERVICES = ("identity", "compute", "placement")
 
@@ -35,16 +37,6 @@ def _kind(_inst: Any, _attr: attrs.Attribute, value: str) -> None:
 def _service(_inst: Any, _attr: attrs.Attribute, value: str | None) -> None:
     if value is not None and value not in SERVICES:
         raise ValueError(f"unknown service {value!r}; known: {', '.join(SERVICES)}")
-
-
-def _non_negative(_inst: Any, attr: attrs.Attribute, value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attr.name} must be >= 0, got {value!r}")
-
-
-def _positive(_inst: Any, attr: attrs.Attribute, value: int) -> None:
-    if value < 1:
-        raise ValueError(f"{attr.name} must be >= 1, got {value!r}")
 
 
 def _status(_inst: Any, attr: attrs.Attribute, value: int) -> None:
@@ -60,10 +52,10 @@ class HttpFault:
     kind: str = attrs.field(validator=_kind)
     service: str | None = attrs.field(default=None, validator=_service)
     path: str | None = None
-    after: int = attrs.field(default=0, converter=int, validator=_non_negative)
-    times: int = attrs.field(default=1, converter=int, validator=_positive)
+    after: int = attrs.field(default=0, converter=int, validator=non_negative)
+    times: int = attrs.field(default=1, converter=int, validator=positive)
     status: int = attrs.field(default=500, converter=int, validator=_status)
-    stall_s: float = attrs.field(default=30.0, converter=float, validator=_non_negative)
+    stall_s: float = attrs.field(default=30.0, converter=float, validator=non_negative)
 
     @classmethod
     def parse(cls, spec: str) -> HttpFault:
