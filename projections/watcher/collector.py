@@ -38,18 +38,11 @@ LOG = log.getLogger(__name__)
 
 
 def host_zones(model: ClusterModel) -> dict[str, str | None]:
-    """Compute host → its availability zone: what Nova's service listing reports (the
-    zone of the host's aggregates), else the zone of an aggregate holding it."""
-    zones: dict[str, str | None] = {}
-    for svc in model.services().values():
-        if svc.binary == "nova-compute":
-            zones[svc.host] = svc.availability_zone
-    for agg in sorted(model.aggregates().values(), key=lambda a: (a.name, a.uuid)):
-        if agg.availability_zone:
-            for host in agg.hosts:
-                if zones.get(host) is None:
-                    zones[host] = agg.availability_zone
-    return zones
+    """Compute host → its availability zone, as :meth:`ClusterModel.node_status` reads it
+    (the zone of an aggregate holding the host, else the service's), for the hosts of the
+    model's compute nodes: the only hosts a scope can keep or remove."""
+    by_host = model.aggregates_by_host()
+    return {n.host: model.node_status(n.name, by_host).zone for n in model.compute_nodes().values() if n.host}
 
 
 def _wildcard(values: list[Any], what: str) -> bool:

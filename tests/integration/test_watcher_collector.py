@@ -166,3 +166,28 @@ def test_the_collector_through_watchers_manager_scopes_audits_and_the_compute_sw
     recorded = {a.audit_id: str(a.position) for a in list_audits(log)}
     assert {s["audit_id"]: s["position"] for s in reads} == recorded
     assert len(recorded) == len(reads)
+
+
+def test_scope_zones_are_the_models_node_zones() -> None:
+    """An audit scope's zone of a host is the one ``ClusterModel.node_status`` gives its
+    nodes: the zone aggregate (current through notifications) over the service's zone
+    (from the last full sync), the service's zone without one."""
+    from projections.export import from_entities
+    from projections.watcher.collector import ProjectionScope, host_zones
+
+    nodes = [ev.ComputeNode(name=f"n{k}", version=1, host=f"h{k}", vcpus=4, memory_mb=4096, disk_gb=40)
+             for k in range(3)]
+    services = [ev.ComputeService(host="h0", binary="nova-compute", version=1, availability_zone="old-az"),
+                ev.ComputeService(host="h1", binary="nova-compute", version=1, availability_zone="nova")]
+    aggs = [ev.Aggregate("agg-new", 0, 7, "new", "new-az", ("h0",), {"availability_zone": "new-az"})]
+    model = from_entities([], nodes, services, aggs)
+    zones = host_zones(model)
+    assert zones == {"h0": "new-az", "h1": "nova", "h2": None}
+    assert zones == {n.host: model.node_status(n.name).zone for n in nodes}
+    scope = ProjectionScope([], None, None)  # type: ignore[arg-type] - the snapshot is set below
+    scope._model = model
+    for wanted, hosts in ((["new-az"], ["h0"]), (["old-az"], []), (["nova", "new-az"], ["h0", "h1"]),
+                          (["*"], ["h0", "h1", "h2"])):
+        allowed: list[str] = []
+        scope._collect_zones([{"name": z} for z in wanted], allowed)
+        assert allowed == hosts, wanted
