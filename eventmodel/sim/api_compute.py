@@ -136,7 +136,7 @@ class Compute:
             with self.lock:
                 nodes = self.view.list_nodes()
                 services = self.view.services_by_host()
-                usage = {n.host: self.view.usage(n.host) for n in nodes if n.host} if mv < (2, 88) else {}
+                usage = {n.host: self.view.usage(n.host) for n in nodes if n.host} if detail and mv < (2, 88) else {}
             indexed = list(enumerate(nodes, start=1))
             if pattern:
                 indexed = [(i, n) for i, n in indexed if pattern in n.name]
