@@ -1,5 +1,5 @@
 """The model a ``serve`` process holds: restored and followed in the background, its lag
-sampled, its past read back from the log on demand.
+(the engine's health) sampled, its past read back from the log on demand.
 
 :class:`ModelService` embeds one :class:`~projections.engine.ModelEngine` (newest valid
 checkpoint + the tail, then a follower writing checkpoints) over the log. The HTTP
@@ -15,7 +15,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,16 +89,17 @@ def reason_class(reason: str) -> str:
 
 
 class HeldLog:
-    """A log whose end, while held, is the projection's own position: the follower then
-    finds nothing new and the lag grows (SIGUSR2 on ``serve``). Everything else is the log's."""
+    """A log that, while held, reads nothing: the follower then folds nothing new while the
+    log's end (and so the engine's lag) grows (SIGUSR2 on ``serve``). Everything else is the log's."""
 
-    def __init__(self, log: EventLog, position: Callable[[], Position]) -> None:
+    def __init__(self, log: EventLog) -> None:
         self._log = log
-        self._position = position
         self.held = False
 
-    def end(self) -> Position:
-        return self._position() if self.held else self._log.end()
+    def read(self, start: Position, end: Position | None = None, batch: int = 5000) -> Iterator[list[Record]]:
+        if self.held:
+            return iter(())
+        return self._log.read(start, end, batch)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._log, name)
@@ -133,7 +134,7 @@ class ModelService:
         self.sample = Sample(at=0)
         self.dead = DeadLetters()
         self.syncs: collections.deque[SnapshotResult] = collections.deque(maxlen=syncs_kept)
-        self._held = HeldLog(log, self._position)
+        self._held = HeldLog(log)
         self.engine = ModelEngine(self._held, checkpoint_dir, checkpoint_every=checkpoint_every,  # type: ignore[arg-type]
                                   checkpoint_interval=checkpoint_interval, ladder=ladder, start=False)
         self._stop = threading.Event()
@@ -195,10 +196,6 @@ class ModelService:
             gc.freeze()
 
     # -- reading the live model ------------------------------------------------
-    def _position(self) -> Position:
-        assert self.projection is not None
-        return self.projection.latest().position
-
     def model(self) -> ClusterModel:
         """The current model, O(1); :class:`NotReady` while restoring."""
         if self.projection is None:
@@ -258,8 +255,8 @@ class ModelService:
                 self._freeze()
                 next_freeze = time.monotonic() + self.refreeze_every
             if self.projection is not None:
-                self.sample = self.take_sample()
                 self.health = self.engine.health()
+                self.sample = self.take_sample(self.health)
                 last = self.projection.latest().last_snapshot
                 if last is not None and (not self.syncs or self.syncs[-1] is not last):
                     self.syncs.append(last)
@@ -268,22 +265,24 @@ class ModelService:
                 next_dead = time.monotonic() + self.dead_letters_every
             self._stop.wait(self.sample_every)
 
-    def take_sample(self) -> Sample:
-        """The lag now: per partition, records not folded and the age of the oldest of them."""
+    def take_sample(self, health: Health) -> Sample:
+        """The lag in ``health`` (the engine's: the log's end beside the model's position),
+        per partition, with the age of the oldest record not folded yet."""
         now = now_us()
-        pos = self._position()
+        pos, end = health.position, health.log_end
         try:
-            end = self.log.end()
+            if end is None:
+                raise LogError(health.stale or "the log's end was not read")
+            if len(end.offsets) != len(pos.offsets):
+                raise LogError(f"the log has {len(end.offsets)} partitions, the model {len(pos.offsets)}")
             out = []
-            for p, (mine, last) in enumerate(zip(pos.offsets, end.offsets, strict=False)):
+            for p, (mine, last) in enumerate(zip(pos.offsets, end.offsets, strict=True)):
                 behind = max(0, last - mine)
                 seconds = 0.0
                 if behind:
                     recorded = self._recorded_at(p, pos)
                     seconds = max(0.0, (now - recorded) / 1e6) if recorded else 0.0
                 out.append(PartitionLag(p, mine, last, behind, seconds))
-            if len(end.offsets) != len(pos.offsets):
-                raise LogError(f"the log has {len(end.offsets)} partitions, the model {len(pos.offsets)}")
         except Exception as exc:  # noqa: BLE001 - the sample says why
             return Sample(at=now, partitions=self.sample.partitions, error=f"{type(exc).__name__}: {exc}")
         return Sample(at=now, partitions=tuple(out))
