@@ -61,13 +61,6 @@ def server_status(vm_state: str, task_state: str | None) -> str:
     return _STATUS.get(vm_state, "UNKNOWN")
 
 
-def iso(us: int | None) -> str | None:
-    """Nova's ``2026-01-05T09:00:00Z`` (seconds, truncated)."""
-    if us is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(us // 1_000_000))
-
-
 def iso_us(us: int | None) -> str | None:
     """Nova's older, naive form with microseconds: ``2026-01-05T09:00:00.000000``."""
     if us is None:
@@ -214,7 +207,6 @@ class ServerViews:
         self._host_ids = host_ids if host_ids is not None else {}
         self._images: dict[str, Ref] = {}
         self._host_status: dict[str, str] = {}
-        self._seconds: dict[int, str] = {}  # updated_at strings: many servers share a second
         # what each microversion gate gives when it does not depend on the server
         self.ext = ext = mv >= (2, 3)
         self.locked = mv >= (2, 9)
@@ -243,7 +235,7 @@ class ServerViews:
         if isinstance(s, PartialInstance):
             if self.mv < (2, 69):
                 return None  # Nova leaves a down cell's servers out before 2.69
-            return MinimalServer(s.uuid, s.status, self._links(s.uuid), s.project_id, iso(self.created(s.uuid)))
+            return MinimalServer(s.uuid, s.status, self._links(s.uuid), s.project_id, N.nova_time(self.created(s.uuid)))
         u = s.uuid
         x = self.extras(u)
         host = s.host
@@ -272,7 +264,7 @@ class ServerViews:
             "",
             {"private": [Address(4, x.ip_address, "fixed", x.mac)]} if x is not None and host else {},
             "",
-            iso(created),
+            N.nova_time(created),
             self._description,
             self._flavor(s.flavor),
             self._host_id(s.project_id, host) if host else "",
@@ -295,16 +287,9 @@ class ServerViews:
             self._tags,
             s.project_id,
             self._certs,
-            self._second(s.version),
+            N.nova_time(s.version),
             s.user_id,
         )
-
-    def _second(self, us: int) -> str:
-        sec = us // 1_000_000
-        text = self._seconds.get(sec)
-        if text is None:
-            text = self._seconds[sec] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sec))
-        return text
 
     def _status_of_host(self, host: str | None) -> str:
         if not host:
