@@ -15,6 +15,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from eventmodel.clock import format_time
 from eventmodel.sim.api_common import (
     DECODE,
     ApiError,
@@ -138,8 +139,8 @@ class Identity:
             "methods": ["password"],
             "user": {"id": uid, "name": c.username, "domain": _domain(c.user_domain), "password_expires_at": None},
             "audit_ids": [secrets.token_urlsafe(16)],
-            "issued_at": _keystone_time(now_real),
-            "expires_at": _keystone_time(now_real + self.token_ttl_s),
+            "issued_at": format_time(int(now_real * 1_000_000)),
+            "expires_at": format_time(int((now_real + self.token_ttl_s) * 1_000_000)),
         }
         if project is not None:
             out.update(project=project, is_domain=False, roles=[
@@ -164,8 +165,6 @@ class Identity:
 
 
 
-def _keystone_time(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
 
 
 def _domain(name: str) -> dict[str, str]:
