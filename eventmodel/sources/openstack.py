@@ -73,10 +73,6 @@ def _version(*stamps: Any) -> int:
     return ev.LOWEST_VERSION
 
 
-def _time(stamp: Any) -> int | None:
-    return parse_time(str(stamp)) if stamp else None
-
-
 def _str_dict(value: Any) -> dict[str, str]:
     """A JSON object of strings as a dict of strings (the decoded dict itself when it
     already is one: it belongs to nobody else)."""
@@ -166,28 +162,11 @@ class FlavorCache:
 
 
 class ServerConverter:
-    """Turns server records into Instances, sharing one Flavor per distinct flavor and
-    parsing each hour of Nova's times once (one converter per reader)."""
+    """Turns server records into Instances, sharing one Flavor per distinct flavor
+    (one converter per reader)."""
 
     def __init__(self, flavor_limit: int = 10_000) -> None:
         self.flavors = FlavorCache(flavor_limit)
-        self._hours: dict[str, int] = {}
-
-    def time(self, text: str) -> int:
-        """A time as Nova's API writes it (``2026-11-25T10:00:00Z``) in µs; any other
-        ISO 8601 form through :func:`~eventmodel.clock.parse_time`."""
-        if len(text) == 20 and text[19] == "Z" and text[10] == "T" and text[13] == ":" and text[16] == ":":
-            hour = text[:13]
-            base = self._hours.get(hour)
-            if base is None:
-                base = parse_time(hour + ":00:00Z")
-                if len(self._hours) > 100_000:
-                    self._hours.clear()
-                self._hours[hour] = base
-            minutes, seconds = text[14:16], text[17:19]
-            if minutes.isdigit() and seconds.isdigit():
-                return base + (int(minutes) * 60 + int(seconds)) * 1_000_000
-        return parse_time(text)
 
     def instance(self, s: ServerRecord) -> ev.Instance | ev.PartialInstance:
         """A server record as our Instance; a minimal record (a server in a cell the API
@@ -198,9 +177,9 @@ class ServerConverter:
             return ev.PartialInstance(s.id, s.status or "UNKNOWN", s.tenant_id or "")
         intern = sys.intern
         created, updated = s.created, s.updated
-        created_us = self.time(created) if created else None
+        created_us = parse_time(created) if created else None
         if updated and updated != created:
-            version = floor_second(self.time(updated))
+            version = floor_second(parse_time(updated))
         else:
             version = floor_second(created_us) if created_us is not None else ev.LOWEST_VERSION
         power = s.power_state
