@@ -75,18 +75,21 @@ def _version(*stamps: Any) -> int:
 
 def _str_dict(value: Any) -> dict[str, str]:
     """A JSON object of strings as a dict of strings (the decoded dict itself when it
-    already is one: it belongs to nobody else)."""
-    if not value:
+    already is one: it belongs to nobody else). Null is empty, a null value ``''`` and
+    a number or boolean its text, as the notifications' normalizer reads them; anything
+    else raises TypeError (the record is not as documented)."""
+    if value is None:
         return {}
-    if type(value) is dict:
-        for k, v in value.items():
-            if type(v) is not str or type(k) is not str:
-                break
-        else:
-            return value
-    if not isinstance(value, Mapping):
-        return {}
-    return {str(k): str(v) for k, v in value.items()}
+    if type(value) is not dict:
+        raise TypeError(f"an object of strings was expected, got {type(value).__name__}")
+    if all(type(v) is str for v in value.values()):
+        return value
+    out = {}
+    for k, v in value.items():
+        if v is not None and not isinstance(v, (str, int, float, bool)):
+            raise TypeError(f"the value of {k!r} is {type(v).__name__}, not a string")
+        out[str(k)] = "" if v is None else str(v)
+    return out
 
 
 class FlavorRecord(msgspec.Struct, frozen=True):

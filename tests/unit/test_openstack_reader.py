@@ -22,6 +22,7 @@ from eventmodel.sources.openstack import (
     OpenStackReader,
     RequestCounter,
     ServerConverter,
+    aggregate_from_api,
     negotiate,
     server_to_instance,
 )
@@ -172,6 +173,22 @@ def test_server_conversion() -> None:
 def test_api_times_parse_as_the_clock_does(dt: datetime) -> None:
     for text in (dt.strftime("%Y-%m-%dT%H:%M:%SZ"), dt.isoformat() + "Z", dt.strftime("%Y-%m-%d %H:%M:%S")):
         assert server_to_instance({**SERVER, "created": text}).created_at == parse_time(text)
+
+
+@pytest.mark.parametrize("metadata, expected", [
+    (None, {}), ({}, {}), ({"ssd": "true"}, {"ssd": "true"}),
+    ({"ssd": None, "n": 2, "on": True}, {"ssd": "", "n": "2", "on": "True"})])
+def test_aggregate_metadata_reads_as_the_notifications_do(metadata: Any, expected: dict) -> None:
+    agg = {"id": 1, "uuid": "agg-1", "name": "fast", "hosts": [], "metadata": metadata}
+    assert aggregate_from_api(agg).metadata == expected
+
+
+@pytest.mark.parametrize("metadata", [["ssd"], "ssd=true", {"ssd": ["true"]}])
+def test_aggregate_metadata_not_an_object_of_strings_is_a_clear_error(tmp_path, metadata: Any) -> None:
+    agg = {"id": 1, "uuid": "agg-1", "name": "fast", "hosts": [], "metadata": metadata}
+    log = open_log(f"sqlite:///{tmp_path}/e.db")
+    result = Snapshotter(OpenStackReader(FakeCloud([hypervisor(1)], servers(1), aggregates=[agg])), log).run_once()
+    assert not result.ok and "an aggregate of /os-aggregates is not as documented" in result.error
 
 
 def test_a_server_not_as_documented_is_a_clear_error() -> None:
