@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timezone, UTC
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE = datetime(1970, 1, 1)
 
 
@@ -43,7 +43,7 @@ def parse_time(text: str) -> int:
 
 def format_time(us: int) -> str:
     """µs → ISO 8601 UTC with a trailing Z."""
-    dt = datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc)
+    dt = datetime.fromtimestamp(us / 1_000_000, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

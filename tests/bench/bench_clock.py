@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import timeit
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timezone, UTC
 
 from eventmodel.clock import parse_time
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 FORMS = {
     "API    2026-11-25T10:37:12Z": "2026-11-25T10:37:12Z",
@@ -34,7 +34,7 @@ def before(text: str) -> int:
         s = s[:-1] + "+00:00"
     dt = datetime.fromisoformat(s)
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     d = dt - _EPOCH
     return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
 
