@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import timeit
 from collections.abc import Callable
-from datetime import datetime, timezone, UTC
+from datetime import UTC, datetime
 
 from eventmodel.clock import parse_time
 
