@@ -26,7 +26,7 @@ from projections.export import FORMAT as EXPORT_FORMAT
 from projections.export import VERSION as EXPORT_VERSION
 from projections.export import export_snapshot
 from projections.model import ClusterModel
-from projections.replay import model_at
+from projections.replay import history, model_at
 
 #: the export a digest is taken of (a digest of another format cannot be checked)
 DIGEST_FORMAT = f"{EXPORT_FORMAT}/{EXPORT_VERSION}"
@@ -97,12 +97,7 @@ def list_audits(log: EventLog) -> list[Audit]:
     """Every audit recorded on the log, in log order (copies of one record once)."""
     out: list[Audit] = []
     seen: set[str] = set()
-    read_key = getattr(log, "read_key", None)
-    if read_key is not None:
-        records = read_key(AUDIT_KEY)
-    else:
-        records = (rec for batch in log.read() for rec in batch if rec.envelope.key == AUDIT_KEY)
-    for rec in records:
+    for rec in history(log, AUDIT_KEY):
         env = rec.envelope
         if not isinstance(env.payload, AuditRead) or env.event_id in seen:
             continue
