@@ -168,48 +168,45 @@ class RetryPolicy:
                 first_error = exc
         elif not self._retryable(first_error):
             raise first_error
-        if self.stop_after is not None and time.monotonic() - started >= self.stop_after:
-            raise first_error
+        known: list[BaseException] = [first_error]
+
+        def attempt() -> T:  # tenacity's first attempt is the failure already seen
+            if known:
+                raise known.pop()
+            return fn()
+
         run = _Run(self, what or self.component, clock_started)
-        run.offset = 1
-        delay = self.delay(1)
-        run.report(1, delay, first_error)
-        run.sleep(sleep, delay, first_error)
         stop_after = self.stop_after
         retrying = tenacity.Retrying(
             sleep=lambda seconds: run.sleep(sleep, seconds, run.last_error),
             stop=(tenacity.stop_never if stop_after is None
                   else lambda _state: time.monotonic() - started >= stop_after),
-            wait=_Schedule(self, run),
+            wait=lambda state: self.delay(state.attempt_number),
             retry=tenacity.retry_if_exception(self._retryable),
             before_sleep=run.before_sleep,
             reraise=True,
         )
-        return retrying(fn)
+        return retrying(attempt)
 
     def _retryable(self, exc: BaseException) -> bool:
         return isinstance(exc, Exception) and not isinstance(exc, (RetryStopped, *self.give_up_on))
 
 
 class _Run:
-    """The state of one :meth:`RetryPolicy.call`: attempt offset, log throttling."""
+    """The state of one :meth:`RetryPolicy.call`: log throttling, the last error."""
 
     def __init__(self, policy: RetryPolicy, what: str, started: float) -> None:
         self.policy = policy
         self.what = what
         self.started = started
-        self.offset = 0
         self.last_logged = float("-inf")
         self.last_error: BaseException | None = None
-
-    def attempt(self, state: tenacity.RetryCallState) -> int:
-        return state.attempt_number + self.offset
 
     def before_sleep(self, state: tenacity.RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
         delay = state.next_action.sleep if state.next_action is not None else 0.0
         if error is not None:
-            self.report(self.attempt(state), delay, error)
+            self.report(state.attempt_number, delay, error)
 
     def report(self, attempt: int, delay: float, error: BaseException) -> None:
         policy = self.policy
@@ -232,13 +229,3 @@ class _Run:
         elif self.policy.wait(seconds):
             raise RetryStopped(self.policy.component, error)
 
-
-class _Schedule(tenacity.wait.wait_base):
-    """tenacity's wait strategy for a policy: :meth:`RetryPolicy.delay` of the attempt."""
-
-    def __init__(self, policy: RetryPolicy, run: _Run) -> None:
-        self.policy = policy
-        self.run = run
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        return self.policy.delay(self.run.attempt(retry_state))
