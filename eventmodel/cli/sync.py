@@ -36,8 +36,13 @@ def _table(result: SyncResult) -> Table:
     return t
 
 
+def _stamp() -> str:
+    """Now, to the second: ``2026-11-25T10:00:00Z``."""
+    return format_time(now_us())[:19] + "Z"
+
+
 def _line(result: SyncResult) -> None:
-    stamp = format_time(now_us())[:19] + "Z"
+    stamp = _stamp()
     if result.ok:
         console.print(f"{stamp} {result.summary()}", highlight=False, soft_wrap=True)
     else:
@@ -148,13 +153,13 @@ def register(app: typer.Typer) -> None:
 
         def on_start() -> None:
             appended[:] = [0, time.monotonic()]
-            console.print(f"{format_time(now_us())[:19]}Z sync started", highlight=False, soft_wrap=True)
+            console.print(f"{_stamp()} sync started", highlight=False, soft_wrap=True)
 
         def on_progress(n: int) -> None:
             appended[0] += n
             if time.monotonic() - appended[1] >= 10:  # a line every 10 s of a long sync
                 appended[1] = time.monotonic()
-                console.print(f"{format_time(now_us())[:19]}Z   … {appended[0]:,} records so far",
+                console.print(f"{_stamp()}   … {appended[0]:,} records so far",
                               highlight=False, soft_wrap=True)
 
         stop = threading.Event()
