@@ -51,7 +51,6 @@ from typing import Any, Literal
 from eventmodel.events import ComputeNode as ModelNode
 from eventmodel.events import Instance as ModelInstance
 from projections.model import ClusterModel
-from projections.state import EMPTY
 
 Order = Literal["collector", "uuid"]
 ORDERS: tuple[str, ...] = ("collector", "uuid")
@@ -262,9 +261,7 @@ class WatcherView:
         if got is None:
             self._base_nodes()
             name = self._name_of.get(node_uuid)
-            table = self.model.instances()
-            insts = [table[u] for u in self.model.state.by_node.get(name, EMPTY)] if name is not None else []
-            insts = [i for i in insts if included(i)]
+            insts = [i for i in self.model.node_instances(name) if included(i)] if name is not None else []
             if self.order == "uuid":
                 insts.sort(key=lambda i: i.uuid)
             else:
