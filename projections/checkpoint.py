@@ -339,12 +339,17 @@ class Checkpointer:
         """Checkpoint files, newest position first."""
         return sorted(self.directory.glob(f"checkpoint-*{SUFFIX}"), reverse=True)
 
-    def _ours(self, path: Path) -> bool:
+    def _our_header(self, path: Path) -> dict[str, Any] | None:
+        """The checkpoint's header if it is this log's (readable, same log id), else None."""
         try:
-            other = read_header(path).get("log_id", "")
+            header = read_header(path)
         except (CheckpointError, OSError):
-            return False
-        return not (self.log_id and other and other != self.log_id)
+            return None
+        other = header.get("log_id", "")
+        return None if self.log_id and other and other != self.log_id else header
+
+    def _ours(self, path: Path) -> bool:
+        return self._our_header(path) is not None
 
     def write(self, state: ClusterState) -> Path:
         name = f"checkpoint-{state.position.total:015d}-{now_us()}{SUFFIX}"
@@ -375,16 +380,8 @@ class Checkpointer:
 
     def positions(self) -> list[Position]:
         """Positions of this log's checkpoints in the directory, newest first (headers only)."""
-        out = []
-        for p in self.files():
-            try:
-                header = read_header(p)
-            except (CheckpointError, OSError):
-                continue
-            other = header.get("log_id", "")
-            if not (self.log_id and other and other != self.log_id):
-                out.append(Position(tuple(header["position"])))
-        return out
+        headers = (self._our_header(p) for p in self.files())
+        return [Position(tuple(h["position"])) for h in headers if h is not None]
 
     def load(self, partitions: int, log_end: Position | None = None,
              log_start: Position | None = None, *, until: Position | None = None) -> ClusterState | None:
