@@ -8,7 +8,7 @@ import hashlib
 import threading
 import uuid as _uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,6 +31,9 @@ from eventmodel.sim.api_common import (
 from eventmodel.sim.api_identity import Identity
 from eventmodel.sim.api_view import SimView
 from eventmodel.sim.server_views import ServerViews, iso_us, service_state
+
+if TYPE_CHECKING:
+    from eventmodel.sim.cloud import SimCloud
 
 
 class Compute:
@@ -214,7 +217,7 @@ class Compute:
         return rec
 
     def _controller_service(self, i: int, host: str, binary: str, mv: tuple[int, int]) -> dict[str, Any]:
-        start = int(getattr(self.sim, "start_time_us", 0))
+        start = self.sim.start_time_us
         rec: dict[str, Any] = {
             "id": str(_uuid.uuid5(_uuid.NAMESPACE_URL, f"sim-service:{host}:{binary}")) if mv >= (2, 53) else i,
             "binary": binary, "host": host, "zone": "internal", "status": "enabled", "state": "up",
@@ -228,14 +231,13 @@ class Compute:
         mv: tuple[int, int] = request.state.mv
         with self.lock:
             aggs = self.view.list_aggregates()
-        start = int(getattr(self.sim, "start_time_us", 0))
+        start = iso_us(self.sim.start_time_us)  # Nova's aggregates have times; the model's do not
         out = []
         for a in aggs:
             rec = {
                 "id": a.id, "name": a.name, "availability_zone": a.availability_zone, "hosts": list(a.hosts),
                 "metadata": dict(a.metadata), "deleted": False, "deleted_at": None,
-                "created_at": iso_us(getattr(a, "created_at", None) or start),
-                "updated_at": iso_us(getattr(a, "updated_at", None)),
+                "created_at": start, "updated_at": None,
             }  # fmt: skip
             if mv >= (2, 41):
                 rec["uuid"] = a.uuid
@@ -248,11 +250,8 @@ def _host_ip(name: str) -> str:
     return f"192.168.{(h >> 8) & 255}.{(h & 253) + 2}"
 
 
-#: the control plane's services, listed beside the compute services as Nova does
-CONTROLLER_HOSTS = ("controller-1", "controller-2", "controller-3")
-
-
-def _controller_services(sim: Any) -> Iterable[tuple[str, str]]:
-    for host in getattr(sim, "controllers", CONTROLLER_HOSTS):
+def _controller_services(sim: SimCloud) -> Iterable[tuple[str, str]]:
+    """The control plane's services, listed beside the compute services as Nova does."""
+    for host in sim.controllers:
         for binary in ("nova-scheduler", "nova-conductor"):
             yield host, binary
