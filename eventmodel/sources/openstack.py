@@ -181,6 +181,7 @@ class ServerConverter:
         intern = sys.intern
         created, updated = s.created, s.updated
         created_us = parse_time(created) if created else None
+        # _version(updated, created), reusing the created time parsed for created_at
         if updated and updated != created:
             version = floor_second(parse_time(updated))
         else:
