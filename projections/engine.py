@@ -160,7 +160,7 @@ class ModelEngine:
         if end is not None and len(end.offsets) == len(model.position.offsets):
             lag = sum(max(0, e - p) for e, p in zip(end.offsets, model.position.offsets))
         snap = model.last_snapshot
-        following = bool(follower is not None and follower._thread is not None and follower._thread.is_alive())
+        following = follower is not None and follower.running
         return Health(
             position=model.position, log_end=end, lag=lag,
             staleness_s=(now_us() - model.recorded_at) / 1e6 if model.recorded_at else None,

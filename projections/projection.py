@@ -163,6 +163,11 @@ class Follower:
         self._thread.start()
         return self
 
+    @property
+    def running(self) -> bool:
+        """True while the follower's thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self, timeout: float = 30) -> None:
         self._stop.set()
         if self._thread is not None:
