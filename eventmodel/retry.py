@@ -35,7 +35,7 @@ T = TypeVar("T")
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["RetryEvent", "RetryPolicy", "RetryStopped"]
+__all__ = ["RetryEvent", "RetryPolicy", "RetryStopped", "both_hooks"]
 
 
 class RetryStopped(Exception):
@@ -56,6 +56,20 @@ class RetryEvent:
     delay: float  # seconds until the next attempt
     error: BaseException
     elapsed: float  # seconds since the call's first attempt
+
+
+def both_hooks(
+    first: Callable[[RetryEvent], None] | None, second: Callable[[RetryEvent], None] | None,
+) -> Callable[[RetryEvent], None] | None:
+    """One ``on_retry`` hook calling ``first`` then ``second`` (either may be None)."""
+    if first is None or second is None:
+        return first if second is None else second
+
+    def both(event: RetryEvent) -> None:
+        first(event)
+        second(event)
+
+    return both
 
 
 def _positive(_self: object, attribute: attrs.Attribute, value: float) -> None:
@@ -105,17 +119,7 @@ class RetryPolicy:
 
     def also_on_retry(self, hook: Callable[[RetryEvent], None] | None) -> RetryPolicy:
         """The same policy, calling ``hook`` after its own ``on_retry``."""
-        if hook is None:
-            return self
-        first = self.on_retry
-        if first is None:
-            return self.evolve(on_retry=hook)
-
-        def both(event: RetryEvent) -> None:
-            first(event)
-            hook(event)
-
-        return self.evolve(on_retry=both)
+        return self if hook is None else self.evolve(on_retry=both_hooks(self.on_retry, hook))
 
     # -- the schedule ------------------------------------------------------
     def delay(self, attempt: int) -> float:

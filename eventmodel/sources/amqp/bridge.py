@@ -78,7 +78,7 @@ import attrs
 from eventmodel.clock import now_us
 from eventmodel.codec import EventTypes
 from eventmodel.log.base import DeadLetter, EventLog
-from eventmodel.retry import RetryEvent, RetryPolicy, RetryStopped
+from eventmodel.retry import RetryEvent, RetryPolicy, RetryStopped, both_hooks
 from eventmodel.sources.amqp.batching import (
     NORMALIZER_ERROR,
     OTHER,
@@ -131,19 +131,6 @@ class _Session(NamedTuple):
     consumer_tag: str
 
 
-def _both(
-    first: Callable[[RetryEvent], None], second: Callable[[RetryEvent], None] | None,
-) -> Callable[[RetryEvent], None]:
-    if second is None:
-        return first
-
-    def call(event: RetryEvent) -> None:
-        first(event)
-        second(event)
-
-    return call
-
-
 class Bridge:
     """Consumes notifications from RabbitMQ and appends their events to a log.
 
@@ -185,7 +172,7 @@ class Bridge:
         self.metrics = metrics
         if metrics is not None:
             metrics.watch(self.stats)
-            on_retry = _both(metrics.retries.hook, on_retry)
+            on_retry = both_hooks(metrics.retries.hook, on_retry)
         #: called for every retry (reconnects and appends), e.g. the metrics' counter
         self.on_retry = on_retry
         self._next_depth = 0.0
