@@ -34,7 +34,7 @@ import re
 import sys
 import threading
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from typing import Any
 
@@ -560,7 +560,7 @@ class OpenStackReader:
             page = self._field(body, "hypervisors", "/os-hypervisors/detail")
             if page:
                 yield page
-            if not _has_next(body, "hypervisors_links", len(page), self.page_size):
+            if not _has_next(body.get("hypervisors_links"), len(page), self.page_size):
                 return
             marker = str(page[-1]["id"])
 
@@ -608,10 +608,7 @@ class OpenStackReader:
             params["marker"] = marker
         page: ServerPage = self._get("compute", "/servers/detail", v, params, decoder=_SERVER_PAGE)
         instance = self._convert.instance
-        more = any(link.rel == "next" for link in page.servers_links or ())
-        if page.servers_links is None:  # no links at all: only a full page may have a next one
-            more = len(page.servers) >= limit
-        return [instance(s) for s in page.servers], more
+        return [instance(s) for s in page.servers], _has_next(page.servers_links, len(page.servers), limit)
 
     def server_pages(self, limit: int = 1000) -> Iterator[list[ev.Instance | ev.PartialInstance]]:
         """Every server, a page at a time; the next page is fetched (on one background
@@ -647,10 +644,14 @@ def _proxies_in_environment() -> bool:
     return any(n.lower().endswith("_proxy") and n.lower() != "no_proxy" and v for n, v in os.environ.items())
 
 
-def _has_next(body: Mapping[str, Any], links_name: str, got: int, limit: int) -> bool:
-    """Whether another page may follow: the API gave a ``next`` link, or filled the page.
-    Nova gives the link exactly when the page is full, so a short page ends the listing."""
-    for link in body.get(links_name) or ():
-        if isinstance(link, Mapping) and link.get("rel") == "next":
+def _has_next(links: Iterable[Any] | None, got: int, limit: int) -> bool:
+    """Whether another page may follow: the API gave a ``next`` link (a decoded
+    :class:`Link` or a JSON object), or, giving no links at all, filled the page. Nova
+    gives the link exactly when the page is full, so a short page ends the listing."""
+    if links is None:
+        return got >= limit > 0
+    for link in links:
+        rel = link.get("rel") if isinstance(link, Mapping) else getattr(link, "rel", None)
+        if rel == "next":
             return True
-    return got >= limit > 0 and bool(body.get(links_name) is None and got)
+    return False
