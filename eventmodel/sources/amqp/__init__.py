@@ -4,7 +4,7 @@ The package by role (the names other code uses are re-exported here):
 
 - :mod:`~eventmodel.sources.amqp.config` — targets, broker URLs, :class:`BridgeConfig`;
 - :mod:`~eventmodel.sources.amqp.stats` — :class:`BridgeStats`, what the bridge has done;
-- :mod:`~eventmodel.sources.amqp.batching` — :class:`Batch`, dead letters kept bounded;
+- :mod:`~eventmodel.sources.amqp.batching` — :class:`Batch` (a batch's events and dead letters);
 - :mod:`~eventmodel.sources.amqp.writer` — the writer thread and :class:`BatchWriter`
   (store, then acknowledge; retried);
 - :mod:`~eventmodel.sources.amqp.bridge` — :class:`Bridge` (connection, reconnects,
@@ -13,7 +13,7 @@ The package by role (the names other code uses are re-exported here):
 - :mod:`~eventmodel.sources.amqp.metrics` — the bridge's Prometheus metrics.
 """
 
-from eventmodel.sources.amqp.batching import Batch, bounded
+from eventmodel.sources.amqp.batching import Batch
 from eventmodel.sources.amqp.bridge import (
     Bridge,
     Normalizer,
@@ -53,7 +53,6 @@ __all__ = [
     "Normalizer",
     "Target",
     "amqp_url",
-    "bounded",
     "default_normalizer",
     "oslo_url",
     "queue_migration",

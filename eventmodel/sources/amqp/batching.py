@@ -10,7 +10,7 @@ import attrs
 
 from eventmodel.clock import now_us
 from eventmodel.events import Envelope
-from eventmodel.log.base import DEAD_LETTER_MAX_BYTES, DeadLetter
+from eventmodel.log.base import DeadLetter
 
 #: why a message became a dead letter, as few labels as a dashboard needs (the full
 #: reason is on the dead letter itself)
@@ -116,11 +116,3 @@ def _stripped(letter: DeadLetter, why: str) -> DeadLetter:
     return attrs.evolve(letter, raw=b"", size=_size(letter), sha256=sha,
                         reason=f"{letter.reason} (bytes not kept: the log refused them: {why})")
 
-
-def bounded(letter: DeadLetter) -> DeadLetter:
-    """``letter`` with its bytes cut to the dead-letter bound (full size and hash kept)."""
-    if letter.size < 0:
-        return DeadLetter.of(letter.raw, letter.reason, letter.source, letter.at)
-    if len(letter.raw) > DEAD_LETTER_MAX_BYTES:
-        return attrs.evolve(letter, raw=letter.raw[:DEAD_LETTER_MAX_BYTES])
-    return letter

@@ -77,7 +77,7 @@ import attrs
 
 from eventmodel.clock import now_us
 from eventmodel.codec import EventTypes
-from eventmodel.log.base import DeadLetter, EventLog
+from eventmodel.log.base import DeadLetter, EventLog, bounded_dead_letter
 from eventmodel.retry import RetryEvent, RetryPolicy, RetryStopped, both_hooks
 from eventmodel.sources.amqp.batching import (
     NORMALIZER_ERROR,
@@ -85,7 +85,6 @@ from eventmodel.sources.amqp.batching import (
     REFUSED_BY_NORMALIZER,
     UNREADABLE,
     Batch,
-    bounded,
 )
 from eventmodel.sources.amqp.config import (
     BridgeConfig,
@@ -604,7 +603,7 @@ class Bridge:
             reason = f"unexpected normalizer status {outcome.status!r}: {reason}"
         elif self._dead_letter is not None:
             try:
-                return bounded(self._dead_letter(body, outcome, source=source))
+                return bounded_dead_letter(self._dead_letter(body, outcome, source=source))
             except Exception:  # noqa: BLE001
                 _log.debug("normalizer.dead_letter failed; building the dead letter here", exc_info=True)
         return DeadLetter.of(body, reason, source, now_us())
