@@ -31,7 +31,7 @@ import attrs
 import typer
 from rich.table import Table
 
-from eventmodel.cli.common import console, err, fail, log_option
+from eventmodel.cli.common import console, err, fail, log_option, require_extra
 from eventmodel.clock import now_us
 from eventmodel.log import EventLog, LogError, open_log
 from eventmodel.sim.cloud import SimCloud, diff_truth
@@ -57,21 +57,6 @@ def _faults(kind_cloud: bool, **rates: object) -> Faults:
         return attrs.evolve(base, **given)
     except ValueError as exc:
         raise fail(str(exc)) from None
-
-
-#: the line the demo ends with when the sim extra (openstacksdk, the web stack) is missing
-NEEDS_SIM_EXTRA = "the demo needs the sim extra: pip install -e '.[sim]'"
-
-
-def _require_sim_extra() -> None:
-    """One clear line, not a traceback, on a core install without the ``sim`` extra."""
-    try:
-        import openstack  # noqa: F401
-        import starlette  # noqa: F401
-        import uvicorn  # noqa: F401
-        import yaml  # noqa: F401
-    except ImportError as exc:
-        raise fail(f"{NEEDS_SIM_EXTRA} (missing: {exc.name})") from None
 
 
 def _sync(syncer: Snapshotter, what: str) -> SyncResult:
@@ -160,7 +145,7 @@ def register(app: typer.Typer) -> None:
         ops_per_batch: int = typer.Option(100, "--batch", min=1, help="Operations per log append."),
     ) -> None:
         """Run the whole pipeline on a simulated cloud and check the model against ground truth."""
-        _require_sim_extra()
+        require_extra("sim", "openstack", "starlette", "uvicorn", "yaml", what="eventmodel demo")
         from eventmodel.sim.server import SimServer
         from eventmodel.sources.openstack import OpenStackReader
 

@@ -208,6 +208,6 @@ def test_the_demo_without_the_sim_extra_says_what_to_install(tmp_path: Path) -> 
                           capture_output=True, text=True, timeout=120, env=env, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "error: the demo needs the sim extra: pip install -e '.[sim]' (missing: openstack)"]
+        "error: eventmodel demo needs the sim extra (missing: openstack): pip install 'eventmodel[sim]'"]
     assert "Traceback" not in proc.stderr + proc.stdout
     assert not (tmp_path / "d.db").exists()
