@@ -802,13 +802,17 @@ def _str_dict(d: dict, key: str, where: str = "") -> dict[str, str]:
         return {}
     if type(v) is not dict:
         raise Invalid(f"field {where}{key!r} must be an object or null, got {_kind(v)}")
-    for k, x in v.items():
-        if type(x) is not str:
-            if x is None or isinstance(x, (int, float, bool)):
-                v = {kk: (xx if type(xx) is str else "" if xx is None else str(xx)) for kk, xx in v.items()}
-                break
+    if all(type(x) is str for x in v.values()):
+        return v
+    out = {}
+    for k, x in v.items():  # null and scalars as text; anything else is not a map of strings
+        if type(x) is str:
+            out[k] = x
+        elif x is None or isinstance(x, (int, float, bool)):
+            out[k] = "" if x is None else str(x)
+        else:
             raise Invalid(f"field {where}{key!r}: value of {k!r} is {_kind(x)}, not a string")
-    return v
+    return out
 
 
 def _plain_str(d: dict, key: str) -> str:
