@@ -11,13 +11,13 @@ what a payload says beyond the truth's entities (:meth:`Emitter.extras`) and the
 from __future__ import annotations
 
 import random
-import uuid as _uuid
 
 from eventmodel.events import Aggregate, ComputeService, Flavor, Instance
 from eventmodel.sim import notifications as N
 from eventmodel.sim.faults import Delivery, Faults
 from eventmodel.sim.timing import PhaseClock
 from eventmodel.sim.truth import GroundTruth, S
+from eventmodel.sim.world import hex_id, uuid4
 
 #: the controllers whose nova-api and nova-conductor publish
 CONTROLLERS = ("controller-1", "controller-2", "controller-3")
@@ -73,7 +73,7 @@ class Emitter:
     # -- contexts and publishers -----------------------------------------------
 
     def req(self) -> str:
-        return "req-" + str(_uuid.UUID(int=self._ids.getrandbits(128), version=4))
+        return "req-" + uuid4(self._ids)
 
     def ctx(self, user: str, project: str) -> Ctx:
         return (self.req(), user, project, False)
@@ -99,8 +99,8 @@ class Emitter:
             publisher_id=publisher,
             payload=payload,
             timestamp=clock.stamp(publisher),
-            message_id=str(_uuid.UUID(int=ids.getrandbits(128), version=4)),
-            unique_id=_uuid.UUID(int=ids.getrandbits(128), version=4).hex,
+            message_id=uuid4(ids),
+            unique_id=hex_id(ids),
             request_id=ctx[0],
             user_id=ctx[1],
             project_id=ctx[2],
