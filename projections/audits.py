@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import socket
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from eventmodel.log.base import EventLog, Position
 from projections.checkpoint import Checkpointer
 from projections.export import FORMAT as EXPORT_FORMAT
 from projections.export import VERSION as EXPORT_VERSION
-from projections.export import export_snapshot
+from projections.export import export_snapshot, snapshot_bytes
 from projections.model import ClusterModel
 from projections.replay import history, model_at
 
@@ -73,9 +72,7 @@ def audit_record(audit_id: str, model: ClusterModel, *, reader: str = "", read_a
 
 def export_digest(model: ClusterModel, exported_at: int) -> str:
     """SHA-256 of the snapshot export of ``model`` stamped ``exported_at``."""
-    with tempfile.TemporaryDirectory() as d:
-        path = export_snapshot(model, Path(d) / "audit.json", exported_at=exported_at)
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashlib.sha256(snapshot_bytes(model, exported_at=exported_at)).hexdigest()
 
 
 def record_audit(log: EventLog, audit_id: str, model: ClusterModel, *, reader: str = "",

@@ -93,11 +93,16 @@ def to_document(model: ClusterModel, *, exported_at: int | None = None) -> dict[
     }
 
 
+def snapshot_bytes(model: ClusterModel, *, exported_at: int | None = None) -> bytes:
+    """The snapshot file's bytes (format above): indented below 1 MiB, compact above."""
+    data = msgspec.json.encode(to_document(model, exported_at=exported_at), order="deterministic")
+    return msgspec.json.format(data, indent=1) if len(data) < 1 << 20 else data
+
+
 def export_snapshot(model: ClusterModel, path: str | Path, *, exported_at: int | None = None) -> Path:
     """Write the model as a snapshot file (format above)."""
     path = Path(path)
-    data = msgspec.json.encode(to_document(model, exported_at=exported_at), order="deterministic")
-    path.write_bytes(msgspec.json.format(data, indent=1) if len(data) < 1 << 20 else data)
+    path.write_bytes(snapshot_bytes(model, exported_at=exported_at))
     return path
 
 
