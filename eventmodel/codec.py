@@ -193,6 +193,20 @@ class Codec:
                                            e.recorded_at, e.payload, e.schema)
         return self._decode_slow(data)
 
+    def type_of(self, data: bytes) -> str:
+        """The record's type name, found without parsing (``""`` if not found)."""
+        i = data.find(b'"type":"')
+        if i < 0:
+            return ""
+        return data[i + 8: data.find(b'"', i + 8)].decode("utf-8", "replace")
+
+    def key_of(self, data: bytes) -> str:
+        """The record's entity key, parsing the envelope but not its payload."""
+        try:
+            return self._head.decode(data).key
+        except msgspec.DecodeError as exc:
+            raise DecodeError(f"bad envelope: {exc}") from exc
+
     def _decode_slow(self, data: bytes) -> ev.Envelope:
         try:
             h = self._head.decode(data)

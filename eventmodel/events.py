@@ -184,7 +184,7 @@ class _Payload:
     VERSION: ClassVar[int] = 1
     #: entity kind this event changes, or None for markers
     KIND: ClassVar[str | None] = None
-    #: "upsert", "delete", "observe", "seen", "marker" or "ignore"
+    #: "upsert", "delete", "observe", "seen", "absent", "marker" or "ignore"
     EFFECT: ClassVar[str] = "upsert"
     #: the attribute that holds the entity state (by default, named after KIND)
     ENTITY: ClassVar[str | None] = None
@@ -369,6 +369,13 @@ class SnapshotStarted(_Payload):
     snapshot_id: str
     scope: tuple[str, ...] = KINDS
     partitions: int = 1  # how many partitions the marker was written to
+    #: the log's end (next offset per partition) the syncer read just before appending
+    #: this marker: orders syncs by their start on each partition, so that a copy of an
+    #: old sync's marker, appended later, cannot open a window again (None: older records)
+    after: tuple[int, ...] | None = None
+    #: for a follow-up round (a targeted re-read of the keys live records touched during
+    #: a sync), the id of the sync it completes; its scope is empty (it deletes nothing)
+    follows: str | None = None
 
 
 @attrs.frozen(slots=True)
@@ -382,6 +389,7 @@ class SnapshotCompleted(_Payload):
     #: occurred_at of the sync's started marker (orders syncs whatever marker a reader
     #: meets first); None in records written before it existed
     started_at: int | None = None
+    after: tuple[int, ...] | None = None  # as in SnapshotStarted
 
 
 @attrs.frozen(slots=True)
@@ -393,6 +401,20 @@ class SnapshotAborted(_Payload):
     snapshot_id: str
     reason: str = ""
     started_at: int | None = None  # as in SnapshotCompleted
+    after: tuple[int, ...] | None = None  # as in SnapshotStarted
+
+
+@attrs.frozen(slots=True)
+class EntityAbsent(_Payload):
+    """A follow-up read of one entity by its key found nothing (Nova answered 404, or a
+    re-listing no longer had it). Inside its sync's window, for a key no live record
+    touched there, the entity is deleted; anywhere else it changes nothing."""
+
+    TYPE = "entity.absent"
+    EFFECT = "absent"
+    snapshot_id: str
+    kind: str
+    key: str
 
 
 @attrs.frozen(slots=True)
@@ -448,6 +470,7 @@ BUILTIN_PAYLOADS: tuple[type, ...] = (
     SnapshotStarted,
     SnapshotCompleted,
     SnapshotAborted,
+    EntityAbsent,
     AuditRead,
 )
 
@@ -504,6 +527,8 @@ def entity_key(payload: object) -> str | None:
     entity = entity_of(payload)
     if entity is not None:
         return entity.key  # type: ignore[attr-defined]
+    if isinstance(payload, EntityAbsent):
+        return payload.key
     return getattr(payload, "uuid", None)
 
 

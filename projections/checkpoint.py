@@ -130,6 +130,7 @@ def _encode_state(state: ClusterState) -> bytes:
         "tombstones": {k: list(t.items()) for k, t in state.tombstones.items()},
         "homes": {k: list(t.items()) for k, t in state.homes.items()},
         "ids": {k: list(t.items()) for k, t in state.ids.items()},
+        "floors": {k: list(t.items()) for k, t in state.floors.items()},
         "open_snapshots": [
             {
                 "snapshot_id": s.snapshot_id, "scope": list(s.scope), "partitions": s.partitions,
@@ -137,11 +138,14 @@ def _encode_state(state: ClusterState) -> bytes:
                 "closed": sorted(s.closed),
                 "observed": [list(k) for k in s.observed], "touched": [list(k) for k in s.touched],
                 "corrected": s.corrected, "deleted": s.deleted, "reasons": sorted(s.reasons),
+                "follows": s.follows,
             }
-            for s in state.open_snapshots.values()
+            for s in sorted(state.open_snapshots.values(), key=lambda s: (s.started_at, s.snapshot_id))
         ],
         "recent_snapshots": list(state.recent_snapshots),
         "superseded": list(state.superseded),
+        "last_started": list(state.last_started),
+        "horizons": list(state.horizons),
         "last_snapshot": _converter.unstructure(state.last_snapshot) if state.last_snapshot else None,
         "recorded_at": state.recorded_at,
         "applied": state.applied,
@@ -208,7 +212,7 @@ def _decode_state(body: bytes, position: Position, allowed: dict[str, type]) -> 
             immutables.Map((p, o) for p, o in s["started"]), frozenset(s["completed"]), frozenset(s.get("closed", s["completed"])),
             immutables.Map({tuple(k): None for k in s["observed"]}),
             immutables.Map({tuple(k): None for k in s["touched"]}),
-            s["corrected"], s.get("deleted", 0), frozenset(s.get("reasons", ())),
+            s["corrected"], s.get("deleted", 0), frozenset(s.get("reasons", ())), s.get("follows"),
         )
     last = d["last_snapshot"]
     return ClusterState(
@@ -221,6 +225,9 @@ def _decode_state(body: bytes, position: Position, allowed: dict[str, type]) -> 
         open_snapshots=immutables.Map(snaps),
         recent_snapshots=tuple(d["recent_snapshots"]),
         superseded=tuple(d.get("superseded", (-1,) * len(position.offsets))),
+        last_started=tuple(d.get("last_started", (-1,) * len(position.offsets))),
+        horizons=tuple(d.get("horizons", (0,) * len(position.offsets))),
+        floors=immutables.Map({k: immutables.Map(v) for k, v in d.get("floors", {}).items()}),
 
         last_snapshot=_converter.structure(last, SnapshotResult) if last else None,
         recorded_at=d["recorded_at"],

@@ -48,7 +48,8 @@ import attrs
 import immutables
 
 from eventmodel.events import (
-    INSTANCE, SERVICE, ComputeServiceChanged, SnapshotAborted, SnapshotCompleted, SnapshotStarted, entity_of,
+    INSTANCE, LOWEST_VERSION, NODE, SERVICE, ComputeServiceChanged, SnapshotAborted, SnapshotCompleted,
+    SnapshotStarted, entity_of,
 )
 from eventmodel.log.base import Position, Record
 from projections.state import EMPTY, ClusterState, OpenSnapshot, SnapshotResult
@@ -79,6 +80,23 @@ def fold(state: ClusterState, records: Iterable[Record]) -> ClusterState:
 
 def _same_but_version(a: object, b: object) -> bool:
     return attrs.evolve(a, version=b.version) == b  # type: ignore[attr-defined]
+
+
+def _drift(kind: str, old: object | None, new: object | None) -> bool:
+    """Whether a sync's correction from ``old`` to ``new`` is drift: something a lost
+    notification would have said. No Nova notification describes a compute node (its
+    inventory comes from Placement, its state from the hypervisor listing), so a
+    node's correction never is."""
+    if kind == NODE:
+        return False
+    if old is None or new is None:
+        return True
+    return not _same_but_version(old, new)
+
+
+def _stamp(offsets: tuple[int, ...], n: int, fill: int) -> tuple[int, ...]:
+    """A per-partition tuple of ``n`` values (an older state's may be missing)."""
+    return offsets if len(offsets) == n else (fill,) * n
 
 
 def _has_id(seen: object, eid: str) -> bool:
@@ -132,7 +150,8 @@ class _Builder:
     __slots__ = (
         "state", "_table", "_tomb", "_home", "_ids", "by_node", "snaps", "offsets", "recorded_at",
         "applied", "duplicates", "recent", "last_snapshot", "rejected", "last_rejected", "sync_error",
-        "multi", "superseded", "_hot", "_observed", "_touched", "_corrected",
+        "multi", "superseded", "_hot", "_observed", "_touched", "_corrected", "_floor", "last_started",
+        "horizons",
     )
 
     def __init__(self, state: ClusterState) -> None:
@@ -141,6 +160,7 @@ class _Builder:
         self._tomb = _PerKind(state.tombstones)
         self._home = _PerKind(state.homes)
         self._ids = _PerKind(state.ids)
+        self._floor = _PerKind(state.floors)
         #: kind -> (table mutation, ids mutation) for the hot path; cleared whenever a
         #: mutation is finished to be read (``_PerKind.current``)
         self._hot: dict[str, tuple] = {}
@@ -151,7 +171,9 @@ class _Builder:
         self._touched: dict[str, immutables.MapMutation] = {}
         self._corrected: dict[str, int] = {}
         self.by_node = state.by_node.mutate()
-        self.snaps: dict[str, OpenSnapshot] = dict(state.open_snapshots.items())
+        # in the order syncs started (a Map iterates by hash: reports must not depend on it)
+        self.snaps: dict[str, OpenSnapshot] = dict(
+            sorted(state.open_snapshots.items(), key=lambda kv: (kv[1].started_at, kv[0])))
         self.offsets = list(state.position.offsets)
         self.recorded_at = state.recorded_at
         self.applied = state.applied
@@ -162,8 +184,10 @@ class _Builder:
         self.sync_error = state.sync_error
         self.last_rejected = state.last_rejected
         self.multi = len(self.offsets) > 1  # several partitions: remember each key's
-        sup = state.superseded
-        self.superseded = sup if len(sup) == len(self.offsets) else (-1,) * len(self.offsets)
+        n = len(self.offsets)
+        self.superseded = _stamp(state.superseded, n, -1)
+        self.last_started = _stamp(state.last_started, n, -1)
+        self.horizons = _stamp(state.horizons, n, 0)
 
     # -- plumbing ----------------------------------------------------------
     def _index_remove(self, inst: object) -> None:
@@ -200,12 +224,19 @@ class _Builder:
             ids[key] = _add_id(ids.get(key), eid) if version == old.version else eid  # type: ignore[attr-defined]
         if kind == INSTANCE:
             self._index_remove(old)
+        floors = self._floor(kind)
+        floor = floors.get(key)
+        if floor is not None:
+            # what a sync overrode stays overridden: no copy of it brings the key back
+            del floors[key]
+            version = max(version, floor)
         self._tomb(kind)[key] = version
 
-    def _touch(self, kind: str, key: str, partition: int) -> None:
-        """A live record inside a snapshot's window on its partition."""
+    def _touch(self, kind: str, key: str, partition: int, skip: str | None = None) -> None:
+        """A live record (or another sync's observation) inside a snapshot's window on
+        its partition."""
         for sid, snap in self.snaps.items():
-            if snap.open_on(partition, self.superseded):
+            if sid != skip and snap.open_on(partition, self.superseded):
                 m = self._touched.get(sid)
                 if m is None:
                     m = self._touched[sid] = snap.touched.mutate()
@@ -262,6 +293,8 @@ class _Builder:
                 self._observe(payload, p, env.event_id)
             elif effect == "seen":
                 self._seen(payload, p)
+            elif effect == "absent":
+                self._absent(payload, p)
             elif effect == "marker":
                 if isinstance(payload, SnapshotStarted):
                     self._started(payload, p, rec.offset, env.occurred_at)
@@ -282,36 +315,44 @@ class _Builder:
             hot = self._hot[kind] = (self._table(kind), self._ids(kind))
         table, ids = hot
         version = entity.version  # (an entity without one is rejected here)
+        seen = ids.get(key)
+        if seen is not None and _has_id(seen, eid):
+            self.duplicates += 1  # a copy, at any version
+            return
         old = table.get(key)
         if old is None:
             tomb = self._tomb(kind).get(key)
             if tomb is not None:
                 if version <= tomb:
                     if version == tomb:  # remembered: a sync may restore the entity at this version
-                        seen = ids.get(key)
-                        if not _has_id(seen, eid):
-                            ids[key] = _add_id(seen, eid)
+                        ids[key] = _add_id(seen, eid)
                     return
                 del self._tomb(kind)[key]
+            elif version != LOWEST_VERSION and version <= self.horizons[p]:
+                return  # older than the reads of a sync that did not list it: a late copy
             if self.snaps:
                 self._touch(kind, key, p)
             self._put(kind, key, None, entity, p)
             ids[key] = eid
             return
         if version > old.version:
+            floors = self._floor(kind)
+            floor = floors.get(key)
+            if floor is not None:
+                if version <= floor:
+                    return  # may be a copy of what a sync's read overrode
+                del floors[key]
             ids[key] = eid
         elif version == old.version:
-            seen = ids.get(key)
-            if _has_id(seen, eid):
-                self.duplicates += 1
-                return
             ids[key] = _add_id(seen, eid)
         else:
             return
         if self.snaps:
             self._touch(kind, key, p)
-        if kind == SERVICE and not old.up and entity.up and payload.__class__ is ComputeServiceChanged:
-            entity = attrs.evolve(entity, up=False)  # only the API says a service is up
+        if (kind == SERVICE and entity.availability_zone is None and old.availability_zone is not None
+                and payload.__class__ is ComputeServiceChanged):
+            # Nova's service notifications do not load the zone (null): it is unknown, not gone
+            entity = attrs.evolve(entity, availability_zone=old.availability_zone)
         if kind == INSTANCE and old.node == entity.node:
             table[key] = entity
         else:
@@ -329,11 +370,13 @@ class _Builder:
         old = self._table(kind).get(key)
         if old is None:
             tombs = self._tomb(kind)
-            if tombs.get(key, -1) < version:
-                tombs[key] = version
-                ids[key] = eid
-            elif key in tombs:
+            tomb = tombs.get(key)
+            if tomb is None and version != LOWEST_VERSION and version <= self.horizons[partition]:
+                return  # a late copy about a key long forgotten
+            if tomb is not None and tomb >= version:
                 return  # an older delete: nothing changes
+            tombs[key] = version
+            ids[key] = eid
         elif version >= old.version:
             self._remove(kind, key, old, version, eid)
         else:
@@ -350,6 +393,23 @@ class _Builder:
         if snap is not None:
             self._observed_in(snap.snapshot_id, snap)[(payload.KIND, payload.uuid)] = None  # type: ignore[attr-defined]
 
+    def _first_untouched(self, snap: OpenSnapshot, kind: str, key: str, partition: int) -> bool:
+        """Mark ``key`` read in ``snap``'s window; True when this is its first read there
+        and no live record (nor another sync's read) touched it there before.
+
+        A first read also touches the key in the windows of the other syncs open here:
+        a sync running at the same time may have read it later than they did."""
+        sid = snap.snapshot_id
+        observed = self._observed_in(sid, snap)
+        k = (kind, key)
+        if k in observed:
+            return False  # a copy, or a listing that repeated it: versions decide
+        observed[k] = None
+        if len(self.snaps) > 1:
+            self._touch(kind, key, partition, skip=sid)
+        tch = self._touched.get(sid)
+        return k not in (tch if tch is not None else snap.touched)
+
     def _observe(self, payload: object, partition: int, eid: str) -> None:
         kind = payload.KIND  # type: ignore[attr-defined]
         entity = entity_of(payload)
@@ -357,7 +417,8 @@ class _Builder:
             return
         key = entity.key  # type: ignore[attr-defined]
         version = entity.version  # type: ignore[attr-defined]
-        snap = self._window(payload.snapshot_id, partition)  # type: ignore[attr-defined]
+        sid = payload.snapshot_id  # type: ignore[attr-defined]
+        snap = self._window(sid, partition)
         table = self._table(kind)
         old = table.get(key)
         ids = self._ids(kind)
@@ -365,19 +426,9 @@ class _Builder:
         if _has_id(seen, eid):
             self.duplicates += 1
             return
-        touched = False
-        if snap is not None:
-            sid = snap.snapshot_id
-            observed = self._observed_in(sid, snap)
-            # A key observed twice in one window (a copy, or a listing that repeated
-            # it) is authoritative only the first time; after that, versions decide.
-            touched = (kind, key) in observed
-            observed[(kind, key)] = None
-            if not touched:
-                tch = self._touched.get(sid)
-                touched = (kind, key) in (tch if tch is not None else snap.touched)
+        floors = self._floor(kind)
         changed = False
-        if snap is not None and not touched:
+        if snap is not None and self._first_untouched(snap, kind, key, partition):
             # Authoritative: nothing changed this key since the sync started reading.
             if old is None:
                 tombs = self._tomb(kind)
@@ -385,59 +436,131 @@ class _Builder:
                 if tomb is not None:
                     del tombs[key]
                 self._put(kind, key, None, entity, partition)
-                # as below: the overridden delete's copies must not undo this
-                ids[key] = _add_id(seen, eid) if tomb is not None and tomb >= version else eid
-                changed = True
-            else:
-                # Keep the ids of a newer version this observation overrides: their
-                # late copies must not undo it.
-                ids[key] = _add_id(seen, eid) if old.version >= version else eid
-                if old != entity:
-                    changed = not _same_but_version(old, entity)
-                    self._put(kind, key, old, entity, partition)
+                if tomb is not None and tomb > version:
+                    floors[key] = tomb  # the overridden delete's records must not undo this
+                    ids[key] = eid
+                else:
+                    ids[key] = _add_id(seen, eid) if tomb is not None and tomb == version else eid
+                changed = _drift(kind, None, entity)
+            elif old != entity:
+                if old.version > version:
+                    # The read lowers the version (a skewed clock wrote the newer one, or the
+                    # log came from another cloud): remember how high, so that no copy of
+                    # the overridden records undoes it.
+                    floor = floors.get(key)
+                    floors[key] = old.version if floor is None else max(floor, old.version)
+                    ids[key] = eid
+                elif old.version == version:
+                    ids[key] = _add_id(seen, eid)  # the overridden same-version ids stay
+                else:
+                    ids[key] = eid
+                    floor = floors.get(key)
+                    if floor is not None and version > floor:
+                        del floors[key]
+                changed = _drift(kind, old, entity)
+                self._put(kind, key, old, entity, partition)
+            # unchanged: nothing to remember (a copy of the read is caught by ``observed``
+            # in this window and loses the tie outside it), so ids do not grow per sync
         elif old is None:
-            tomb = self._tomb(kind).get(key)
-            if tomb is None or version > tomb:
+            tombs = self._tomb(kind)
+            tomb = tombs.get(key)
+            if tomb is None:
+                fresh = version == LOWEST_VERSION or version > self.horizons[partition]
+            else:
+                fresh = version > tomb
+            if fresh:
                 if tomb is not None:
-                    del self._tomb(kind)[key]
+                    del tombs[key]
                 self._put(kind, key, None, entity, partition)
                 ids[key] = eid
-                changed = True
+                changed = _drift(kind, None, entity)
         elif version > old.version:
-            ids[key] = eid
-            changed = not _same_but_version(old, entity)
-            self._put(kind, key, old, entity, partition)
+            floor = floors.get(key)
+            if floor is None or version > floor:
+                if floor is not None:
+                    del floors[key]
+                ids[key] = eid
+                changed = _drift(kind, old, entity)
+                self._put(kind, key, old, entity, partition)
         if changed and snap is not None:
-            self._corrected[snap.snapshot_id] = self._corrected.get(snap.snapshot_id, 0) + 1
+            self._corrected[sid] = self._corrected.get(sid, 0) + 1
+
+    def _absent(self, payload: object, partition: int) -> None:
+        """A follow-up read found no such entity: inside its window, for an untouched
+        key, the entity is deleted (tombstone: its own version, or its floor)."""
+        kind, key = payload.kind, payload.key  # type: ignore[attr-defined]
+        snap = self._window(payload.snapshot_id, partition)  # type: ignore[attr-defined]
+        if snap is None or not self._first_untouched(snap, kind, key, partition):
+            return
+        old = self._table(kind).get(key)
+        if old is None:
+            return
+        self._hot.pop(kind, None)
+        self._remove(kind, key, old, old.version)  # type: ignore[attr-defined]
+        if _drift(kind, old, None):
+            snap = self._flush(snap.snapshot_id)
+            self.snaps[snap.snapshot_id] = attrs.evolve(snap, deleted=snap.deleted + 1)
 
     # -- markers -----------------------------------------------------------
     # Every decision that shapes the model depends only on the marker's own partition
     # (its records and its ``superseded`` entry), so a reader's interleaving of
     # partitions cannot change the model. A sync's outcome is reported once it is
-    # closed on every partition; with markers written to every partition in append
-    # order (as the syncer does), that is in append order too.
+    # closed on every partition, syncs closed by one marker in the order they started.
 
-    def _snapshot(self, sid: str, started_at: int, scope: tuple[str, ...] = ()) -> OpenSnapshot:
+    def _snapshot(self, sid: str, started_at: int, scope: tuple[str, ...] = (),
+                  follows: str | None = None) -> OpenSnapshot:
         snap = self.snaps.get(sid)
         if snap is None:
             # The reader's partitions, not a marker's count: one rule for every marker.
-            snap = OpenSnapshot(sid, scope, len(self.offsets), started_at)
-        elif scope and not snap.scope:  # made by a closing marker read first elsewhere
-            snap = attrs.evolve(snap, scope=scope)
+            snap = OpenSnapshot(sid, scope, len(self.offsets), started_at, follows=follows)
+        else:
+            if scope and not snap.scope:  # made by a closing marker read first elsewhere
+                snap = attrs.evolve(snap, scope=scope)
+            if follows is not None and snap.follows is None:
+                snap = attrs.evolve(snap, follows=follows)
         return snap
 
+    def _after(self, after: tuple[int, ...] | None, partition: int) -> int | None:
+        """A marker's ``after`` offset on this partition (None: not said, or said for
+        another partition count)."""
+        if after is None or len(after) != len(self.offsets):
+            return None
+        return after[partition]
+
+    def _old_copy(self, sid: str, after: tuple[int, ...] | None, partition: int) -> bool:
+        """A closing marker of a sync this state does not know, that started at or
+        before the newest sync started on this partition: a copy of a finished one."""
+        if sid in self.snaps:
+            return False
+        at = self._after(after, partition)
+        return at is not None and at <= self.last_started[partition]
+
     def _started(self, m: SnapshotStarted, partition: int, offset: int, occurred_at: int) -> None:
-        if m.snapshot_id in self.recent:
+        sid = m.snapshot_id
+        if sid in self.recent:
             return  # a copy of a finished snapshot's marker
-        snap = self._snapshot(m.snapshot_id, occurred_at, tuple(m.scope))
+        at = self._after(m.after, partition)
+        # started (read the log's end) before a sync whose window completed here
+        older = at is not None and at <= self.superseded[partition]
+        if older and sid not in self.snaps:
+            return  # a copy of an old sync's marker, or a read older than a completed one
+        snap = self._snapshot(sid, occurred_at, tuple(m.scope), m.follows)
         if partition not in snap.started and partition not in snap.closed:
-            snap = attrs.evolve(snap, started=snap.started.set(partition, offset))
-        self.snaps[m.snapshot_id] = snap
-        self._finish_if_closed(m.snapshot_id, occurred_at)
+            if older:
+                snap = attrs.evolve(snap, closed=snap.closed | {partition},
+                                    reasons=snap.reasons | {"superseded by a later full sync"})
+            else:
+                snap = attrs.evolve(snap, started=snap.started.set(partition, offset))
+                if offset > self.last_started[partition]:
+                    ls = list(self.last_started)
+                    ls[partition] = offset
+                    self.last_started = tuple(ls)
+        self.snaps[sid] = snap
+        self._finish_if_closed(sid, occurred_at)
 
     def _completed(self, m: SnapshotCompleted, partition: int, occurred_at: int) -> None:
         sid = m.snapshot_id
-        if sid in self.recent:
+        if sid in self.recent or self._old_copy(sid, m.after, partition):
             return
         if sid in self.snaps:
             self._flush(sid)
@@ -448,6 +571,7 @@ class _Builder:
             # Reconcile this partition's entities: every record of theirs is here.
             self._hot.clear()  # current() below finishes the open mutations
             deleted = 0
+            cutoff = snap.started_at - TOMBSTONE_TTL_US
             for kind in snap.scope:
                 table = self._table.current(kind)
                 homes = self._home.current(kind) if self.multi else None
@@ -459,8 +583,12 @@ class _Builder:
                 ]
                 for key, ent in gone:
                     self._remove(kind, key, ent, ent.version)
-                deleted += len(gone)
-                self._prune_tombstones(kind, partition, snap.started_at - TOMBSTONE_TTL_US)
+                deleted += sum(1 for _, ent in gone if _drift(kind, ent, None))
+                self._prune_tombstones(kind, partition, cutoff)
+            if snap.scope and cutoff > self.horizons[partition]:
+                hz = list(self.horizons)
+                hz[partition] = cutoff
+                self.horizons = tuple(hz)
             snap = attrs.evolve(snap, completed=snap.completed | {partition}, closed=snap.closed | {partition},
                                 deleted=snap.deleted + deleted)
         else:
@@ -469,20 +597,20 @@ class _Builder:
             snap = attrs.evolve(snap, closed=snap.closed | {partition},
                                 reasons=snap.reasons | {"its started marker is missing on some partitions"})
         self.snaps[sid] = snap
-        # Every sync whose started marker is earlier in this partition and that is still
-        # open here was abandoned (its syncer died, or its markers reached only some
-        # partitions).
+        # Every full sync whose started marker is earlier in this partition and that is
+        # still open here was abandoned (its syncer died, or its markers reached only
+        # some partitions). A follow-up round (empty scope) supersedes nothing.
         mine = snap.started.get(partition)
-        if mine is not None and mine > self.superseded[partition]:
+        if snap.scope and mine is not None and mine > self.superseded[partition]:
             sup = list(self.superseded)
             sup[partition] = mine
             self.superseded = tuple(sup)
-        for other in list(self.snaps):
+        for other in sorted(self.snaps, key=lambda s: (self.snaps[s].started_at, s)):
             self._finish_if_closed(other, occurred_at)
 
     def _aborted(self, m: SnapshotAborted, partition: int, occurred_at: int) -> None:
         sid = m.snapshot_id
-        if sid in self.recent:
+        if sid in self.recent or self._old_copy(sid, m.after, partition):
             return
         snap = self._snapshot(sid, occurred_at if m.started_at is None else m.started_at)
         if not snap.closed_on(partition, self.superseded):
@@ -492,13 +620,25 @@ class _Builder:
 
     def _finish_if_closed(self, sid: str, occurred_at: int) -> None:
         """Once a snapshot is closed on every partition, report its outcome."""
-        snap = self.snaps[sid]
+        snap = self.snaps.get(sid)
+        if snap is None:
+            return
         sup = self.superseded
         if not all(snap.closed_on(p, sup) for p in range(snap.partitions)):
             return
         snap = self._flush(sid)
         del self.snaps[sid]
         self.recent = (*self.recent, sid)[-RECENT_SNAPSHOTS:]
+        if snap.follows is not None:
+            # A follow-up round: its corrections are its sync's; a failed one leaves the
+            # sync's report as it was (the keys it did not settle stay for the next sync).
+            last = self.last_snapshot
+            if len(snap.completed) == snap.partitions and last is not None and last.snapshot_id == snap.follows:
+                self.last_snapshot = attrs.evolve(
+                    last, corrected=last.corrected + snap.corrected + snap.deleted,
+                    deleted=last.deleted + snap.deleted, rechecked=last.rechecked + len(snap.observed),
+                    follow_ups=last.follow_ups + 1)
+            return
         if len(snap.completed) < snap.partitions:
             done = len(snap.completed)
             reasons = set(snap.reasons)
@@ -516,12 +656,14 @@ class _Builder:
 
     def _prune_tombstones(self, kind: str, partition: int, older_than: int) -> None:
         """Forget this partition's tombstones (and their homes) older than the TTL
-        before a completed sync: that sync vouches for those keys' absence."""
+        before a completed sync: that sync vouches for those keys' absence, and the
+        partition's horizon keeps their late copies out. Tombstones at the lowest
+        version (aggregates, nodes: no time to compare) are kept."""
         self._hot.clear()
         current = self._tomb.current(kind)
         homes = self._home.current(kind) if self.multi else None
         old = [k for k, v in current.items()
-               if v < older_than and (homes is None or homes.get(k, partition) == partition)]
+               if LOWEST_VERSION < v < older_than and (homes is None or homes.get(k, partition) == partition)]
         if old:
             tombs = self._tomb(kind)
             home = self._home(kind) if self.multi else None
@@ -541,6 +683,9 @@ class _Builder:
             position=Position(tuple(self.offsets)),
             homes=self._home.finish(),
             ids=self._ids.finish(),
+            floors=self._floor.finish(),
+            last_started=self.last_started,
+            horizons=self.horizons,
             tables=self._table.finish(),
             tombstones=self._tomb.finish(),
             by_node=self.by_node.finish(),

@@ -40,6 +40,8 @@ class OpenSnapshot:
     corrected: int = 0  # observed records that changed the model
     deleted: int = 0  # entities removed by the partitions reconciled so far
     reasons: frozenset[str] = frozenset()  # why partitions were closed without completing
+    #: a follow-up round's parent sync (its corrections are reported with the parent's)
+    follows: str | None = None
 
     def closed_on(self, partition: int, superseded: tuple[int, ...]) -> bool:
         """True once its ``completed``/``aborted`` was read on this partition, or a sync
@@ -64,6 +66,9 @@ class SnapshotResult:
     observed: int
     corrected: int  # entities it changed: the drift, i.e. notifications lost
     deleted: int  # of which: entities it removed
+    #: entities its follow-up rounds re-read (keys live records touched while it read)
+    rechecked: int = 0
+    follow_ups: int = 0  # follow-up rounds folded so far
 
 
 @attrs.frozen(slots=True)
@@ -88,6 +93,17 @@ class ClusterState:
     #: there: any sync whose started marker is earlier there is closed there (superseded)
     superseded: tuple[int, ...] = ()
     recent_snapshots: tuple[str, ...] = ()  # ids of completed snapshots, newest last
+    #: per partition, the offset of the newest ``snapshot.started`` accepted there: a
+    #: closing marker of an unknown sync that started at or before it is a copy
+    last_started: tuple[int, ...] = ()
+    #: per partition, the newest tombstone-pruning cut-off (µs, the syncers' clock less
+    #: the TTL): a live record of a key the model does not know, whose version is at or
+    #: below it, is older than a completed sync's reads and changes nothing
+    horizons: tuple[int, ...] = ()
+    #: ``floors[kind][key]``: the version a sync's read overrode when it lowered the
+    #: entity's version; a live record above the entity's version but at or below its
+    #: floor may be a copy of what the sync overrode and changes nothing
+    floors: immutables.Map = EMPTY
     last_snapshot: SnapshotResult | None = None
     recorded_at: int = 0  # recorded_at of the last folded record (µs)
     applied: int = 0  # records folded
@@ -101,6 +117,8 @@ class ClusterState:
         return cls(
             position=Position.zero(partitions),
             superseded=(-1,) * partitions,
+            last_started=(-1,) * partitions,
+            horizons=(0,) * partitions,
             tables=immutables.Map({k: EMPTY for k in KINDS}),
             tombstones=immutables.Map({k: EMPTY for k in KINDS}),
         )

@@ -70,6 +70,11 @@ def bridge(
     ),
     stats_every: float = typer.Option(10.0, "--stats-every", min=0, help="Seconds between stats lines (0: only the summary)."),
     json_stats: bool = typer.Option(False, "--json", help="Print stats lines as JSON objects."),
+    service_down_time: int = typer.Option(
+        60, "--service-down-time", min=1, envvar="EVENTMODEL_SERVICE_DOWN_TIME",
+        help="Nova's [DEFAULT] service_down_time in seconds: a compute service is up in the model when "
+        "not forced down and its last_seen_up is within this of the notification's timestamp.",
+    ),
     metrics_port: Optional[int] = metrics_port_option(),  # noqa: UP007
     metrics_host: str = metrics_host_option(),
 ) -> None:
@@ -98,7 +103,10 @@ def bridge(
     except ValueError as exc:
         raise fail(str(exc)) from None
     types = EventTypes.builtin()
-    normalizer = default_normalizer(types)
+    try:
+        normalizer = default_normalizer(types, service_down_time=service_down_time)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     event_log = _open_writer(log, types)
 
     def show(stats: BridgeStats, label: str = "bridge") -> None:

@@ -139,14 +139,40 @@ a version: hosts' clocks differ and notifications can be re-published days later
 
 Values Nova means as one are held as one: an ``availability_zone`` of ``''`` (the
 API's form for an offloaded instance) and ``null`` (the notification's) are both
-``None``. A service's ``up`` is ``not forced_down`` here; the fold lets a live record
-say a service is down, never that it is up again (only the API knows liveness).
+``None``. In a service notification ``None`` means "not known", never "no zone":
+ServiceStatusPayload's ``availability_zone`` is null in real notifications, because
+the service object Nova notifies about has not loaded its zone (the zone of a host
+comes from its aggregates); the fold keeps the zone it knows.
+
+Liveness
+========
+
+A service's ``up`` is derived as Nova's servicegroup DB driver derives it
+(``ServiceGroup API.service_is_up`` and ``DbDriver.is_up``), with the notification's
+own ``timestamp`` as "now" — Nova's clock when it notified, never ours::
+
+    up = not forced_down
+         and abs(timestamp - heartbeat) <= service_down_time
+
+where ``heartbeat`` is ``last_seen_up``, else ``updated_at``, else ``created_at``
+(ServiceStatusPayload carries only ``last_seen_up``), and ``service_down_time`` is the
+normalizer's setting (Nova's ``[DEFAULT] service_down_time``, 60 s by default; give
+the cloud's value). Like Nova, a heartbeat more than ``service_down_time`` *after*
+"now" (clock skew) is down too. Both times are Nova's, so replaying the same
+notification always gives the same ``up``.
+
+Fallback: when the notification has no ``timestamp`` (a bare sample; its
+``occurred_at`` is then ``recorded_at``, our clock) or no heartbeat time at all,
+``up`` is ``not forced_down``: nothing of Nova's says the service stopped reporting,
+and our clock must not decide (a replay would decide differently). A ``timestamp``
+that is not a time kills the message (see above), so it never reaches this rule.
 
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import sys
 from collections.abc import Callable
@@ -209,6 +235,14 @@ class Message:
     publisher_id: str
     message_id: str
     occurred_at: int  # µs, the notification timestamp (or recorded_at)
+    #: True when ``occurred_at`` is the notification's own ``timestamp`` (Nova's clock);
+    #: False when the input had none and ``occurred_at`` is ``recorded_at`` (ours)
+    timestamped: bool = True
+
+    @property
+    def notified_at(self) -> int | None:
+        """The notification's own timestamp in µs; None when it had none."""
+        return self.occurred_at if self.timestamped else None
 
     @property
     def payload(self) -> Any:
@@ -298,12 +332,14 @@ def parse_message(raw: bytes | str | dict, recorded_at: int) -> Message:
     elif type(message_id) is not str or not message_id:
         raise Invalid(f"{event_type}: message_id must be a non-empty string, got {_kind(message_id)}")
     occurred_at = _time_field(stamp, f"{event_type}: timestamp")
+    timestamped = occurred_at is not None
     if occurred_at is None:
         occurred_at = recorded_at
         if filled is None:
             filled = dict(body)
         filled["timestamp"] = nova_time(recorded_at)
-    return Message(filled if filled is not None else body, event_type, _intern(publisher), message_id, occurred_at)
+    return Message(filled if filled is not None else body, event_type, _intern(publisher), message_id, occurred_at,
+                   timestamped)
 
 
 # ---------------------------------------------------------------------------
@@ -376,6 +412,10 @@ INSTANCE_VERSION_FIELDS = ("updated_at", "created_at")
 #: a service's: ServiceStatusPayload has no updated_at; ``last_seen_up`` is Nova's own
 #: time of the service's last heartbeat
 SERVICE_VERSION_FIELDS = ("updated_at", "created_at", "last_seen_up")
+#: where a service's last heartbeat comes from, in order (Nova's ``DbDriver.is_up``)
+SERVICE_HEARTBEAT_FIELDS = ("last_seen_up", "updated_at", "created_at")
+#: Nova's default ``[DEFAULT] service_down_time``, in seconds
+DEFAULT_SERVICE_DOWN_TIME = 60
 
 
 def _time_field(stamp: Any, what: str) -> int | None:
@@ -425,7 +465,7 @@ def _resized(action: str) -> _Handler:
 
 def _service_changed(change: str | None) -> _Handler:
     def handle(self: NovaNormalizer, data: dict, msg: Message) -> object:
-        svc = self.service(data, msg.occurred_at)
+        svc = self.service(data, msg.notified_at)
         if svc is None:
             return None
         what = change
@@ -437,7 +477,7 @@ def _service_changed(change: str | None) -> _Handler:
 
 
 def _service_deleted(self: NovaNormalizer, data: dict, msg: Message) -> object:
-    svc = self.service(data, msg.occurred_at)
+    svc = self.service(data, msg.notified_at)
     return None if svc is None else ev.ComputeServiceDeleted(svc)
 
 
@@ -649,8 +689,15 @@ class NovaNormalizer(MessageNormalizer):
     #: compute service binaries whose notifications become events
     COMPUTE_BINARIES = frozenset({"nova-compute"})
 
-    def __init__(self, types: EventTypes | None = None) -> None:
+    def __init__(
+        self, types: EventTypes | None = None, *, service_down_time: float = DEFAULT_SERVICE_DOWN_TIME
+    ) -> None:
+        """``service_down_time``: Nova's ``[DEFAULT] service_down_time`` in seconds (> 0):
+        how long after its last heartbeat a service still counts as up (see Liveness in
+        the module docstring)."""
         self.types = types or EventTypes.builtin()
+        self.service_down_time = check_service_down_time(service_down_time)
+        self._down_us = round(service_down_time * _SECOND)
         self._flavors: dict[tuple, ev.Flavor] = {}
 
     # -- the API ---------------------------------------------------------
@@ -756,8 +803,13 @@ class NovaNormalizer(MessageNormalizer):
             _time_field(data.get("created_at"), "field 'created_at'"),
         )
 
-    def service(self, data: dict, _occurred_at: int = 0) -> ev.ComputeService | None:
-        """The service state, or None when it is not a compute service."""
+    def service(self, data: dict, now: int | None = None) -> ev.ComputeService | None:
+        """The service state, or None when it is not a compute service.
+
+        ``now`` is the notification's own timestamp in µs (Nova's clock), None when it
+        had none; ``up`` follows Nova's servicegroup DB driver (module docstring,
+        Liveness). A null or ``''`` ``availability_zone`` is None: not known.
+        """
         binary = _req_str(data, "binary", "")
         host = _req_str(data, "host", "")
         forced_down = _opt_bool(data, "forced_down", "", False)
@@ -771,10 +823,24 @@ class NovaNormalizer(MessageNormalizer):
             disabled,
             _plain_str_or_none(data, "disabled_reason"),
             forced_down,
-            not forced_down,
+            self._is_up(data, forced_down, now),
             _opt_str(data, "uuid", ""),
-            _opt_str(data, "availability_zone", "") or None,
+            _opt_str(data, "availability_zone", "") or None,  # null (not loaded) and '': not known
         )
+
+    def _is_up(self, data: dict, forced_down: bool, now: int | None) -> bool:
+        """Nova's ``service_is_up``: not forced down and the last heartbeat within
+        ``service_down_time`` of ``now`` (either side, as Nova's ``abs(elapsed)``);
+        ``not forced_down`` when ``now`` or the heartbeat is unknown."""
+        if forced_down:
+            return False
+        if now is None:
+            return True
+        for name in SERVICE_HEARTBEAT_FIELDS:
+            heartbeat = _time_field(data.get(name), f"field {name!r}")
+            if heartbeat is not None:
+                return abs(now - heartbeat) <= self._down_us
+        return True
 
     def aggregate(self, data: dict) -> ev.Aggregate:
         """A host aggregate from Nova's AggregatePayload (which carries no time: lowest version)."""
@@ -793,6 +859,17 @@ class NovaNormalizer(MessageNormalizer):
             metadata.get("availability_zone") or None,
             tuple(sorted(_intern(h) for h in hosts)), metadata,
         )
+
+
+def check_service_down_time(seconds: object) -> float:
+    """``seconds`` if it is a finite number of seconds > 0; ValueError otherwise."""
+    if (
+        type(seconds) not in (int, float)
+        or not math.isfinite(seconds)  # type: ignore[arg-type]
+        or seconds <= 0  # type: ignore[operator]
+    ):
+        raise ValueError(f"service_down_time must be a number of seconds > 0, got {seconds!r}")
+    return seconds  # type: ignore[return-value]
 
 
 def _str_dict(d: dict, key: str, where: str = "") -> dict[str, str]:

@@ -49,6 +49,7 @@ from eventmodel.events import Envelope
 from eventmodel.log.base import DeadLetter
 from eventmodel.sources.nova import (
     DEAD,
+    DEFAULT_SERVICE_DOWN_TIME,
     EVENTS,
     IRRELEVANT,
     Message,
@@ -215,10 +216,14 @@ class CompositeNormalizer(MessageNormalizer):
         self._routes: list[tuple[Plugin, Any]] = [(p, n) for p in self.plugins for n in p.normalizers]
 
     @classmethod
-    def from_entry_points(cls, types: EventTypes | None = None) -> CompositeNormalizer:
-        """Load the installed plugins into ``types`` (default: the built-in ones)."""
+    def from_entry_points(
+        cls, types: EventTypes | None = None, *, service_down_time: float = DEFAULT_SERVICE_DOWN_TIME
+    ) -> CompositeNormalizer:
+        """Load the installed plugins into ``types`` (default: the built-in ones);
+        ``service_down_time`` as in :class:`NovaNormalizer`."""
         types = types or EventTypes.builtin()
-        return cls(load_plugins(types), types=types)
+        nova = NovaNormalizer(types, service_down_time=service_down_time)
+        return cls(load_plugins(types), types=types, nova=nova)
 
     def normalize_message(self, msg: Message, *, recorded_at: int) -> Outcome:
         if not self._routes or self.nova.claims(msg):

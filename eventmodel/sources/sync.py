@@ -6,6 +6,18 @@ counts. The fold deletes what the snapshot did not see and nothing touched since
 started (see projections.fold). A failed sync appends ``snapshot.aborted`` instead of
 ``completed``, so nothing is deleted for it; the error says why.
 
+Log order is not time order: a notification held in a backlog can reach the log while
+the sync reads, describing a change from before it, and its version cannot tell (one
+second resolution, skewed compute clocks, aggregates without any). So after the listing
+the syncer reads back its window and re-reads, by key, each entity a live record
+touched there — ``GET /servers/{id}`` for an instance, the services or aggregates
+listing for those — in a **follow-up round**: a sync of its own with an empty scope
+(``follows`` names the sync), whose reads are authoritative for keys untouched in *its*
+window, and whose "not found" is an ``entity.absent`` record. Rounds repeat, each over
+the records that arrived since the previous scan, until a scan finds nothing
+(``max_rounds`` at most). With no operation running, the model then equals the cloud
+whatever the bus delivered meanwhile (ADR 0004).
+
 Records are appended in batches as the listings arrive (memory does not grow with
 the number of servers); each :class:`SyncResult` reports wall time, records by kind
 and the requests the reader counted by service. :class:`PeriodicSync` runs syncs on
@@ -21,6 +33,7 @@ import random
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
@@ -28,7 +41,7 @@ import attrs
 
 from eventmodel import events as ev
 from eventmodel.clock import now_us
-from eventmodel.log.base import EventLog
+from eventmodel.log.base import EventLog, Position
 
 _log = logging.getLogger(__name__)
 
@@ -40,7 +53,10 @@ class CloudReader(Protocol):
     sync's scope), ``server_pages(limit)`` (an iterator of pages, instead of calling
     ``list_servers`` with markers), ``requests`` (a counter with ``counts()``, for the
     report), ``concurrent_listings = True`` (``list_nodes`` may run on another thread
-    while the servers are listed), ``start_sync()`` (called as each sync begins)."""
+    while the servers are listed), ``start_sync()`` (called as each sync begins),
+    ``get_server(uuid)`` (one server by id, None when it does not exist: follow-up
+    rounds re-read instances with it; without it touched instances are left to the
+    next sync)."""
 
     def list_services(self) -> Iterable[ev.ComputeService]: ...
 
@@ -75,6 +91,12 @@ class SyncResult:
     requests: dict[str, int] = attrs.field(factory=dict)
     wall_s: float = 0.0
     pages: int = 0
+    #: follow-up rounds run, keys they re-read, and keys still contested when they stopped
+    rounds: int = 0
+    rechecked: int = 0
+    unsettled: int = 0
+    #: why a follow-up round failed (the sync itself completed)
+    follow_up_error: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -85,7 +107,8 @@ class SyncResult:
         return {"snapshot_id": self.snapshot_id, "ok": self.ok, "error": self.error,
                 "wall_s": round(self.wall_s, 3), "records": dict(self.counts),
                 "requests": dict(self.requests), "requests_total": sum(self.requests.values()),
-                "server_pages": self.pages}
+                "server_pages": self.pages, "follow_up_rounds": self.rounds, "rechecked": self.rechecked,
+                "unsettled": self.unsettled, "follow_up_error": self.follow_up_error}
 
     def summary(self) -> str:
         """One line: outcome, wall time, records by kind, requests by service."""
@@ -93,8 +116,15 @@ class SyncResult:
         reqs = ", ".join(f"{k} {v:,}" for k, v in sorted(self.requests.items()))
         total = sum(self.requests.values())
         head = "completed" if self.ok else f"FAILED ({self.error})"
+        rounds = ""
+        if self.rounds:
+            rounds = f"; {self.rounds} follow-up round(s) re-read {self.rechecked:,} touched"
+            if self.unsettled:
+                rounds += f", {self.unsettled:,} still contested"
+        if self.follow_up_error:
+            rounds += f"; follow-up failed ({self.follow_up_error})"
         return (f"sync {self.snapshot_id} {head} in {self.wall_s:.2f}s: records {records or '-'}; "
-                f"requests {total:,}" + (f" ({reqs})" if reqs else ""))
+                f"requests {total:,}" + (f" ({reqs})" if reqs else "") + rounds)
 
 
 def _pages(reader: CloudReader, limit: int) -> Iterator[list[ev.Instance | ev.PartialInstance]]:
@@ -181,6 +211,45 @@ class _Background:
             self._thread.join(0.1)
 
 
+@attrs.define
+class _FollowUps:
+    rounds: int = 0
+    rechecked: int = 0
+    unsettled: int = 0
+    error: str | None = None
+
+
+def touched_keys(log: EventLog, start: Position, end: Position, kinds: Iterable[str]) -> set[tuple[str, str]]:
+    """``(kind, key)`` of every live record (an upsert or a delete) of ``kinds`` in the
+    log from ``start`` to ``end``. Reads undecoded records where the log offers them and
+    parses only the live ones' envelopes (a sync's window is mostly its own reads)."""
+    kinds = frozenset(kinds)
+    codec = getattr(log, "codec", None)
+    out: set[tuple[str, str]] = set()
+    if codec is not None and hasattr(log, "read_raw"):
+        live: dict[str, str] = {}
+        for name in codec.types.names():
+            cls = codec.types.get(name)
+            if getattr(cls, "EFFECT", None) in ("upsert", "delete") and getattr(cls, "KIND", None) in kinds:
+                live[name] = cls.KIND
+        type_of, key_of = codec.type_of, codec.key_of
+        for batch in log.read_raw(start, end):
+            for raw in batch:
+                kind = live.get(type_of(raw.value))
+                if kind is not None:
+                    try:
+                        out.add((kind, key_of(raw.value)))
+                    except Exception:  # noqa: BLE001 - an undecodable record touches nothing we can name
+                        continue
+        return out
+    for batch in log.read(start, end):
+        for rec in batch:
+            p = rec.envelope.payload
+            if getattr(p, "EFFECT", None) in ("upsert", "delete") and getattr(p, "KIND", None) in kinds:
+                out.add((p.KIND, rec.envelope.key))
+    return out
+
+
 class Snapshotter:
     """Runs full syncs from a CloudReader into a log.
 
@@ -189,13 +258,19 @@ class Snapshotter:
 
     def __init__(self, reader: CloudReader, log: EventLog, *, source: str = "sync",
                  page_size: int = 1000, batch: int = 5000,
-                 clock: Callable[[], int] = now_us) -> None:
+                 clock: Callable[[], int] = now_us, max_rounds: int = 5,
+                 reread_workers: int = 8) -> None:
+        if max_rounds < 0:
+            raise ValueError("max_rounds must be >= 0")
         self.reader = reader
         self.log = log
         self.source = source
         self.page_size = page_size
         self.batch = batch
         self.clock = clock
+        #: follow-up rounds at most (0: none, the listing's window rule alone)
+        self.max_rounds = max_rounds
+        self.reread_workers = reread_workers
         #: the kinds a sync reconciles: aggregates only when the reader lists them
         self.scope: tuple[str, ...] = ev.KINDS if hasattr(reader, "list_aggregates") else (
             ev.INSTANCE, ev.NODE, ev.SERVICE)
@@ -220,18 +295,26 @@ class Snapshotter:
             seq += 1
             return ev.envelope(payload, source=source, message_id=str(seq), occurred_at=at, recorded_at=now_us())
 
+        follow = _FollowUps()
+
         def result(completed: int, error: str | None = None) -> SyncResult:
             after = _request_counts(self.reader)
             used = {k: v - requests0.get(k, 0) for k, v in after.items() if v - requests0.get(k, 0)}
             return SyncResult(sid, counts, started, completed, error=error, requests=used,
-                              wall_s=time.monotonic() - t0, pages=pages)
+                              wall_s=time.monotonic() - t0, pages=pages, rounds=follow.rounds,
+                              rechecked=follow.rechecked, unsettled=follow.unsettled,
+                              follow_up_error=follow.error)
 
         try:
-            self.log.append([env(ev.SnapshotStarted(sid, self.scope, self.log.partitions()), started)])
+            # the log's end before the marker: orders this sync's window among others'
+            window = self.log.end()
+            after = window.offsets
+            self.log.append([env(ev.SnapshotStarted(sid, self.scope, self.log.partitions(), after=after),
+                                 started)])
         except Exception as exc:  # noqa: BLE001 - the log is down: the marker may be partial
             reason = f"cannot append to {self.log.url}: {type(exc).__name__}: {exc}"
             _log.error("full sync %s not started: %s", sid, reason)
-            self._abort(env, sid, started, f"not started: {reason}")
+            self._abort(env, sid, started, f"not started: {reason}", None)
             return result(self.clock(), reason)
         pending: list[ev.Envelope] = []
 
@@ -287,27 +370,104 @@ class Snapshotter:
                 nodes.stop()
             reason = STOPPED if isinstance(exc, SyncStopped) else f"{type(exc).__name__}: {exc}"
             _log.error("full sync %s failed, the model is left as it was: %s", sid, reason)
-            self._abort(env, sid, started, reason)
+            self._abort(env, sid, started, reason, after)
             return result(self.clock(), reason)
         completed = self.clock()
         try:
-            self.log.append([env(ev.SnapshotCompleted(sid, dict(counts), started), completed)])
+            self.log.append([env(ev.SnapshotCompleted(sid, dict(counts), started, after=after), completed)])
         except Exception as exc:  # noqa: BLE001 - the marker may be partial: close the rest
             reason = f"cannot append to {self.log.url}: {type(exc).__name__}: {exc}"
             _log.error("full sync %s not completed: %s", sid, reason)
             # Partitions the completed marker reached are reconciled; the others are
             # closed by this abort, and the fold reports the sync as partial.
-            self._abort(env, sid, started, f"completed marker not stored everywhere: {reason}")
+            self._abort(env, sid, started, f"completed marker not stored everywhere: {reason}", after)
             return result(self.clock(), reason)
+        if self.max_rounds:
+            self._follow_up(sid, env, window, follow, cancel)
         done = result(completed)
         _log.info("%s", done.summary())
         return done
 
-    def _abort(self, env: Callable[[object, int], ev.Envelope], sid: str, started: int, reason: str) -> None:
+    # -- follow-up rounds ----------------------------------------------------
+    def _follow_up(self, sid: str, env: Callable[[object, int], ev.Envelope], window: Position,
+                   follow: _FollowUps, cancel: threading.Event | None) -> None:
+        """Re-read, by key, what live records touched since ``window``, round after
+        round, until a round's window and what came before it hold none (or
+        ``max_rounds``). Never raises: a failure is reported in the result."""
+        kinds = tuple(k for k in (ev.INSTANCE, ev.SERVICE, ev.AGGREGATE) if k in self.scope)
+        if ev.INSTANCE in kinds and getattr(self.reader, "get_server", None) is None:
+            kinds = tuple(k for k in kinds if k != ev.INSTANCE)
+        contested: set[tuple[str, str]] = set()
+        try:
+            for n in range(1, self.max_rounds + 1):
+                end = self.log.end()
+                contested = touched_keys(self.log, window, end, kinds)
+                if not contested or (cancel is not None and cancel.is_set()):
+                    break
+                window = end
+                self._round(f"{sid}.{n}", sid, env, sorted(contested), follow)
+                contested = set()
+            else:
+                contested = touched_keys(self.log, window, self.log.end(), kinds)
+        except Exception as exc:  # noqa: BLE001 - the sync itself completed
+            follow.error = f"{type(exc).__name__}: {exc}"
+            _log.error("follow-up of full sync %s failed: %s", sid, follow.error)
+        follow.unsettled = len(contested)
+        if contested:
+            _log.warning("full sync %s: %d key(s) still touched by live records after %d follow-up round(s); "
+                         "the next sync settles them", sid, len(contested), follow.rounds)
+
+    def _round(self, fsid: str, sid: str, env: Callable[[object, int], ev.Envelope],
+               keys: list[tuple[str, str]], follow: _FollowUps) -> None:
+        """One follow-up round: a window of its own, the keys re-read, closed."""
+        t = self.clock()
+        after = self.log.end().offsets
+        self.log.append([env(ev.SnapshotStarted(fsid, (), self.log.partitions(), after=after, follows=sid), t)])
+        follow.rounds += 1
+        try:
+            records = list(self._reread(fsid, keys))
+            for k in range(0, len(records), self.batch):
+                self.log.append([env(p, self.clock()) for p in records[k: k + self.batch]])
+            follow.rechecked += len(keys)
+        except Exception as exc:
+            self._abort(env, fsid, t, f"follow-up read failed: {type(exc).__name__}: {exc}", after)
+            raise
+        self.log.append([env(ev.SnapshotCompleted(fsid, {"rechecked": len(keys)}, t, after=after), self.clock())])
+
+    def _reread(self, fsid: str, keys: list[tuple[str, str]]) -> Iterator[object]:
+        """The current state of each key, or ``entity.absent``."""
+        by_kind: dict[str, list[str]] = {}
+        for kind, key in keys:
+            by_kind.setdefault(kind, []).append(key)
+        if ev.SERVICE in by_kind:
+            services = {s.key: s for s in self.reader.list_services()}
+            for key in by_kind[ev.SERVICE]:
+                s = services.get(key)
+                yield ev.ComputeServiceObserved(fsid, s) if s is not None else ev.EntityAbsent(fsid, ev.SERVICE, key)
+        if ev.AGGREGATE in by_kind:
+            aggregates = {a.key: a for a in self.reader.list_aggregates()}  # type: ignore[attr-defined]
+            for key in by_kind[ev.AGGREGATE]:
+                a = aggregates.get(key)
+                yield ev.AggregateObserved(fsid, a) if a is not None else ev.EntityAbsent(fsid, ev.AGGREGATE, key)
+        uuids = by_kind.get(ev.INSTANCE, [])
+        if uuids:
+            get = self.reader.get_server  # type: ignore[attr-defined]
+            with ThreadPoolExecutor(max_workers=max(1, min(self.reread_workers, len(uuids))),
+                                    thread_name_prefix="eventmodel-reread") as pool:
+                for u, inst in zip(uuids, pool.map(get, uuids), strict=True):
+                    if inst is None:
+                        yield ev.EntityAbsent(fsid, ev.INSTANCE, u)
+                    elif isinstance(inst, ev.PartialInstance):
+                        yield ev.InstanceSeen(fsid, inst.uuid, inst.status)
+                    else:
+                        yield ev.InstanceObserved(fsid, _canonical(inst))
+
+    def _abort(self, env: Callable[[object, int], ev.Envelope], sid: str, started: int, reason: str,
+               after: tuple[int, ...] | None) -> None:
         """Append ``snapshot.aborted`` (to every partition); tried a few times, because a
         marker that reached only some partitions leaves the others' windows open until
         the next completed sync supersedes them."""
-        marker = env(ev.SnapshotAborted(sid, reason[:1000], started), self.clock())
+        marker = env(ev.SnapshotAborted(sid, reason[:1000], started, after=after), self.clock())
         for attempt in range(3):
             try:
                 self.log.append([marker])

@@ -8,7 +8,7 @@ import random
 from collections.abc import Sequence
 
 from eventmodel import events as ev
-from eventmodel.log.base import Record
+from eventmodel.log.base import Position, Record
 from eventmodel.log.kafka import partition_for
 
 
@@ -24,6 +24,16 @@ class MemLog:
 
     def partitions(self) -> int:
         return len(self.parts)
+
+    def end(self) -> Position:
+        return Position(tuple(len(p) for p in self.parts))
+
+    def read(self, start: Position | None = None, end: Position | None = None, batch: int = 5000):
+        start = start or Position.zero(len(self.parts))
+        end = end or self.end()
+        out = [r for p, part in enumerate(self.parts) for r in part[start.offsets[p]: end.offsets[p]]]
+        for k in range(0, len(out), batch):
+            yield out[k: k + batch]
 
     def append(self, envelopes: Sequence[ev.Envelope], only: Sequence[int] | None = None) -> None:
         for e in envelopes:

@@ -26,6 +26,7 @@ services = st.builds(ev.ComputeService, text, text, ints, st.booleans(), opt_tex
 aggregates = st.builds(ev.Aggregate, st.uuids().map(str), ints, st.none() | st.integers(1, 10**6), text, opt_text,
                        st.lists(text, max_size=4).map(tuple), str_dicts)
 sid = st.uuids().map(str)
+positions = st.lists(st.integers(0, 2**40), min_size=1, max_size=6).map(tuple)
 
 #: one strategy per payload class; the test below holds it to the built-in vocabulary
 PAYLOAD_STRATEGIES: dict[type, st.SearchStrategy] = {
@@ -47,10 +48,12 @@ PAYLOAD_STRATEGIES: dict[type, st.SearchStrategy] = {
     ev.AggregateDeleted: st.builds(ev.AggregateDeleted, aggregates),
     ev.AggregateObserved: st.builds(ev.AggregateObserved, sid, aggregates),
     ev.SnapshotStarted: st.builds(ev.SnapshotStarted, sid, st.lists(st.sampled_from(ev.KINDS), unique=True).map(tuple),
-                                  st.integers(1, 64)),
+                                  st.integers(1, 64), st.none() | positions, st.none() | sid),
     ev.SnapshotCompleted: st.builds(ev.SnapshotCompleted, sid,
-                                    st.dictionaries(st.sampled_from(ev.KINDS), st.integers(0, 10**6))),
-    ev.SnapshotAborted: st.builds(ev.SnapshotAborted, sid, text),
+                                    st.dictionaries(st.sampled_from(ev.KINDS), st.integers(0, 10**6)),
+                                    st.none() | ints, st.none() | positions),
+    ev.SnapshotAborted: st.builds(ev.SnapshotAborted, sid, text, st.none() | ints, st.none() | positions),
+    ev.EntityAbsent: st.builds(ev.EntityAbsent, sid, st.sampled_from(ev.KINDS), text),
     ev.AuditRead: st.builds(ev.AuditRead, text, st.lists(ints, min_size=1, max_size=4).map(tuple), ints, ints, text,
                             text, text),
 }

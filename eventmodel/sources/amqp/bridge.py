@@ -107,19 +107,22 @@ class Normalizer(Protocol):
     def normalize(self, raw: bytes | str | dict, *, recorded_at: int | None = None) -> Any: ...
 
 
-def default_normalizer(types: EventTypes | None = None) -> Normalizer:
+def default_normalizer(
+    types: EventTypes | None = None, *, service_down_time: float = 60  # Nova's default
+) -> Normalizer:
     """The plugin-aware composite normalizer (Nova + installed plugins), else Nova's.
 
     Plugin event types are registered into ``types``; give the log a codec over the
-    same ``types`` so it can encode them.
+    same ``types`` so it can encode them. ``service_down_time`` is Nova's, in seconds
+    (see :class:`~eventmodel.sources.nova.NovaNormalizer`); ValueError unless > 0.
     """
     try:
         from eventmodel.sources.plugins import CompositeNormalizer
     except ImportError:
         from eventmodel.sources.nova import NovaNormalizer
 
-        return NovaNormalizer(types)
-    return CompositeNormalizer.from_entry_points(types)
+        return NovaNormalizer(types, service_down_time=service_down_time)
+    return CompositeNormalizer.from_entry_points(types, service_down_time=service_down_time)
 
 
 class _Session(NamedTuple):
