@@ -10,7 +10,8 @@ Layout of the URL space (one host and port):
   re-authenticates;
 - ``/compute`` and ``/compute/v2.1``: version documents, then ``servers`` and
   ``servers/detail`` (``all_tenants``, ``limit``/``marker``, ``host``, ``project_id``;
-  ``servers_links`` when a page is full), ``os-hypervisors`` and
+  ``servers_links`` when a page is full), ``servers/{id}`` (show server; 404
+  ``itemNotFound`` when there is none), ``os-hypervisors`` and
   ``os-hypervisors/detail`` (paged from 2.33), ``os-services``, ``os-aggregates``;
   microversion from ``OpenStack-API-Version: compute X`` or
   ``X-OpenStack-Nova-API-Version``, echoed in both; 406 out of range;
@@ -22,8 +23,9 @@ Layout of the URL space (one host and port):
   ``POST /_sim/tokens/expire``.
 
 Servers are listed through ``SimCloud.list_servers`` (sorted by uuid, the sim's
-listing faults and ``during_listing`` hook apply); a down cell's servers are minimal
-records (``status: UNKNOWN``) from 2.69 and left out below, as Nova does.
+listing faults and ``during_listing`` hook apply) and shown one by id through
+``SimCloud.get_server``; a down cell's servers are minimal records (``status:
+UNKNOWN``) from 2.69 and left out of listings below (a show fails), as Nova does.
 
 Threads: the sim is changed by operations on other threads while HTTP reads it.
 Every read of the sim holds :func:`sim_lock` (an ``RLock`` kept on the sim as
@@ -251,7 +253,8 @@ class SimApi:
             Route("/v2.1", n.compute_v21, methods=["GET"]),
             Route("/v2.1/", n.compute_v21, methods=["GET"]),
             Route("/v2.1/servers", n.servers, methods=["GET"]),
-            Route("/v2.1/servers/detail", n.servers_detail, methods=["GET"]),
+            Route("/v2.1/servers/detail", n.servers_detail, methods=["GET"]),  # before {server_id}
+            Route("/v2.1/servers/{server_id}", n.server, methods=["GET"]),
             Route("/v2.1/os-hypervisors", n.hypervisors, methods=["GET"]),
             Route("/v2.1/os-hypervisors/detail", n.hypervisors_detail, methods=["GET"]),
             Route("/v2.1/os-services", n.services, methods=["GET"]),

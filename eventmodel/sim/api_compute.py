@@ -1,6 +1,7 @@
 """Nova's API (compute 2.1–2.100) of the simulated cloud: version documents, servers
-(paged, with the sim's listing faults), hypervisors (paged from 2.33), services and
-aggregates, in Nova's shapes per microversion (server records: :mod:`server_views`)."""
+(paged, with the sim's listing faults; one by id), hypervisors (paged from 2.33),
+services and aggregates, in Nova's shapes per microversion (server records:
+:mod:`server_views`)."""
 
 from __future__ import annotations
 
@@ -94,6 +95,28 @@ class Compute:
             return Response(payload, media_type="application/json")
         except ApiError as exc:
             return json_response(error_body("compute", exc.status, exc.message), exc.status)
+
+    async def server(self, request: Request) -> Response:
+        """``GET /servers/{server_id}``: Nova's show server, the record of ``servers/detail``
+        at the request's microversion under ``server``; 404 ``itemNotFound`` when there is
+        no such server. A down cell's server is a minimal record from 2.69; before, Nova
+        fails the request (500), as its compute API raises when the cell does not answer.
+        The sim's one user is an admin: any project's server is shown."""
+        u = request.path_params["server_id"]
+        mv: tuple[int, int] = request.state.mv
+        base = base_url(request.scope)
+        with self.lock:
+            s = self.view.get_server(u)
+            if s is None:
+                return json_response(error_body("compute", 404, f"Instance {u} could not be found."), 404)
+            views = ServerViews(base, mv, self.view.services_by_host(), self.view.extras, self.view.created,
+                                self._host_ids)
+            record = views.detail(s)
+            if record is None:
+                return json_response(error_body("compute", 500, f"Cell of instance {u} is not responding or "
+                                                "returned an exception, hence instance info is not available."), 500)
+            payload = ENCODE({"server": record})  # under the lock: the record shares the truth's objects
+        return Response(payload, media_type="application/json")
 
     def _token_project(self, request: Request) -> str:
         t = self.identity.token(request.headers.get("x-auth-token"))

@@ -51,6 +51,10 @@ class SimView:
     def list_aggregates(self) -> list[Aggregate]:
         return list(self.sim.list_aggregates())
 
+    def get_server(self, uuid: str) -> Instance | PartialInstance | None:
+        """One server by uuid (Nova's show server; its ``during_listing`` hook applies)."""
+        return self.sim.get_server(uuid)
+
     # single entities, live and without listing side effects (the ground truth)
     def services_by_host(self) -> Mapping[str, ComputeService]:
         return self.sim.state.services

@@ -113,12 +113,14 @@ class SimCloud:
     sync (list_services / list_nodes / list_servers / list_aggregates) tells a
     projection about them.
 
-    ``during_listing``, when set, is called before each ``list_servers`` page and
-    before and after the other listings: a test or the demo sets it to e.g.
-    ``lambda: feed(sim.step(5))`` so that operations start and finish while a full
-    sync reads. After each full listing of servers, ``omitted_last_listing`` holds the
-    uuids it left out and ``minimal_last_listing`` those it listed as minimal records
-    (``down_cell_last_listing`` is the cell that was down, or None).
+    ``during_listing``, when set, is called before each ``list_servers`` page, before
+    each ``get_server`` and before and after the other listings: a test or the demo
+    sets it to e.g. ``lambda: feed(sim.step(5))`` so that operations start and finish
+    while a full sync reads (or ``lambda: feed(sim.release(3))`` to deliver a backlog of
+    held notifications without new operations). After each full listing of servers,
+    ``omitted_last_listing`` holds the uuids it left out and ``minimal_last_listing``
+    those it listed as minimal records (``down_cell_last_listing`` is the cell that was
+    down, or None).
 
     Every operation returns the notifications that reach the bus (after faults).
     """
@@ -155,7 +157,8 @@ class SimCloud:
         self.counters: dict[str, int] = {"ops": 0, "skipped": 0}
         self.counters.update(dict.fromkeys(OP_KINDS, 0))
         self.counters.update(dict.fromkeys(NOTIFICATION_COUNTERS, 0))
-        self.counters.update(dict.fromkeys(("listings", "omitted", "minimal", "null_updated_at_boots"), 0))
+        self.counters.update(
+            dict.fromkeys(("listings", "omitted", "minimal", "server_gets", "null_updated_at_boots"), 0))
         add_hosts(truth, rng, spec, start - 7 * 86_400 * S)
         add_aggregates(truth, rng)
         self.clock_skew: dict[str, int] = PhaseClock.draw_skew(truth.hosts, faults, seed)
@@ -306,6 +309,11 @@ class SimCloud:
     def list_aggregates(self) -> list[Aggregate]:
         return self._listing.list_aggregates()
 
+    def get_server(self, uuid: str) -> Instance | PartialInstance | None:
+        """One server as Nova's show server answers now (None: 404); see
+        :meth:`~eventmodel.sim.listing.Listing.get_server`."""
+        return self._listing.get_server(uuid)
+
     @property
     def omitted_last_listing(self) -> set[str]:
         return self._listing.omitted_last_listing
@@ -344,6 +352,12 @@ class SimCloud:
     def flush(self) -> list[bytes]:
         """Release every held notification (delayed, reordered, to be redelivered), in the order they were held."""
         return self._emit.flush()
+
+    def release(self, n: int | None = None) -> list[bytes]:
+        """Release up to ``n`` held notifications (all when None, as :meth:`flush`), the
+        longest held first, without running any operation: a test delivers a backlog
+        while a sync reads (``sim.during_listing = lambda: feed(sim.release(3))``)."""
+        return self._emit.release(n)
 
     @property
     def held(self) -> int:

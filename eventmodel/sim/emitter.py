@@ -66,6 +66,10 @@ class Emitter:
     def flush(self) -> list[bytes]:
         return self.delivery.flush()
 
+    def release(self, n: int | None = None) -> list[bytes]:
+        """Up to ``n`` held notifications (all when None), in the order they were held."""
+        return self.delivery.release(n)
+
     @property
     def held(self) -> int:
         return self.delivery.held

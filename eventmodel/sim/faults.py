@@ -132,7 +132,8 @@ class Delivery:
     """Applies the delivery faults to the notifications on their way to the bus.
 
     Held notifications (delayed, reordered, redelivered) carry a countdown of
-    notifications that must go out before them; ``flush()`` releases them all.
+    notifications that must go out before them; ``flush()`` releases them all,
+    ``release(n)`` the first ``n`` held.
     """
 
     __slots__ = ("counters", "_held", "_rng", "_swap_pending")
@@ -191,6 +192,20 @@ class Delivery:
         out = [m for _, m in self._held]
         self._held = []
         self._swap_pending = False
+        self.counters["emitted"] += len(out)
+        return out
+
+    def release(self, n: int | None = None) -> list[bytes]:
+        """Release up to ``n`` held notifications (every one when None, as :meth:`flush`),
+        in the order they were held; the others stay held, counting down as before."""
+        if n is None:
+            return self.flush()
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        out = [m for _, m in self._held[:n]]
+        self._held = self._held[n:]
+        if not self._held:
+            self._swap_pending = False
         self.counters["emitted"] += len(out)
         return out
 

@@ -42,7 +42,7 @@ class Listing:
         self.down_cell_last_listing: int | None = None
         self._omit: dict[str, bool] = {}  # decisions of the current listing, per uuid
         self._in_hook = False
-        for k in ("listings", "omitted", "minimal"):
+        for k in ("listings", "omitted", "minimal", "server_gets"):
             counters.setdefault(k, 0)
 
     def cell_of(self, host: str | None, uuid: str) -> int:
@@ -123,6 +123,27 @@ class Listing:
                 inst = attrs.evolve(inst, availability_zone=api_az)
             page.append(inst)
         return page
+
+    def get_server(self, uuid: str) -> Instance | PartialInstance | None:
+        """One server by uuid as Nova's show server answers now: None when it does not
+        exist (Nova's 404). The per-server conversion of :meth:`list_servers`: ``''`` for
+        no zone when ``faults.empty_az``; a minimal record (``PartialInstance``) when its
+        cell is the one down in the current listing (``down_cell_last_listing``, while
+        the faults allow down cells). A server read by uuid is never omitted. Counted in
+        ``counters["server_gets"]`` (not in ``omitted``/``minimal``, which count listings).
+        ``during_listing`` runs before the read."""
+        self._hook()
+        self.counters["server_gets"] += 1
+        inst = self.truth.instances.get(uuid)
+        if inst is None:
+            return None
+        fl = self.faults
+        down = self.down_cell_last_listing
+        if fl.down_cell and down is not None and self.cell_of(inst.host, uuid) == down:
+            return PartialInstance(uuid, "UNKNOWN", inst.project_id)
+        if inst.availability_zone is None and fl.empty_az:
+            inst = attrs.evolve(inst, availability_zone="")
+        return inst
 
     def _new_listing(self) -> None:
         self.omitted_last_listing = set()

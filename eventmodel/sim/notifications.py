@@ -292,9 +292,9 @@ def service_status_payload(
 ) -> dict[str, Any]:
     """ServiceStatusPayload 1.1. It has no updated_at: the message timestamp dates it.
 
-    ``availability_zone``: the service's (``service.availability_zone``) unless given."""
-    if availability_zone is None:
-        availability_zone = service.availability_zone
+    ``availability_zone`` is null unless given, whatever ``service.availability_zone``
+    says: Nova sends null (its notification sample ``service-update.json``; the
+    host's zone is filled in by the os-services API only)."""
     return nova_object(
         SERVICE_STATUS,
         {

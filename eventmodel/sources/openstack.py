@@ -19,7 +19,9 @@ even a whole JSON object, costs more than the rest of the sync). What is read
 - every server of every project, page by page, with its embedded flavor and extra
   specs (≥ 2.47), metadata and created time; a down cell's minimal record (≥ 2.69)
   is a :class:`~eventmodel.events.PartialInstance`. The next page is requested while
-  the current one is being stored, and never after a page the API did not fill.
+  the current one is being stored, and never after a page the API did not fill;
+- one server by uuid (``get_server``: the sync's follow-up reads), the same record
+  at the same microversion, None when Nova answers 404.
 
 Microversions are negotiated against what the endpoints announce: the highest the
 reader knows up to the cloud's maximum, and an error naming both when the cloud is
@@ -37,6 +39,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 
@@ -137,6 +140,12 @@ class ServerPage(msgspec.Struct):
 
     servers: list[ServerRecord]
     servers_links: list[Link] | None = None
+
+
+class ServerShow(msgspec.Struct):
+    """The answer of ``GET /servers/{id}``."""
+
+    server: ServerRecord
 
 
 class FlavorCache:
@@ -610,6 +619,17 @@ class OpenStackReader:
         instance = self._convert.instance
         return [instance(s) for s in page.servers], _has_next(page.servers_links, len(page.servers), limit)
 
+    def get_server(self, uuid: str) -> ev.Instance | ev.PartialInstance | None:
+        """One server by uuid (``GET /servers/{uuid}``, Nova's show server) at the
+        listing's microversion, converted as the listing's servers are; None when Nova
+        answers 404 (no such server, or deleted). Any other error status raises ApiError."""
+        v = self.microversions()["servers"]
+        url = "/servers/" + quote(uuid, safe="")
+        body: ServerShow | None = self._get("compute", url, v, missing_ok=True, decoder=_SERVER_SHOW)
+        if body is None:
+            return None
+        return self._convert.instance(body.server)
+
     def server_pages(self, limit: int = 1000) -> Iterator[list[ev.Instance | ev.PartialInstance]]:
         """Every server, a page at a time; the next page is fetched (on one background
         thread) while the caller stores this one. No page is requested after one the
@@ -637,6 +657,7 @@ def _documented(what: str, item: Any) -> Iterator[None]:
 
 _JSON = msgspec.json.Decoder()
 _SERVER_PAGE = msgspec.json.Decoder(ServerPage)
+_SERVER_SHOW = msgspec.json.Decoder(ServerShow)
 
 
 def _proxies_in_environment() -> bool:

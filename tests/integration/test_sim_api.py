@@ -17,10 +17,11 @@ import pytest
 import yaml
 from keystoneauth1 import exceptions as ksa_exceptions
 
-from eventmodel.sim import Faults, SimCloud
+from eventmodel.sim import Faults, PartialInstance, SimCloud
 from eventmodel.sim.http_faults import HttpFault
 from eventmodel.sim.server import SimProcess, SimServer
 from eventmodel.sim.server_views import POWER_CODES
+from eventmodel.sources.openstack import ApiError, OpenStackReader
 
 HOSTS, SERVERS = 7, 23
 
@@ -364,6 +365,84 @@ def test_a_down_cells_servers_are_minimal_records() -> None:
             "X-Auth-Token": tok, "OpenStack-API-Version": "compute 2.68"})
         assert {r["id"] for r in body["servers"]}.isdisjoint(sim.minimal_last_listing)
         assert len(body["servers"]) == SERVERS - len(sim.minimal_last_listing)
+
+
+# ---------------------------------------------------------------------------- one server by id
+
+
+def reader(srv: SimServer) -> OpenStackReader:
+    return OpenStackReader.connect(None, timeout=10, **srv.auth_args())
+
+
+def test_show_server_through_the_reader_equals_the_listing(srv: SimServer, sim: SimCloud) -> None:
+    r = reader(srv)
+    listed = {i.uuid: i for i in r.list_servers(limit=1000)}
+    assert set(listed) == set(sim.truth().instances)
+    srv.api.reset_stats()
+    for u in sorted(listed)[:5]:
+        got = r.get_server(u)
+        assert got == listed[u]
+        inst = sim.instance(u)
+        assert (got.host, got.node, got.vm_state, got.task_state, got.flavor, got.metadata, got.locked) == (
+            inst.host, inst.node, inst.vm_state, inst.task_state, inst.flavor, inst.metadata, inst.locked)
+    # counted as a route of its own, at the listing's microversion
+    assert routes(srv, "GET /compute/v2.1/servers/{uuid}") == 5
+    # a change shows at once, as Nova's show server would
+    u = sorted(listed)[0]
+    with srv.lock:
+        sim.lock(u, "audit")
+    got = r.get_server(u)
+    assert got.locked and got.locked_reason == "audit"
+    # the same JSON as a record of servers/detail, under "server"
+    tok = token(srv)
+    hdrs = {"X-Auth-Token": tok, "OpenStack-API-Version": "compute 2.100"}
+    status, headers, body = http(srv, "GET", f"/compute/v2.1/servers/{u}", headers=hdrs)
+    assert status == 200 and headers["openstack-api-version"] == "compute 2.100"
+    _, _, page = http(srv, "GET", "/compute/v2.1/servers/detail?all_tenants=1", headers=hdrs)
+    assert body["server"] == next(rec for rec in page["servers"] if rec["id"] == u)
+    # servers/detail is still its own route, not a server named "detail"
+    assert routes(srv, "GET /compute/v2.1/servers/detail") == 1
+
+
+def test_show_server_of_a_missing_server_is_404_and_none(srv: SimServer, sim: SimCloud) -> None:
+    r = reader(srv)
+    u = sorted(sim.truth().instances)[2]
+    assert r.get_server(u) is not None
+    with srv.lock:
+        sim.delete(u)
+    assert r.get_server(u) is None
+    ghost = "00000000-0000-4000-8000-000000000000"
+    assert r.get_server(ghost) is None
+    status, _, body = http(srv, "GET", f"/compute/v2.1/servers/{ghost}", headers={"X-Auth-Token": token(srv)})
+    assert status == 404
+    assert body == {"itemNotFound": {"code": 404, "message": f"Instance {ghost} could not be found."}}
+    assert srv.api.stats()["status"]["404"] == 3
+    # any other error status is an error
+    srv.api.arm(HttpFault("error", service="compute", path="servers/", status=503))
+    with pytest.raises(ApiError, match="503"):
+        r.get_server(sorted(sim.truth().instances)[0])
+
+
+def test_show_server_of_a_down_cell_is_minimal_from_2_69_and_fails_before() -> None:
+    sim = SimCloud(HOSTS, SERVERS, seed=5, faults=Faults(down_cell=1.0, cells=2))
+    with SimServer(sim) as srv:
+        r = reader(srv)
+        listed = r.list_servers(limit=1000)  # draws the down cell
+        minimal = sim.minimal_last_listing
+        assert minimal and minimal == {i.uuid for i in listed if isinstance(i, PartialInstance)}
+        u = sorted(minimal)[0]
+        got = r.get_server(u)
+        assert isinstance(got, PartialInstance)
+        assert (got.uuid, got.status, got.project_id) == (u, "UNKNOWN", sim.instance(u).project_id)
+        whole = next(i.uuid for i in listed if i.uuid not in minimal)
+        assert r.get_server(whole) == next(i for i in listed if i.uuid == whole)
+        tok = token(srv)
+        status, _, body = http(srv, "GET", f"/compute/v2.1/servers/{u}", headers={
+            "X-Auth-Token": tok, "OpenStack-API-Version": "compute 2.69"})
+        assert status == 200 and set(body["server"]) == {"id", "status", "tenant_id", "links", "created"}
+        status, _, body = http(srv, "GET", f"/compute/v2.1/servers/{u}", headers={
+            "X-Auth-Token": tok, "OpenStack-API-Version": "compute 2.68"})
+        assert status == 500 and "computeFault" in body
 
 
 # ---------------------------------------------------------------------------- clouds.yaml and the command

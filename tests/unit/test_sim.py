@@ -99,7 +99,8 @@ def fold(start, msgs: list[bytes]):
                     disabled_reason=d["disabled_reason"],
                     forced_down=d["forced_down"],
                     up=not d["forced_down"],
-                    availability_zone=d["availability_zone"],
+                    # Nova's service.update does not load the zone (null): it stays known
+                    availability_zone=d["availability_zone"] or cur.availability_zone,
                 )
             continue
         if et.startswith("aggregate."):
