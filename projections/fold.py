@@ -439,8 +439,9 @@ class _Builder:
                 if tomb is not None and tomb > version:
                     floors[key] = tomb  # the overridden delete's records must not undo this
                     ids[key] = eid
-                else:
-                    ids[key] = _add_id(seen, eid) if tomb is not None and tomb == version else eid
+                elif tomb is None or tomb < version or seen is None:
+                    ids[key] = eid
+                # (at the tombstone's version its ids stay: their copies must not undo this)
                 changed = _drift(kind, None, entity)
             elif old != entity:
                 if old.version > version:
@@ -451,7 +452,7 @@ class _Builder:
                     floors[key] = old.version if floor is None else max(floor, old.version)
                     ids[key] = eid
                 elif old.version == version:
-                    ids[key] = _add_id(seen, eid)  # the overridden same-version ids stay
+                    pass  # the overridden same-version ids stay (the read's own id is not needed)
                 else:
                     ids[key] = eid
                     floor = floors.get(key)
