@@ -70,7 +70,12 @@ def _http_line(result: SyncResult) -> str:
     """Requests by service and wall time of one sync, e.g. ``31 requests (compute 6,
     identity 2, placement 23) in 0.41s``."""
     by = ", ".join(f"{k} {v:,}" for k, v in sorted(result.requests.items()))
-    return f"{sum(result.requests.values()):,} requests ({by or '-'}) in {result.wall_s:.2f}s"
+    line = f"{sum(result.requests.values()):,} requests ({by or '-'}) in {result.wall_s:.2f}s"
+    if result.rounds:
+        line += f"; {result.rounds} follow-up round(s) re-read {result.rechecked:,} entities live records touched"
+    if result.unsettled:
+        line += f", {result.unsettled:,} still contested"
+    return line
 
 
 class _DirectFeed:
@@ -143,6 +148,10 @@ def register(app: typer.Typer) -> None:
                                                help="Operations between two API reads of a busy sync "
                                                     "(default 3; 0 with --kind-cloud)."),
         ops_per_batch: int = typer.Option(100, "--batch", min=1, help="Operations per log append."),
+        late_during_sync: bool = typer.Option(
+            True, "--late-during-sync/--flush-before-sync",
+            help="Deliver the notifications still held back (delayed, to be redelivered) while the quiescent "
+                 "sync reads, as a RabbitMQ backlog would, instead of before it."),
     ) -> None:
         """Run the whole pipeline on a simulated cloud and check the model against ground truth."""
         require_extra("sim", "openstack", "starlette", "uvicorn", "yaml", what="eventmodel demo")
@@ -194,6 +203,7 @@ def register(app: typer.Typer) -> None:
                 # server's thread, under the sim's lock, as it reads the sim for a request
                 sim.during_listing = lambda: feed.send(sim.step(busy_ops))
             listing = {"omitted": 0, "minimal": 0}
+            late = {"delivered": 0}
 
             def run_sync(what: str) -> SyncResult:
                 ops_before = sim.counters["ops"]
@@ -236,12 +246,28 @@ def register(app: typer.Typer) -> None:
 
             # the final sync reads while operations run; one more, quiescent, follows it
             run_sync("final full sync")
-            model = settle()
+            if late_during_sync:  # what is held back stays held until the quiescent sync reads
+                feed.drain(timeout=60)
+                final_end = lg.end()
+                model = projection.wait_for(lambda m: m.position.covers(final_end), timeout=120)
+            else:
+                model = settle()
             busy_drift = model.last_snapshot
             with srv.lock:
                 wrong_between = _differences(sim.truth(), model)
-            with sim.quiescent():  # no request is in flight between syncs
-                run_sync("quiescent full sync")
+                backlog = sim.held
+            with sim.quiescent():  # no operation runs while it reads
+                if late_during_sync and backlog:
+                    chunk = -(-backlog // 3)
+
+                    def deliver_late() -> None:  # on the server's thread, under the sim's lock
+                        if sim.held:
+                            late["delivered"] += len(sent := sim.release(chunk))
+                            feed.send(sent)
+                            feed.drain(timeout=60)  # on the log before the answer, as a fast bridge
+
+                    sim.during_listing = deliver_late
+                quiet = run_sync("quiescent full sync")
             end = lg.end()
             model = projection.wait_for(lambda m: m.position.covers(end), timeout=120)
         finally:
@@ -285,6 +311,11 @@ def register(app: typer.Typer) -> None:
             f"{busy_drift.corrected:,} corrected ({busy_drift.deleted:,} deleted) while operations ran, "
             f"leaving {len(wrong_between):,} differences; " if busy_drift else "") + (
             f"{snap.corrected:,} corrected ({snap.deleted:,} deleted) by a quiescent one" if snap else "-"))
+        t.add_row("held back until the last sync", (
+            f"{late['delivered']:,} notifications delivered while the quiescent sync read; "
+            f"{quiet.rounds} follow-up round(s) re-read {quiet.rechecked:,} entities they touched"
+            + (f", {quiet.unsettled:,} still contested" if quiet.unsettled else ""))
+            if late_during_sync else "flushed before the quiescent sync (--flush-before-sync)")
         t.add_row("replay from zero", f"{end.total - before.total:,} new records, whole log in {replay_s:.2f}s "
                   f"({end.total / replay_s:,.0f} records/s), same model: {'yes' if same_replay else 'NO'}")
         t.add_row("projection equals ground truth", "[bold green]YES[/]" if not differences else

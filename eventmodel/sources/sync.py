@@ -211,6 +211,11 @@ class _Background:
             self._thread.join(0.1)
 
 
+#: a follow-up round that re-read more keys than this and found as many touched again
+#: is not draining a backlog but watching a busy cloud: rounds stop there
+BUSY_KEYS = 32
+
+
 @attrs.define
 class _FollowUps:
     rounds: int = 0
@@ -259,7 +264,7 @@ class Snapshotter:
     def __init__(self, reader: CloudReader, log: EventLog, *, source: str = "sync",
                  page_size: int = 1000, batch: int = 5000,
                  clock: Callable[[], int] = now_us, max_rounds: int = 5,
-                 reread_workers: int = 8) -> None:
+                 reread_workers: int = 8, max_rereads: int = 20_000) -> None:
         if max_rounds < 0:
             raise ValueError("max_rounds must be >= 0")
         self.reader = reader
@@ -271,6 +276,9 @@ class Snapshotter:
         #: follow-up rounds at most (0: none, the listing's window rule alone)
         self.max_rounds = max_rounds
         self.reread_workers = reread_workers
+        #: more keys touched than this while a sync read: a busy cloud, not a backlog;
+        #: no follow-up (each key is one API request), the next sync settles them
+        self.max_rereads = max_rereads
         #: the kinds a sync reconciles: aggregates only when the reader lists them
         self.scope: tuple[str, ...] = ev.KINDS if hasattr(reader, "list_aggregates") else (
             ev.INSTANCE, ev.NODE, ev.SERVICE)
@@ -392,30 +400,39 @@ class Snapshotter:
     def _follow_up(self, sid: str, env: Callable[[object, int], ev.Envelope], window: Position,
                    follow: _FollowUps, cancel: threading.Event | None) -> None:
         """Re-read, by key, what live records touched since ``window``, round after
-        round, until a round's window and what came before it hold none (or
-        ``max_rounds``). Never raises: a failure is reported in the result."""
+        round, until a scan finds none. Rounds stop early when a scan finds no fewer keys
+        than the one before, more than :data:`BUSY_KEYS` (operations are running: their
+        records are news, not a backlog), after ``max_rounds``, or above ``max_rereads``
+        keys. Never raises: a
+        failure is reported in the result."""
         kinds = tuple(k for k in (ev.INSTANCE, ev.SERVICE, ev.AGGREGATE) if k in self.scope)
         if ev.INSTANCE in kinds and getattr(self.reader, "get_server", None) is None:
             kinds = tuple(k for k in kinds if k != ev.INSTANCE)
         contested: set[tuple[str, str]] = set()
+        before: int | None = None
         try:
-            for n in range(1, self.max_rounds + 1):
+            while True:
                 end = self.log.end()
                 contested = touched_keys(self.log, window, end, kinds)
                 if not contested or (cancel is not None and cancel.is_set()):
                     break
-                window = end
-                self._round(f"{sid}.{n}", sid, env, sorted(contested), follow)
+                if follow.rounds >= self.max_rounds or (
+                        before is not None and before > BUSY_KEYS and len(contested) >= before):
+                    # Operations are running: each round finds as many as the last; their
+                    # live records are the news, and the next sync settles what is left.
+                    break
+                if len(contested) > self.max_rereads:
+                    break
+                before, window = len(contested), end
+                self._round(f"{sid}.{follow.rounds + 1}", sid, env, sorted(contested), follow)
                 contested = set()
-            else:
-                contested = touched_keys(self.log, window, self.log.end(), kinds)
         except Exception as exc:  # noqa: BLE001 - the sync itself completed
             follow.error = f"{type(exc).__name__}: {exc}"
             _log.error("follow-up of full sync %s failed: %s", sid, follow.error)
         follow.unsettled = len(contested)
         if contested:
-            _log.warning("full sync %s: %d key(s) still touched by live records after %d follow-up round(s); "
-                         "the next sync settles them", sid, len(contested), follow.rounds)
+            _log.info("full sync %s: %d key(s) touched by live records while it read are left to the next "
+                      "sync (%d follow-up round(s); operations were running)", sid, len(contested), follow.rounds)
 
     def _round(self, fsid: str, sid: str, env: Callable[[object, int], ev.Envelope],
                keys: list[tuple[str, str]], follow: _FollowUps) -> None:
