@@ -70,13 +70,18 @@ class ModelEngine:
                  checkpoint_every: int = 100_000, checkpoint_interval: float | None = 600.0,
                  keep: int = 3, ladder: int = 0, ladder_keep: int = 64, poll: float = 0.05,
                  batch: int = 5000, reader: str = "", codec: Codec | None = None,
-                 start: bool = True) -> None:
+                 start: bool = True, max_age: float | None = None, max_lag: int | None = None) -> None:
         self._owns_log = isinstance(log, str)
         self.log: EventLog = open_log(log, codec, create=False) if isinstance(log, str) else log
         self.checkpointer = (Checkpointer.for_log(checkpoint_dir, self.log, keep, ladder=ladder,
                                                   ladder_keep=ladder_keep)
                              if checkpoint_dir is not None else None)
         self.reader = reader or audits.default_reader()
+        #: the model is stale when no cluster record (a notification's or a sync's) was
+        #: recorded for longer than this many seconds (None: no limit)
+        self.max_age = max_age
+        #: ... or when more than this many records are not folded yet (None: no limit)
+        self.max_lag = max_lag
         self._every, self._interval, self._poll, self._batch = checkpoint_every, checkpoint_interval, poll, batch
         self._projection: Projection | None = None
         self._follower: Follower | None = None
@@ -159,11 +164,17 @@ class ModelEngine:
         lag = None
         if end is not None and len(end.offsets) == len(model.position.offsets):
             lag = sum(max(0, e - p) for e, p in zip(end.offsets, model.position.offsets))
+        age = (now_us() - model.recorded_at) / 1e6 if model.recorded_at else None
+        if stale is None and self.max_age is not None and (age is None or age > self.max_age):
+            stale = (f"no cluster record for {age:,.0f}s (max_age {self.max_age:g}s): is the bridge or the "
+                     "syncer down?" if age is not None else "the log holds no cluster record yet")
+        if stale is None and self.max_lag is not None and lag is not None and lag > self.max_lag:
+            stale = f"{lag:,} records behind the log's end (max_lag {self.max_lag:,})"
         snap = model.last_snapshot
         following = follower is not None and follower.running
         return Health(
             position=model.position, log_end=end, lag=lag,
-            staleness_s=(now_us() - model.recorded_at) / 1e6 if model.recorded_at else None,
+            staleness_s=age,
             last_sync_at=snap.completed_at if snap else None,
             last_sync_drift=snap.corrected if snap else None,
             following=following and not self._stopped, stale=stale,

@@ -281,11 +281,11 @@ class _Builder:
             self.duplicates += 1  # at or below our position: already folded
             return
         offsets[p] = rec.offset + 1
-        if env.recorded_at > self.recorded_at:
-            self.recorded_at = env.recorded_at
         self.applied += 1
         payload = env.payload
         effect = payload.EFFECT
+        if env.recorded_at > self.recorded_at and effect != "ignore":
+            self.recorded_at = env.recorded_at  # audits' own records say nothing of the cluster
         if effect != "upsert":
             if effect == "delete":
                 self._delete(payload, p, env.event_id)
@@ -586,7 +586,9 @@ class _Builder:
                     self._remove(kind, key, ent, ent.version)
                 deleted += sum(1 for _, ent in gone if _drift(kind, ent, None))
                 self._prune_tombstones(kind, partition, cutoff)
-            if snap.scope and cutoff > self.horizons[partition]:
+            if snap.scope and cutoff != self.horizons[partition]:
+                # the newest completed sync's, not the highest ever: a syncer whose clock
+                # ran ahead once must not keep the keys of a slower cloud out for good
                 hz = list(self.horizons)
                 hz[partition] = cutoff
                 self.horizons = tuple(hz)

@@ -216,8 +216,11 @@ class Follower:
         ).also_on_retry(self.on_retry)
 
     def _read_failed(self, event: RetryEvent) -> None:
-        # a follower never dies of a read error: the model stays as it was, ``stale`` says why
-        self.stale = f"{type(event.error).__name__}: {event.error}"
+        # A follower never dies of a read error: the model stays as it was and says why it
+        # is stale, so that every reader (an audit, /readyz) sees it, until a read works.
+        self.stale = f"cannot read the log: {type(event.error).__name__}: {event.error}"
+        if self.projection.latest().log_problem != self.stale:
+            self.projection.mark_stale(self.stale)
 
     def _step(self) -> int:
         """Fold what the log has now; returns how many records."""

@@ -105,7 +105,7 @@ class ClusterState:
     #: floor may be a copy of what the sync overrode and changes nothing
     floors: immutables.Map = EMPTY
     last_snapshot: SnapshotResult | None = None
-    recorded_at: int = 0  # recorded_at of the last folded record (µs)
+    recorded_at: int = 0  # recorded_at of the last folded cluster record (µs; audits' own records not counted)
     applied: int = 0  # records folded
     sync_error: str | None = None  # why the last full sync failed (cleared by the next good one)
     duplicates: int = 0  # records skipped as already applied (same event id, or at/below the position)

@@ -29,6 +29,7 @@ import os
 import sqlite3
 import threading
 import uuid
+from typing import Any
 from collections.abc import Iterator, Sequence
 
 from eventmodel.codec import Codec
@@ -114,7 +115,7 @@ class SqliteEventLog:
                 self._w.execute("INSERT OR IGNORE INTO meta VALUES ('log_id', ?)", (f"sqlite:{uuid.uuid4()}",))
                 #: what this log is, wherever the file moves: made once, when the log is created
                 self.log_id = self._w.execute("SELECT value FROM meta WHERE name='log_id'").fetchone()[0]
-            self._r = self._connect()
+            self._r: sqlite3.Connection | None = self._connect()
         except sqlite3.DatabaseError as exc:
             raise LogError(f"cannot open {self.url}: {exc}") from exc
 
@@ -145,10 +146,32 @@ class SqliteEventLog:
     def partitions(self) -> int:
         return 1
 
+    def _query(self, sql: str, args: tuple = (), *, many: bool = False) -> Any:
+        """One read query; a damaged or vanished file raises LogError naming it."""
+        try:
+            with self._lock:
+                if self._r is None:  # dropped after an error: the file may be whole again
+                    self._r = self._connect()
+                cur = self._r.execute(sql, args)
+                return cur.fetchall() if many else cur.fetchone()
+        except sqlite3.Error as exc:
+            if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+                self._drop_reader()  # a damaged file: read it afresh next time
+            raise LogError(f"cannot read {self.url} ({os.path.abspath(self.path)}): "
+                           f"{type(exc).__name__}: {exc}") from exc
+
+    def _drop_reader(self) -> None:
+        with self._lock:
+            r, self._r = self._r, None
+        if r is not None:
+            try:
+                r.close()
+            except sqlite3.Error:
+                pass
+
     def start(self) -> Position:
         """The first stored offset: 0 unless rows were deleted (then the first left, or the end)."""
-        with self._lock:
-            lo, hi = self._r.execute("SELECT min(offset), max(offset) FROM events").fetchone()
+        lo, hi = self._query("SELECT min(offset), max(offset) FROM events")
         return Position((lo if lo is not None else 0 if hi is None else hi + 1,))
 
     def append(self, envelopes: Sequence[Envelope]) -> None:
@@ -212,8 +235,7 @@ class SqliteEventLog:
 
     # -- reading ---------------------------------------------------------
     def end(self) -> Position:
-        with self._lock:
-            row = self._r.execute("SELECT max(offset) FROM events").fetchone()
+        row = self._query("SELECT max(offset) FROM events")
         return Position(((row[0] + 1) if row[0] is not None else 0,))
 
     def _check(self, pos: Position, what: str) -> None:
@@ -232,8 +254,7 @@ class SqliteEventLog:
             self._check(start, "start")
         if end is not None:
             self._check(end, "end")
-        with self._lock:
-            first, last = self._r.execute("SELECT min(offset), max(offset) FROM events").fetchone()
+        first, last = self._query("SELECT min(offset), max(offset) FROM events")
         stop = last + 1 if last is not None else 0
         lo = start.offsets[0] if start is not None else (first or 0)
         hi = end.offsets[0] if end is not None else stop
@@ -254,12 +275,8 @@ class SqliteEventLog:
 
     def _rows(self, lo: int, hi: int, batch: int) -> Iterator[list[RawRecord]]:
         while lo < hi:
-            with self._lock:
-                rows = self._r.execute(
-                    "SELECT offset, value FROM events WHERE offset >= ? AND offset < ? "
-                    "ORDER BY offset LIMIT ?",
-                    (lo, hi, batch),
-                ).fetchall()
+            rows = self._query("SELECT offset, value FROM events WHERE offset >= ? AND offset < ? "
+                               "ORDER BY offset LIMIT ?", (lo, hi, batch), many=True)
             if not rows:
                 return
             yield [RawRecord(0, off, val) for off, val in rows]
@@ -272,34 +289,27 @@ class SqliteEventLog:
 
     def read_key(self, key: str) -> Iterator[Record]:
         """Every record of one entity key, in log order (uses the key index)."""
-        with self._lock:
-            rows = self._r.execute(
-                "SELECT offset, value FROM events WHERE key = ? ORDER BY offset", (key,)
-            ).fetchall()
+        rows = self._query("SELECT offset, value FROM events WHERE key = ? ORDER BY offset", (key,), many=True)
         for batch in decode_batches(iter([[RawRecord(0, o, v) for o, v in rows]]), self.codec):
             yield from batch
 
     def position_at(self, time_us: int) -> Position:
-        with self._lock:
-            row = self._r.execute(
-                "SELECT min(offset) FROM events WHERE recorded_at > ?", (time_us,)
-            ).fetchone()
+        row = self._query("SELECT min(offset) FROM events WHERE recorded_at > ?", (time_us,))
         if row[0] is None:
             return self.end()
         return Position((row[0],))
 
     def dead_letters(self) -> Iterator[DeadLetter]:
-        with self._lock:
-            rows = self._r.execute(
-                "SELECT id, at, source, reason, raw, size, sha256 FROM dead_letters ORDER BY id"
-            ).fetchall()
+        rows = self._query("SELECT id, at, source, reason, raw, size, sha256 FROM dead_letters ORDER BY id",
+                           many=True)
         for id_, at, source, reason, raw, size, sha256 in rows:
             yield DeadLetter(raw=bytes(raw), reason=reason, source=source, at=at, offset=id_,
                              size=size, sha256=sha256)
 
     def close(self) -> None:
         with self._lock:
-            self._r.close()
+            if self._r is not None:
+                self._r.close()
             self._w.close()
 
     def __enter__(self) -> SqliteEventLog:

@@ -122,6 +122,12 @@ class ProjectionCollector(base.BaseClusterDataModelCollector):
                              "eventmodel replay --audit)."),
             cfg.BoolOpt("check_optimize_metadata", default=True,
                         help="Apply an audit scope's exclude/instance_metadata rule (e.g. optimize: false)."),
+            cfg.FloatOpt("max_age", default=7200.0, min=0,
+                         help="Seconds without any cluster record (a notification's or a full sync's) after "
+                              "which the model is stale and strategies refuse it (0: no limit). Audits' "
+                              "own records do not count."),
+            cfg.IntOpt("max_lag", default=100_000, min=0,
+                       help="Records not folded yet above which the model is stale (0: no limit)."),
             cfg.StrOpt("order", default="collector", choices=list(ORDERS),
                        help="Order of nodes and their instances in the model (see projections.watcher.view)."),
         ]]
@@ -142,7 +148,9 @@ class ProjectionCollector(base.BaseClusterDataModelCollector):
                     checkpoint_every=self.config.get("checkpoint_every", 100_000), checkpoint_interval=interval,
                     ladder=self.config.get("checkpoint_ladder", 0),
                     ladder_keep=self.config.get("checkpoint_ladder_keep", 64),
-                    reader="watcher-decision-engine")
+                    reader="watcher-decision-engine",
+                    max_age=self.config.get("max_age", 7200.0) or None,
+                    max_lag=self.config.get("max_lag", 100_000) or None)
                 for why in self._engine.skipped_checkpoints:
                     LOG.warning("eventmodel: skipped checkpoint: %s", why)
                 LOG.info("eventmodel: model of %s at %s", self._engine.log.url, self._engine.latest().describe())
@@ -167,7 +175,17 @@ class ProjectionCollector(base.BaseClusterDataModelCollector):
         return self._audit_scope_handler
 
     def _view(self, model: ClusterModel) -> WatcherView:
-        return WatcherView(model, order=self.config.get("order", "collector"))
+        """A view of ``model``, stale (with the reason) whenever the engine's health says
+        so: the log cannot be read, no cluster record for ``max_age``, more than
+        ``max_lag`` records behind, or the last full sync failed. A stale view is false,
+        so Watcher's strategies refuse it (``ClusterStateNotDefined``), as they refuse
+        Watcher's own collector's ``STALE_MODEL``."""
+        view = WatcherView(model, order=self.config.get("order", "collector"))
+        reason = view.stale_reason or self.engine.health().stale
+        if reason:
+            view.stale, view.stale_reason = True, reason
+            LOG.warning("eventmodel: the model is stale: %s", reason)
+        return view
 
     def execute(self) -> WatcherView:
         """The latest model as a view (nothing to build)."""
