@@ -130,16 +130,23 @@ async def _send(send: Send, status: int, body: bytes, content_type: bytes,
     await send({"type": "http.response.body", "body": body})
 
 
-# userinfo in any URL (scheme://user:secret@host), and secret-looking key=value pairs
-_URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*):[^\s@/]*@")
-_SECRET_PAIR = re.compile(r"((?:password|passwd|secret|token|credentials?)[\w.-]*\s*[=:]\s*)([^\s&,;\"']+)",
-                          re.IGNORECASE)
+# userinfo in any URL (scheme://user:secret@host), secret-looking key=value pairs, and
+# bearer tokens. Every repetition before a fixed anchor is bounded, so that no input
+# costs more than linear time (a 64 KiB "token"*13107 dead letter once held the process
+# for 47 s in the unbounded patterns' backtracking).
+_URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,31}://[^\s:/@]{0,256}):[^\s@/]{0,512}@")
+_SECRET_PAIR = re.compile(
+    r"((?:password|passwd|secret|token|credentials?)[\w.-]{0,64}[\"']?\s{0,8}[=:]\s{0,8}[\"']?)([^\s&,;\"']+)",
+    re.IGNORECASE)
+_BEARER = re.compile(r"((?:bearer|basic)\s{1,8})([A-Za-z0-9._~+/=-]{8,})", re.IGNORECASE)
 
 
 def redact_text(text: str) -> str:
-    """``text`` with URL passwords and ``password=…``-like values replaced by ``***``."""
+    """``text`` with URL passwords, ``password=…``-like values and bearer tokens replaced
+    by ``***``; linear in the length of ``text``."""
     text = _URL_USERINFO.sub(r"\1:***@", text)
-    return _SECRET_PAIR.sub(r"\1***", text)
+    text = _SECRET_PAIR.sub(r"\1***", text)
+    return _BEARER.sub(r"\1***", text)
 
 
 def redact_dead_letter(letter: DeadLetter) -> DeadLetter:

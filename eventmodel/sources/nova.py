@@ -931,18 +931,49 @@ def guess_event_type(raw: object) -> str:
 #: its Kafka driver's form) whose values are credentials
 _SECRET_WORDS = ("token", "password", "secret", "credential", "passwd")
 _REDACTED = "***"
-# A quoted key naming a secret, then its quoted value; quotes may be escaped once
-# (the inner message is a JSON string inside the envelope).
-_SECRET_RE = re.compile(
-    rb'(\\?"[^"\\]*(?:token|password|secret|credential|passwd)[^"\\]*\\?"\s*:\s*)'
-    rb'(\\?")(?:[^"\\]|\\\\|\\[^"])*(\\?")',
-    re.IGNORECASE,
-)
+# A quoted key (quotes may be escaped once: the inner message is a JSON string inside
+# the envelope), then a colon. Bounded, so the scan is linear in the input; whether the
+# key names a secret and where its value ends are decided in Python, not by backtracking.
+_KEY_RE = re.compile(rb'(\\?)"([^"\\]{1,128})\\?"\s{0,8}:\s{0,8}')
+_SECRET_KEY_RE = re.compile(rb"token|password|secret|credential|passwd", re.IGNORECASE)
 
 
 def _redact_pattern(data: bytes) -> bytes:
-    """Redaction by pattern, for bytes that do not parse."""
-    return _SECRET_RE.sub(lambda m: m.group(1) + m.group(2) + _REDACTED.encode() + m.group(3), data)
+    """Redaction by pattern, for bytes that do not parse: the quoted value of every
+    quoted key naming a secret becomes ``***`` (a value cut before its closing quote is
+    redacted to the end)."""
+    out: list[bytes] = []
+    done = 0
+    for m in _KEY_RE.finditer(data):
+        if m.start() < done or not _SECRET_KEY_RE.search(m.group(2)):
+            continue
+        at = m.end()
+        quote = b'\\"' if m.group(1) else b'"'
+        if not data.startswith(quote, at):
+            continue  # not a string value (a number, an object): nothing to hide here
+        start = at + len(quote)
+        end = start
+        while True:  # the closing quote: one not escaped (for \", one not preceded by \\)
+            end = data.find(quote, end)
+            if end < 0 or not m.group(1) or data[end - 1: end] != b"\\":
+                break
+            end += 1
+        if not m.group(1):
+            while end > 0 and _escaped(data, end):
+                end = data.find(quote, end + 1)
+        end = len(data) if end < 0 else end
+        out += [data[done:start], _REDACTED.encode()]
+        done = end
+    out.append(data[done:])
+    return b"".join(out)
+
+
+def _escaped(data: bytes, i: int) -> bool:
+    """Whether the character at ``i`` is escaped (an odd run of backslashes before it)."""
+    n = 0
+    while i - n - 1 >= 0 and data[i - n - 1] == 0x5C:
+        n += 1
+    return n % 2 == 1
 
 
 def _is_secret(key: object) -> bool:
