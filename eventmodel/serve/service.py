@@ -251,18 +251,23 @@ class ModelService:
         next_dead = 0.0
         next_freeze = time.monotonic() + self.refreeze_every
         while not self._stop.is_set():
-            if self.projection is not None and time.monotonic() >= next_freeze:
-                self._freeze()
-                next_freeze = time.monotonic() + self.refreeze_every
-            if self.projection is not None:
-                self.health = self.engine.health()
-                self.sample = self.take_sample(self.health)
-                last = self.projection.latest().last_snapshot
-                if last is not None and (not self.syncs or self.syncs[-1] is not last):
-                    self.syncs.append(last)
-            if time.monotonic() >= next_dead:
-                self.dead = self.read_dead_letters()
-                next_dead = time.monotonic() + self.dead_letters_every
+            try:
+                if self.projection is not None and time.monotonic() >= next_freeze:
+                    self._freeze()
+                    next_freeze = time.monotonic() + self.refreeze_every
+                if self.projection is not None:
+                    self.health = self.engine.health()
+                    self.sample = self.take_sample(self.health)
+                    last = self.projection.latest().last_snapshot
+                    if last is not None and (not self.syncs or self.syncs[-1] is not last):
+                        self.syncs.append(last)
+                if time.monotonic() >= next_dead:
+                    self.dead = self.read_dead_letters()
+                    next_dead = time.monotonic() + self.dead_letters_every
+            except Exception as exc:  # noqa: BLE001 - the sampler never dies: /readyz says why
+                _log.exception("serve: sampling failed")
+                self.sample = Sample(at=now_us(), partitions=self.sample.partitions,
+                                     error=f"{type(exc).__name__}: {exc}")
             self._stop.wait(self.sample_every)
 
     def take_sample(self, health: Health) -> Sample:
