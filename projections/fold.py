@@ -7,36 +7,46 @@ Rules (DESIGN.md, "Ordering, idempotence, reconciliation"; ADR 0004):
   timestamp (``updated_at``, else ``created_at``, else the lowest version). A live
   record strictly older than the entity changes nothing; on an equal version the
   later record in log order wins.
-* **Duplicates at any distance are no-ops.** A record at or below the state's
-  position on its partition is skipped. Per entity the fold remembers the event ids
-  applied at its current version (``ids``) and skips a record whose id is there; a
-  record of an older version is skipped by the version rule, a delete's copy by the
-  tombstone.
-* A delete removes the entity and leaves a tombstone with its version; only a record
-  strictly newer than the tombstone brings the key back.
+* **Copies at any distance are no-ops.** A record at or below the state's position on
+  its partition is skipped. Per entity the fold remembers the event ids of the live
+  records applied at its current version (``ids``; a sync's read adds none, so they do
+  not grow per sync) and skips a record whose id is there, at any version. A record
+  above the entity's version but at or below its ``floor`` (the version a sync's read
+  overrode when it lowered it) may be a copy of what the sync overrode: skipped too.
+* A delete removes the entity and leaves a tombstone with its version (or its floor);
+  only a record strictly newer than the tombstone brings the key back. A completed sync
+  forgets its partition's tombstones a day older than its start and sets the
+  partition's ``horizon``: a live record of an unknown key at or below it is a late
+  copy and changes nothing (lowest-version tombstones, aggregates', are kept).
 * **A full sync is a snapshot inside the stream**: ``snapshot.started`` (every
   partition) → ``*.observed`` / ``*.seen`` records → ``snapshot.completed`` or
   ``snapshot.aborted`` (every partition). Each partition has its own window, from its
-  ``started`` to its closing marker. An observed record of a key that no live record
-  touched in its partition's window replaces the entity *whatever the versions* (it
-  is the freshest read of the source's database) and clears a tombstone; for a
-  touched key the version rule applies and an equal version goes to the live record
-  (DBLog's watermark rule). An observation outside any window (its ``started`` was
-  never read) applies by the version rule and loses ties. A ``seen`` record (a
-  partial API record) only marks its key as seen.
+  ``started`` to its closing marker. The first read of a key in its window that no
+  live record (and no other sync's first read) touched before replaces the entity
+  *whatever the versions* (the freshest read of the source's database) and clears a
+  tombstone; otherwise the version rule applies and an equal version goes to the live
+  record (DBLog's watermark rule). A read outside any window applies by the version rule
+  and loses ties. A ``seen`` record (a partial API record) only marks its key as seen;
+  an ``entity.absent`` record (a follow-up read found nothing) deletes an untouched key.
 * When ``completed`` is read on a partition, each entity of the snapshot's scope that
-  lives in that partition, was not observed or seen and was not touched in that
-  window is deleted (tombstone: the entity's own version). ``aborted`` closes the
-  window without deletions. All of an entity's records are in its key's partition,
-  so the outcome never depends on how a reader interleaves partitions.
-* A ``completed`` on a partition also closes, on that partition, every open
-  snapshot that started before it (its syncer died or its marker was partial).
-  Once every partition is closed the outcome is reported: ``last_snapshot`` when all
-  completed, else ``sync_error`` saying on how many partitions it failed and why.
-* Observed records that changed the model plus those deletions are the snapshot's
-  drift: what lost notifications had left wrong.
-* Liveness comes from the API: a live service record can say a service is down
-  (forced down), never that it is up again.
+  lives in that partition, was not read and was not touched in that window is deleted.
+  ``aborted`` closes the window without deletions. All of an entity's records are in
+  its key's partition, so the outcome never depends on how a reader interleaves
+  partitions.
+* A ``completed`` on a partition also closes, on that partition, every open full sync
+  that started before it (its syncer died or its marker was partial). Markers carry
+  ``after``, the log end their sync started after: a ``started`` at or before a
+  completed sync's start is a copy or an older read and opens no window; a closing
+  marker of an unknown sync that started before the newest known one is a copy.
+* A follow-up round (``follows``: a targeted re-read of what live records touched
+  during a sync) has an empty scope: it deletes only what it found absent and
+  supersedes nothing; its corrections are added to its sync's report.
+* Once every partition is closed the outcome is reported: ``last_snapshot`` when all
+  completed, else ``sync_error``; syncs closed by one marker in the order they started.
+* Corrections a lost notification could have prevented are the snapshot's drift (a
+  compute node's are not: no notification describes one).
+* Services: ``up`` is what the notification says (the normalizer applies Nova's
+  servicegroup rule); a null zone in a service notification keeps the known zone.
 """
 
 from __future__ import annotations
