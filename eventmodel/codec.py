@@ -19,12 +19,13 @@ import attrs
 import msgspec
 from cattrs.preconf.msgspec import make_converter
 
+from eventmodel.errors import Error
 from eventmodel import events as ev
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-class DecodeError(ValueError):
+class DecodeError(Error, ValueError):
     """A record's bytes are not a valid envelope."""
 
 

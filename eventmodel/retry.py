@@ -31,6 +31,8 @@ from typing import TypeVar
 import attrs
 import tenacity
 
+from eventmodel.errors import Error
+
 T = TypeVar("T")
 
 _log = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ _log = logging.getLogger(__name__)
 __all__ = ["RetryEvent", "RetryPolicy", "RetryStopped", "both_hooks"]
 
 
-class RetryStopped(Exception):
+class RetryStopped(Error):
     """The stop event was set while a call was being retried."""
 
     def __init__(self, component: str, last_error: BaseException | None) -> None:

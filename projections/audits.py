@@ -17,6 +17,7 @@ from pathlib import Path
 
 import attrs
 
+from eventmodel.errors import ModelError
 from eventmodel.clock import now_us
 from eventmodel.events import AUDIT_KEY, AuditRead, envelope
 from eventmodel.log.base import EventLog, Position
@@ -31,7 +32,7 @@ from projections.replay import history, model_at
 DIGEST_FORMAT = f"{EXPORT_FORMAT}/{EXPORT_VERSION}"
 
 
-class AuditNotFound(LookupError):
+class AuditNotFound(ModelError, LookupError):
     """No ``audit.read`` record with that id on the log."""
 
     def __str__(self) -> str:

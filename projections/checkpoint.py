@@ -28,6 +28,7 @@ import immutables
 import msgspec
 from cattrs.preconf.msgspec import make_converter
 
+from eventmodel.errors import ModelError
 from eventmodel.clock import now_us
 from eventmodel.codec import EventTypes
 from eventmodel.events import INSTANCE, ComputeNode, ComputeService, Flavor, Instance
@@ -43,7 +44,7 @@ _log = logging.getLogger(__name__)
 _converter = make_converter()
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ModelError, ValueError):
     """A checkpoint file is missing, corrupt, or does not fit the log."""
 
 

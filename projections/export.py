@@ -42,6 +42,7 @@ import attrs
 import immutables
 import msgspec
 
+from eventmodel.errors import ModelError
 from eventmodel.clock import format_time, now_us, parse_time
 from eventmodel.events import AGGREGATE, INSTANCE, NODE, SERVICE, Aggregate, ComputeNode, ComputeService, Instance
 from eventmodel.log.base import Position
@@ -52,7 +53,7 @@ FORMAT = "eventmodel.snapshot"
 VERSION = 2
 
 
-class SnapshotFileError(ValueError):
+class SnapshotFileError(ModelError, ValueError):
     """The file is not a snapshot this version can read."""
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import attrs
 import immutables
 
+from eventmodel.errors import ModelError
 from eventmodel.clock import format_time
 from eventmodel.events import (
     AGGREGATE, INSTANCE, NODE, SERVICE, Aggregate, ComputeNode, ComputeService, Instance, service_key,
@@ -72,7 +73,7 @@ class NodeStatus:
         return "disabled" if self.disabled else "enabled"
 
 
-class UnknownEntity(KeyError):
+class UnknownEntity(ModelError, KeyError):
     """The model has no entity with that key."""
 
     def __str__(self) -> str:

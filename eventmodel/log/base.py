@@ -9,13 +9,14 @@ from typing import Protocol, runtime_checkable
 import attrs
 import msgspec
 
+from eventmodel.errors import Error
 from eventmodel.codec import Codec, DecodeError
 from eventmodel.events import Envelope, Unknown
 
 _log = logging.getLogger(__name__)
 
 
-class LogError(RuntimeError):
+class LogError(Error, RuntimeError):
     """The log could not do what was asked (unreachable, refused, misconfigured).
 
     Raised by ``append`` it means *transient*: some records of the batch may have been

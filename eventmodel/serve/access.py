@@ -21,6 +21,7 @@ from urllib.parse import parse_qs
 import attrs
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from eventmodel.errors import ServeError
 from eventmodel.log.base import DeadLetter
 from eventmodel.sources.nova import redact_credentials
 
@@ -30,7 +31,7 @@ COOKIE = "eventmodel_session"
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/login"})
 
 
-class TokenError(ValueError):
+class TokenError(ServeError, ValueError):
     """The token file cannot be read or holds no token."""
 
 

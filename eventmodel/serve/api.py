@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from eventmodel.errors import ServeError
 from eventmodel.clock import parse_time
 from eventmodel.codec import Codec
 from eventmodel.events import KINDS, Instance
@@ -38,7 +39,7 @@ DEFAULT_LIMIT = 100
 _encode = msgspec.json.Encoder().encode
 
 
-class NotFound(LookupError):
+class NotFound(ServeError, LookupError):
     """An unknown key or kind; the message says which."""
 
 

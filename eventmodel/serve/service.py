@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 
+from eventmodel.errors import ServeError
 from eventmodel.clock import now_us
 from eventmodel.log.base import DeadLetter, EventLog, LogError, Position, PositionNotCovered, Record
 from eventmodel.retry import RetryEvent, RetryPolicy, RetryStopped
@@ -35,11 +36,11 @@ from projections.state import SnapshotResult
 _log = logging.getLogger(__name__)
 
 
-class NotReady(RuntimeError):
+class NotReady(ServeError, RuntimeError):
     """The model is still being restored (or restoring failed)."""
 
 
-class BadRequest(ValueError):
+class BadRequest(ServeError, ValueError):
     """A position, time or parameter the log cannot answer for; the message says why."""
 
 

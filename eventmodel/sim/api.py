@@ -69,7 +69,7 @@ from eventmodel.sim.api_common import (
     PLACEMENT_MAX,
     PLACEMENT_MIN,
     PUBLIC,
-    ApiError,
+    SimApiError,
     Receive,
     Scope,
     Send,
@@ -89,7 +89,7 @@ from eventmodel.sim.api_view import SimView, sim_lock
 from eventmodel.sim.http_faults import FaultPlan, HttpFault
 
 __all__ = [
-    "COMPUTE_MAX", "COMPUTE_MIN", "PLACEMENT_MAX", "PLACEMENT_MIN", "ApiError", "Credentials", "Scope", "SimApi",
+    "COMPUTE_MAX", "COMPUTE_MIN", "PLACEMENT_MAX", "PLACEMENT_MIN", "SimApiError", "Credentials", "Scope", "SimApi",
     "negotiate", "sim_lock",
 ]  # fmt: skip
 
@@ -191,7 +191,7 @@ class SimApi:
                 mv = negotiate(service, headers)
                 scope.setdefault("state", {})["mv"] = mv
                 extra += _version_headers(service, mv)
-        except ApiError as exc:
+        except SimApiError as exc:
             shape = "identity" if exc.status == 401 else service  # keystonemiddleware's 401 body
             await self._error(shape, exc.status, exc.message, extra + header_list(exc.headers), scope, receive, send)
             return
@@ -225,7 +225,7 @@ class SimApi:
     def _authenticate(self, token: str | None, scope: Scope) -> None:
         if self.identity.token(token) is None:
             challenge = {"WWW-Authenticate": f'Keystone uri="{base_url(scope)}/identity"'}
-            raise ApiError(401, "The request you have made requires authentication.", challenge)
+            raise SimApiError(401, "The request you have made requires authentication.", challenge)
 
     def _count(self, service: str, method: str, path: str) -> None:
         route = f"{method} {route_key(path)}"

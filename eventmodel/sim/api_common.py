@@ -12,6 +12,8 @@ from urllib.parse import parse_qsl, urlencode
 import msgspec
 from starlette.responses import Response
 
+from eventmodel.errors import SimError
+
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -34,7 +36,7 @@ ENCODE = msgspec.json.Encoder().encode
 DECODE = msgspec.json.decode
 
 
-class ApiError(Exception):
+class SimApiError(SimError):
     """An HTTP error answer, in the shape of the service it is raised from."""
 
     def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
@@ -75,7 +77,7 @@ def fmt(v: tuple[int, int]) -> str:
 
 def negotiate(service: str, headers: Mapping[str, str]) -> tuple[int, int]:
     """The microversion a request asks for (the minimum without a header, the maximum
-    for ``latest``); ApiError 400 for a malformed one, 406 for one out of range."""
+    for ``latest``); SimApiError 400 for a malformed one, 406 for one out of range."""
     lo, hi = (COMPUTE_MIN, COMPUTE_MAX) if service == "compute" else (PLACEMENT_MIN, PLACEMENT_MAX)
     asked: str | None = None
     for item in headers.get("openstack-api-version", "").split(","):
@@ -91,34 +93,34 @@ def negotiate(service: str, headers: Mapping[str, str]) -> tuple[int, int]:
     try:
         v = parse_version(asked)
     except ValueError:
-        raise ApiError(400, f"API version string {asked} format is not valid. It must be MAJOR.MINOR.") from None
+        raise SimApiError(400, f"API version string {asked} format is not valid. It must be MAJOR.MINOR.") from None
     if not lo <= v <= hi:
-        raise ApiError(406, f"Version {asked} is not supported by the API. Minimum is {fmt(lo)} and "
+        raise SimApiError(406, f"Version {asked} is not supported by the API. Minimum is {fmt(lo)} and "
                             f"maximum is {fmt(hi)}.")
     return v
 
 
 def bool_param(value: str) -> bool:
-    """A boolean query parameter as Nova reads one (a bare key is true); ApiError 400."""
+    """A boolean query parameter as Nova reads one (a bare key is true); SimApiError 400."""
     v = value.strip().lower()
     if v in ("", "1", "true", "t", "yes", "y", "on"):
         return True
     if v in ("0", "false", "f", "no", "n", "off"):
         return False
-    raise ApiError(400, f"Invalid input: {value!r} is not a boolean")
+    raise SimApiError(400, f"Invalid input: {value!r} is not a boolean")
 
 
 def limit_param(params: Mapping[str, str]) -> int:
-    """``limit``, capped at :data:`MAX_LIMIT` (also the default); ApiError 400."""
+    """``limit``, capped at :data:`MAX_LIMIT` (also the default); SimApiError 400."""
     raw = params.get("limit")
     if raw is None:
         return MAX_LIMIT
     try:
         n = int(raw)
     except ValueError:
-        raise ApiError(400, f"limit param must be an integer, got {raw!r}") from None
+        raise SimApiError(400, f"limit param must be an integer, got {raw!r}") from None
     if n < 0:
-        raise ApiError(400, "limit param must be positive")
+        raise SimApiError(400, "limit param must be positive")
     return min(n, MAX_LIMIT) or MAX_LIMIT
 
 

@@ -20,7 +20,7 @@ from eventmodel.sim.api_common import (
     COMPUTE_MIN,
     ENCODE,
     MAX_LIMIT,
-    ApiError,
+    SimApiError,
     base_url,
     bool_param,
     error_body,
@@ -93,7 +93,7 @@ class Compute:
                         base + request.url.path, request.url.query, page[-1].uuid)}]
                 payload = ENCODE(body)  # under the lock: the records share the truth's objects
             return Response(payload, media_type="application/json")
-        except ApiError as exc:
+        except SimApiError as exc:
             return json_response(error_body("compute", exc.status, exc.message), exc.status)
 
     async def server(self, request: Request) -> Response:
@@ -169,7 +169,7 @@ class Compute:
             if marker:
                 pos = next((k for k, (i, n) in enumerate(indexed) if (n.uuid if uuids else str(i)) == marker), None)
                 if pos is None:
-                    raise ApiError(400, f"marker [{marker}] not found")
+                    raise SimApiError(400, f"marker [{marker}] not found")
                 indexed = indexed[pos + 1:]
             page = indexed[:limit] if limit is not None else indexed
             views = [self._hypervisor_view(i, n, mv, detail, services.get(n.host or ""), usage) for i, n in page]
@@ -179,7 +179,7 @@ class Compute:
                 body["hypervisors_links"] = [{"rel": "next", "href": next_href(
                     base + request.url.path, request.url.query, last.uuid if uuids else str(last_i))}]
             return json_response(body)
-        except ApiError as exc:
+        except SimApiError as exc:
             return json_response(error_body("compute", exc.status, exc.message), exc.status)
 
     def _hypervisor_view(self, i: int, n: ComputeNode, mv: tuple[int, int], detail: bool,

@@ -18,7 +18,7 @@ from starlette.responses import Response
 from eventmodel.clock import format_time
 from eventmodel.sim.api_common import (
     DECODE,
-    ApiError,
+    SimApiError,
     base_url,
     error_body,
     hex_id,
@@ -102,10 +102,10 @@ class Identity:
             auth = body["auth"]
             identity = auth["identity"]
             if "password" not in identity.get("methods", []):
-                raise ApiError(401, "Only password authentication is supported.")
+                raise SimApiError(401, "Only password authentication is supported.")
             user = identity["password"]["user"]
             scope = auth.get("scope")
-        except ApiError as exc:
+        except SimApiError as exc:
             return json_response(error_body("identity", exc.status, exc.message), exc.status)
         except (msgspec.DecodeError, KeyError, TypeError, AttributeError):
             return json_response(error_body("identity", 400, "Expecting to find auth.identity.password.user in the "

@@ -14,7 +14,7 @@ from eventmodel.events import ComputeNode
 from eventmodel.sim.api_common import (
     PLACEMENT_MAX,
     PLACEMENT_MIN,
-    ApiError,
+    SimApiError,
     error_body,
     fmt,
     json_response,
@@ -69,7 +69,7 @@ class Placement:
         uuid = request.path_params["uuid"]
         node = self.view.node(uuid)
         if node is None:
-            raise ApiError(404, f"No resource provider with uuid {uuid} found")
+            raise SimApiError(404, f"No resource provider with uuid {uuid} found")
         return node
 
     async def resource_providers(self, request: Request) -> Response:
@@ -92,7 +92,7 @@ class Placement:
         try:
             with self.lock:
                 return json_response(self._provider_view(self._provider(request), request.state.mv))
-        except ApiError as exc:
+        except SimApiError as exc:
             return json_response(error_body("placement", exc.status, exc.message), exc.status)
 
     async def inventories(self, request: Request) -> Response:
@@ -100,7 +100,7 @@ class Placement:
             with self.lock:
                 n = self._provider(request)
                 gen = self._generation(n)
-        except ApiError as exc:
+        except SimApiError as exc:
             return json_response(error_body("placement", exc.status, exc.message), exc.status)
 
         def inv(total: int, reserved: int, ratio: float) -> dict[str, Any]:
@@ -119,7 +119,7 @@ class Placement:
                 n = self._provider(request)
                 gen = self._generation(n)
                 cpu, ram, disk = self.view.usage(n.host) if n.host else (0, 0, 0)
-        except ApiError as exc:
+        except SimApiError as exc:
             return json_response(error_body("placement", exc.status, exc.message), exc.status)
         return json_response({"resource_provider_generation": gen, "usages": {"VCPU": cpu, "MEMORY_MB": ram, "DISK_GB": disk}})
 
@@ -132,7 +132,7 @@ class Placement:
                 n = self._provider(request)
                 gen = self._generation(n)
                 aggs = self.view.aggregates_of(n.host)
-        except ApiError as exc:
+        except SimApiError as exc:
             return json_response(error_body("placement", exc.status, exc.message), exc.status)
         body: dict[str, Any] = {"aggregates": aggs}
         if mv >= (1, 19):

@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 
+from eventmodel.errors import SimError
 from eventmodel.events import Aggregate, ComputeNode, ComputeService, Flavor, Instance
 
 S = 1_000_000  # one second in µs
@@ -31,7 +32,7 @@ DEFAULT_ZONE = "nova"
 ZONE_KEY = "availability_zone"
 
 
-class OperationError(ValueError):
+class OperationError(SimError, ValueError):
     """The operation cannot be done on that target now (wrong state, no capacity, ...)."""
 
 

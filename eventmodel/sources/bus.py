@@ -33,6 +33,7 @@ from typing import Any
 
 import msgspec
 
+from eventmodel.errors import SourceError
 from eventmodel.retry import RetryEvent, RetryPolicy
 from eventmodel.sources.amqp import DEFAULT_AMQP_URL, amqp_url
 from eventmodel.urls import redact
@@ -72,7 +73,7 @@ def priority_of(body: bytes) -> str:
     return "info"
 
 
-class PublishError(RuntimeError):
+class PublishError(SourceError, RuntimeError):
     """Messages could not be confirmed by the broker within the allowed time."""
 
 

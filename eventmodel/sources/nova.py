@@ -182,6 +182,7 @@ from typing import Any
 import attrs
 import msgspec
 
+from eventmodel.errors import SourceError
 from eventmodel import events as ev
 from eventmodel.clock import now_us, parse_time
 from eventmodel.codec import EventTypes
@@ -218,7 +219,7 @@ def irrelevant(reason: str, event_type: str = "") -> Outcome:
     return Outcome(IRRELEVANT, (), reason, event_type)
 
 
-class Invalid(ValueError):
+class Invalid(SourceError, ValueError):
     """The notification cannot become events; the message is the reason."""
 
 

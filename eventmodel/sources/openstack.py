@@ -43,6 +43,7 @@ from urllib.parse import quote
 
 import msgspec
 
+from eventmodel.errors import SourceError
 from eventmodel import events as ev
 from eventmodel.clock import floor_second, parse_time
 
@@ -63,7 +64,7 @@ RESOURCE_CLASSES = ("VCPU", "MEMORY_MB", "DISK_GB")
 OTHER = "other"
 
 
-class ApiError(RuntimeError):
+class CloudApiError(SourceError, RuntimeError):
     """An API answered with an error, or with something that is not what it documents."""
 
 
@@ -220,11 +221,11 @@ class ServerConverter:
 def server_to_instance(s: Mapping[str, Any], converter: ServerConverter | None = None
                        ) -> ev.Instance | ev.PartialInstance:
     """A server of ``GET /servers/detail`` given as a JSON object (see
-    :meth:`ServerConverter.instance`). Raises ApiError when a field has the wrong type."""
+    :meth:`ServerConverter.instance`). Raises CloudApiError when a field has the wrong type."""
     try:
         record = msgspec.convert(s, ServerRecord)
     except msgspec.ValidationError as exc:
-        raise ApiError(f"a server of /servers/detail is not as documented: {exc}") from None
+        raise CloudApiError(f"a server of /servers/detail is not as documented: {exc}") from None
     return (converter or ServerConverter()).instance(record)
 
 
@@ -298,16 +299,16 @@ def negotiate(service: str, announced: tuple[Any, Any], wanted: tuple[str, str])
     """The microversion to use: the highest of ``wanted`` (lowest needed, highest known)
     that the endpoint announces (``announced`` = its min and max, parsed or text).
 
-    Raises ApiError naming both ranges when there is none."""
+    Raises CloudApiError naming both ranges when there is none."""
     lo_text, hi_text = announced
     if hi_text is None:
-        raise ApiError(f"the {service} API announces no microversions; {wanted[0]} or later is needed")
+        raise CloudApiError(f"the {service} API announces no microversions; {wanted[0]} or later is needed")
     lo = _mv(_mv_text(lo_text) if isinstance(lo_text, tuple) else lo_text) if lo_text else (0, 0)
     hi = _mv(_mv_text(hi_text) if isinstance(hi_text, tuple) else hi_text)
     need, know = _mv(wanted[0]), _mv(wanted[1])
     chosen = min(hi, know)
     if chosen < need or chosen < lo:
-        raise ApiError(f"the {service} API offers microversions {_mv_text(lo)}..{_mv_text(hi)}; "
+        raise CloudApiError(f"the {service} API offers microversions {_mv_text(lo)}..{_mv_text(hi)}; "
                        f"this reader needs {wanted[0]}..{wanted[1]}")
     return _mv_text(chosen)
 
@@ -488,7 +489,7 @@ class OpenStackReader:
                 c = compute.get_endpoint_data()
                 p = placement.get_endpoint_data()
                 if c is None or p is None:
-                    raise ApiError("version discovery found no compute or no placement endpoint")
+                    raise CloudApiError("version discovery found no compute or no placement endpoint")
                 cv = (c.min_microversion, c.max_microversion)
                 pv = (p.min_microversion, p.max_microversion)
                 self._versions = {
@@ -505,7 +506,7 @@ class OpenStackReader:
         """GET ``url`` of ``service`` (its endpoint, resolved once) at ``version``, through
         the connection's keystoneauth session (token, re-authentication on a 401,
         timeouts, retries); the JSON body decoded (by ``decoder`` when given). Any
-        error status but an accepted 404 raises ApiError."""
+        error status but an accepted 404 raises CloudApiError."""
         resp = self.conn.session.get(
             self._endpoints[service] + url, params=dict(params or {}), headers={"Accept": "application/json"},
             microversion=version, microversion_service_type=service, raise_exc=False,
@@ -516,7 +517,7 @@ class OpenStackReader:
                 return None
             if status >= 400:
                 body = (resp.text or "")[:300].strip()
-                raise ApiError(f"GET {url} answered {status}: {body or resp.reason}")
+                raise CloudApiError(f"GET {url} answered {status}: {body or resp.reason}")
             # read the body in one call (requests reads it in 10 kB chunks); debug
             # logging of the response may already have read it
             content = resp.content if getattr(resp, "_content_consumed", True) else \
@@ -526,14 +527,14 @@ class OpenStackReader:
         try:
             return (decoder or _JSON).decode(content)
         except msgspec.ValidationError as exc:
-            raise ApiError(f"GET {url}: the answer is not as documented: {exc}") from None
+            raise CloudApiError(f"GET {url}: the answer is not as documented: {exc}") from None
         except msgspec.DecodeError as exc:
-            raise ApiError(f"GET {url} answered {status} with a body that is not JSON: {exc}") from None
+            raise CloudApiError(f"GET {url} answered {status} with a body that is not JSON: {exc}") from None
 
     @staticmethod
     def _field(body: Any, name: str, url: str) -> Any:
         if not isinstance(body, dict) or not isinstance(body.get(name), (list, dict)):
-            raise ApiError(f"GET {url}: no {name!r} in the answer")
+            raise CloudApiError(f"GET {url}: no {name!r} in the answer")
         return body[name]
 
     # -- listings ------------------------------------------------------------
@@ -593,7 +594,7 @@ class OpenStackReader:
                 futures: dict[Future, dict[str, Any]] = {}
                 for h in page:
                     if not isinstance(h, dict) or h.get("id") is None or not h.get("hypervisor_hostname"):
-                        raise ApiError(f"a hypervisor of /os-hypervisors/detail without an id or a hostname: "
+                        raise CloudApiError(f"a hypervisor of /os-hypervisors/detail without an id or a hostname: "
                                        f"{str(h)[:200]}")
                     futures[pool.submit(self.inventories, str(h["id"]))] = h
                 for f in as_completed(futures):
@@ -622,7 +623,7 @@ class OpenStackReader:
     def get_server(self, uuid: str) -> ev.Instance | ev.PartialInstance | None:
         """One server by uuid (``GET /servers/{uuid}``, Nova's show server) at the
         listing's microversion, converted as the listing's servers are; None when Nova
-        answers 404 (no such server, or deleted). Any other error status raises ApiError."""
+        answers 404 (no such server, or deleted). Any other error status raises CloudApiError."""
         v = self.microversions()["servers"]
         url = "/servers/" + quote(uuid, safe="")
         body: ServerShow | None = self._get("compute", url, v, missing_ok=True, decoder=_SERVER_SHOW)
@@ -648,11 +649,11 @@ class OpenStackReader:
 
 @contextlib.contextmanager
 def _documented(what: str, item: Any) -> Iterator[None]:
-    """Turns a conversion error on an API record into an ApiError that shows the record."""
+    """Turns a conversion error on an API record into an CloudApiError that shows the record."""
     try:
         yield
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ApiError(f"{what} is not as documented ({type(exc).__name__}: {exc}): {str(item)[:300]}") from None
+        raise CloudApiError(f"{what} is not as documented ({type(exc).__name__}: {exc}): {str(item)[:300]}") from None
 
 
 _JSON = msgspec.json.Decoder()

@@ -39,6 +39,7 @@ from typing import Protocol
 
 import attrs
 
+from eventmodel.errors import SourceError
 from eventmodel import events as ev
 from eventmodel.clock import now_us
 from eventmodel.log.base import EventLog, Position
@@ -73,7 +74,7 @@ class CloudReader(Protocol):
 STOPPED = "the syncer was stopped"
 
 
-class SyncStopped(Exception):
+class SyncStopped(SourceError):
     """Raised inside a sync between pages when it was asked to stop."""
 
 

@@ -27,6 +27,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from eventmodel.errors import WatcherError
 from eventmodel.events import ComputeNode, ComputeService, Flavor, Instance
 from eventmodel.log.base import Position
 from projections.model import ClusterModel
@@ -40,7 +41,7 @@ from projections.watcher.view import (
 from projections.watcher.xml import model_xml
 
 
-class WatcherXmlError(ValueError):
+class WatcherXmlError(WatcherError, ValueError):
     """The file is not a Watcher compute model scenario this version can read."""
 
 

@@ -48,6 +48,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
+from eventmodel.errors import WatcherError
 from eventmodel.events import ComputeNode as ModelNode
 from eventmodel.events import Instance as ModelInstance
 from projections.model import ClusterModel
@@ -57,7 +58,7 @@ ORDERS: tuple[str, ...] = ("collector", "uuid")
 INSTALL_HINT = "pip install 'eventmodel[watcher]'"
 
 
-class WatcherMissing(ImportError):
+class WatcherMissing(WatcherError, ImportError):
     """python-watcher is not installed."""
 
 

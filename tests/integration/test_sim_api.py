@@ -21,7 +21,7 @@ from eventmodel.sim import Faults, PartialInstance, SimCloud
 from eventmodel.sim.http_faults import HttpFault
 from eventmodel.sim.server import SimProcess, SimServer
 from eventmodel.sim.server_views import POWER_CODES
-from eventmodel.sources.openstack import ApiError, OpenStackReader
+from eventmodel.sources.openstack import CloudApiError, OpenStackReader
 
 HOSTS, SERVERS = 7, 23
 
@@ -419,7 +419,7 @@ def test_show_server_of_a_missing_server_is_404_and_none(srv: SimServer, sim: Si
     assert srv.api.stats()["status"]["404"] == 3
     # any other error status is an error
     srv.api.arm(HttpFault("error", service="compute", path="servers/", status=503))
-    with pytest.raises(ApiError, match="503"):
+    with pytest.raises(CloudApiError, match="503"):
         r.get_server(sorted(sim.truth().instances)[0])
 
 

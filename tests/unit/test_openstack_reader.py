@@ -18,7 +18,7 @@ from eventmodel.clock import parse_time
 from eventmodel.log import open_log
 from eventmodel.sources.openstack import (
     COMPUTE_SERVERS,
-    ApiError,
+    CloudApiError,
     OpenStackReader,
     RequestCounter,
     ServerConverter,
@@ -192,7 +192,7 @@ def test_aggregate_metadata_not_an_object_of_strings_is_a_clear_error(tmp_path, 
 
 
 def test_a_server_not_as_documented_is_a_clear_error() -> None:
-    with pytest.raises(ApiError, match="flavor.vcpus"):
+    with pytest.raises(CloudApiError, match="flavor.vcpus"):
         server_to_instance({**SERVER, "flavor": {**SERVER["flavor"], "vcpus": "two"}})
 
 
@@ -214,7 +214,7 @@ def test_a_record_not_as_documented_fails_the_sync_with_a_clear_error(tmp_path, 
 
     log = open_log(f"sqlite:///{tmp_path}/e.db")
     result = Snapshotter(OpenStackReader(Broken([hypervisor(1)], servers(3))), log).run_once()
-    assert not result.ok and "ApiError" in result.error and ("not as documented" in result.error
+    assert not result.ok and "CloudApiError" in result.error and ("not as documented" in result.error
                                                             or "without an id or a hostname" in result.error)
 
 
@@ -242,7 +242,7 @@ def test_microversions_are_negotiated(announced: tuple[str, str], chosen: str) -
 def test_negotiation_never_picks_outside_either_range(lo: int, hi: int) -> None:
     try:
         v = negotiate("compute", (f"2.{lo}", f"2.{hi}"), COMPUTE_SERVERS)
-    except ApiError as exc:
+    except CloudApiError as exc:
         assert "2.53" in str(exc)
         assert max(lo, 53) > min(hi, 100)
         return

@@ -14,7 +14,7 @@ from eventmodel.sim.api_common import (
     COMPUTE_MIN,
     PLACEMENT_MAX,
     PLACEMENT_MIN,
-    ApiError,
+    SimApiError,
     negotiate,
     next_href,
 )
@@ -32,13 +32,13 @@ def test_a_version_is_granted_inside_the_range_and_406_outside(service: str, v: 
     headers = ({"x-openstack-nova-api-version": text} if legacy and service == "compute"
                else {"openstack-api-version": f"{service} {text}"})
     if v[0] == 0:
-        with pytest.raises(ApiError) as err:
+        with pytest.raises(SimApiError) as err:
             negotiate(service, headers)
         assert err.value.status == 400  # "0.x" is not a version
     elif lo <= v <= hi:
         assert negotiate(service, headers) == v
     else:
-        with pytest.raises(ApiError) as err:
+        with pytest.raises(SimApiError) as err:
             negotiate(service, headers)
         assert err.value.status == 406 and f"{hi[0]}.{hi[1]}" in err.value.message
 
@@ -51,7 +51,7 @@ def test_negotiation_defaults_latest_and_other_services() -> None:
     assert negotiate("compute", {"openstack-api-version": "placement 1.30, compute 2.60"}) == (2, 60)
     assert negotiate("placement", {"openstack-api-version": "compute 2.60"}) == PLACEMENT_MIN
     for bad in ("2", "2.x", "two.one", "2.01"):
-        with pytest.raises(ApiError) as err:
+        with pytest.raises(SimApiError) as err:
             negotiate("compute", {"openstack-api-version": f"compute {bad}"})
         assert err.value.status == 400
 

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
+from eventmodel.errors import SourceError
+
 DEFAULT_TARGETS: tuple[str, ...] = ("nova.versioned_notifications",)
 DEFAULT_QUEUE = "eventmodel-bridge"
 #: Nova sends versioned notifications at INFO and ERROR priority only
@@ -15,14 +17,14 @@ DEFAULT_PRIORITIES: tuple[str, ...] = ("info", "error")
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
 
-class BridgeConfigError(RuntimeError):
+class BridgeConfigError(SourceError, RuntimeError):
     """The broker refused the bridge's configuration (e.g. the queue exists with other flags).
 
     Retrying cannot help, so the bridge stops and says why.
     """
 
 
-class ExchangeMissing(RuntimeError):
+class ExchangeMissing(BridgeConfigError):
     """The exchange does not exist and the bridge was told not to create it (retried)."""
 
 

@@ -1,0 +1,63 @@
+"""One root for every error eventmodel and projections raise on purpose, so that an
+embedder can write ``except eventmodel.Error``. Each class keeps the built-in base its
+callers relied on before (second parent), so ``except ValueError`` still works.
+
+    Error
+    ├── LogError (RuntimeError)                  the log could not do what was asked
+    │   ├── RecordsRejected                      records refused for good (dead-letter them)
+    │   ├── PositionNotCovered                   records before/after a position are gone
+    │   │   └── PartitionsChanged
+    │   └── BroadcastIncomplete                  a marker reached only some partitions
+    ├── DecodeError (ValueError)                 stored bytes that are not an envelope
+    ├── SourceError                              reading a source of events
+    │   ├── Invalid (ValueError)                 a notification that cannot be read (dead-lettered)
+    │   ├── CloudApiError (RuntimeError)         the cloud's API answered an error
+    │   ├── PublishError (RuntimeError)          publishing to the bus failed
+    │   ├── BridgeConfigError (RuntimeError)     the AMQP bridge is misconfigured
+    │   │   └── ExchangeMissing
+    │   └── SyncStopped                          a full sync asked to stop
+    ├── ModelError                               reading or storing the model
+    │   ├── UnknownEntity (KeyError)
+    │   ├── AuditNotFound (LookupError)
+    │   ├── CheckpointError (ValueError)
+    │   └── SnapshotFileError (ValueError)
+    ├── WatcherError                             the Watcher integration
+    │   ├── WatcherMissing (ImportError)         python-watcher is not installed
+    │   └── WatcherXmlError (ValueError)
+    ├── ServeError                               ``eventmodel serve``
+    │   ├── NotReady (RuntimeError), BadRequest (ValueError), NotFound (LookupError)
+    │   └── TokenError (ValueError)
+    ├── SimError                                 the simulated cloud
+    │   ├── SimApiError                          an API error it answers with
+    │   └── OperationError (ValueError)          an operation the cloud refuses
+    └── RetryStopped                             a retry loop was told to stop
+
+The classes live next to the code that raises them; this module holds the root and the
+areas only, and imports nothing from the project.
+"""
+
+from __future__ import annotations
+
+
+class Error(Exception):
+    """The root of every error eventmodel raises on purpose."""
+
+
+class SourceError(Error):
+    """Reading a source of events: notifications, the cloud's APIs, the bus."""
+
+
+class ModelError(Error):
+    """Reading, storing or restoring the model (projections)."""
+
+
+class WatcherError(Error):
+    """The Watcher integration."""
+
+
+class ServeError(Error):
+    """``eventmodel serve``."""
+
+
+class SimError(Error):
+    """The simulated cloud."""
