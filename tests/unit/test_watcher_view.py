@@ -407,3 +407,34 @@ def test_without_watcher_the_error_says_what_to_install(monkeypatch: pytest.Monk
     model = from_entities([], [], [])
     with pytest.raises(WatcherMissing, match=r"pip install 'eventmodel\[watcher\]'"):
         WatcherView(model)
+
+
+def test_watchers_pre_execute_builds_the_xml_only_when_its_logger_would_emit_it(monkeypatch) -> None:
+    """Issue 16 finding 5: ``BaseStrategy._pre_execute`` passes ``to_string()`` to
+    ``LOG.debug`` on every audit; the view builds it only at DEBUG."""
+    import logging
+
+    from watcher.common import utils
+    from watcher.decision_engine.strategy import strategies
+
+    nodes = [ComputeNode(name="b0", version=1, host="b0", uuid="u0", vcpus=8, memory_mb=8192, disk_gb=80)]
+    view = WatcherView(from_entities([], nodes, []))
+    built: list[int] = []
+    real = WatcherView.to_xml
+    monkeypatch.setattr(WatcherView, "to_xml", lambda self: built.append(1) or real(self))
+    strategy = strategies.NodeResourceConsolidation(config=utils.Struct(datasources=None))
+    strategy._compute_model = view
+    base_log = logging.getLogger("watcher.decision_engine.strategy.strategies.base")
+    old = base_log.level
+    try:
+        base_log.setLevel(logging.INFO)
+        strategy._pre_execute()
+        assert built == []
+        xml = view.to_string()  # anyone else who asks gets the XML
+        assert built == [1] and xml.startswith("<ModelRoot")
+        base_log.setLevel(logging.DEBUG)
+        built.clear()
+        strategy._pre_execute()
+        assert built == [1]
+    finally:
+        base_log.setLevel(old)
