@@ -17,7 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from eventmodel.log.base import LogError
-from eventmodel.serve.access import TokenGate
+from eventmodel.serve.access import SecurityHeaders, TokenGate
 from eventmodel.serve.api import ERRORS, error, json_response, routes
 from eventmodel.metrics import render
 from eventmodel.serve.metrics import registry_for
@@ -87,4 +87,5 @@ def create_app(service: ModelService, *, token: str | None = None) -> Starlette:
     app.state.registry = registry_for(service)
     app.state.node_rows = NodeRows()
     app.add_middleware(TokenGate, token=token)
+    app.add_middleware(SecurityHeaders)  # outermost: the gate's 401s carry them too
     return app

@@ -66,3 +66,17 @@ def test_redaction_of_urls_and_dead_letters() -> None:
 def test_a_url_password_never_survives(user: str, secret: str) -> None:
     assume(secret not in f"x rabbit://{user}:***@host:5672/vhost y")
     assert secret not in redact_text(f"x rabbit://{user}:{secret}@host:5672/vhost y")
+
+
+def test_every_answer_carries_the_security_headers_401s_included() -> None:
+    from eventmodel.serve.access import SECURITY_HEADERS, SecurityHeaders
+
+    app = _gated("tok")
+    app.add_middleware(SecurityHeaders)
+    for path, headers, status in (("/healthz", None, 200), ("/api/x", None, 401),
+                                  ("/api/x", {"authorization": "Bearer tok"}, 200)):
+        r = anyio.run(_get, app, path, headers)
+        assert r.status_code == status
+        for name, value in SECURITY_HEADERS:
+            assert r.headers[name.decode()] == value.decode()
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
