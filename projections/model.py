@@ -89,6 +89,10 @@ class ClusterModel:
     #: why the log cannot bring this model up to date (records deleted before the
     #: reader's position, a recreated topic, partitions added), set by the follower
     log_problem: str | None = None
+    #: the layout of a model read from elsewhere (a Watcher XML file, a ``ModelRoot``):
+    #: (node uuids, instance uuids) as that source lists them, and the instances it marks
+    #: ``watcher_exclude``; None for a folded model
+    given_order: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] | None = None
 
     # -- stamps --------------------------------------------------------------
     @property

@@ -128,7 +128,7 @@ class ProjectionCollector(base.BaseClusterDataModelCollector):
                               "own records do not count."),
             cfg.IntOpt("max_lag", default=100_000, min=0,
                        help="Records not folded yet above which the model is stale (0: no limit)."),
-            cfg.StrOpt("order", default="collector", choices=list(ORDERS),
+            cfg.StrOpt("order", default="collector", choices=[o for o in ORDERS if o != "given"],
                        help="Order of nodes and their instances in the model (see projections.watcher.view)."),
         ]]
 

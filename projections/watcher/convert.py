@@ -14,14 +14,20 @@
   metadata ``{}``, an instance's ``host`` from its node). Metadata and extra-spec values
   that are not strings (Nova only has strings; Watcher's test scenarios use booleans)
   become their JSON text, which Watcher's audit scope compares the same way.
-  ``watcher_exclude`` (the audit scope's mark) and ``pinned_az`` are not cluster state
-  and are not kept.
+  ``watcher_exclude`` (the audit scope's mark) and ``pinned_az`` are not cluster state;
+  the model keeps the root's layout instead (``ClusterModel.given_order``: its nodes and
+  instances in its order, and the instances it excludes), so a view of it lists them as
+  the root does, unplaced instances included, and decides as Watcher does on the same
+  file. Nodes without the reserved/ratio fields Watcher's strategies read are logged:
+  Watcher fails on such a file (``Cannot load 'vcpu_reserved'``), the model uses defaults.
 - :func:`xml_to_model` / :func:`model_to_xml`: Watcher's XML scenario files (read with
   Watcher's own ``ModelRoot.from_xml``; written so that ``from_xml`` reads them back,
   see :mod:`projections.watcher.xml`).
 """
 
 from __future__ import annotations
+
+import logging
 
 import json
 from pathlib import Path
@@ -39,6 +45,9 @@ from projections.watcher.view import (
     node_values,
 )
 from projections.watcher.xml import model_xml
+
+
+_log = logging.getLogger(__name__)
 
 
 class WatcherXmlError(WatcherError, ValueError):
@@ -131,11 +140,32 @@ def from_model_root(root: Any, *, position: Position | None = None) -> ClusterMo
             metadata=_text_values(_get(i, "metadata")), created_at=created_us,
         ))
     model = from_entities(instances, nodes, list(services.values()), position=position)
-    if not root:  # a stale ModelRoot
-        import attrs
+    import attrs
 
+    # the root's own order (a file's, for ModelRoot.from_xml): a view of the model keeps it
+    excluded = tuple(u for u, i in root.get_all_instances().items() if _get(i, "watcher_exclude", False))
+    model = attrs.evolve(model, given_order=(tuple(root.get_all_compute_nodes()), tuple(root.get_all_instances()),
+                                             excluded))
+    if not root:  # a stale ModelRoot
         model = attrs.evolve(model, log_problem="the Watcher model was stale")
     return model
+
+
+#: node fields Watcher's strategies read that a scenario file may leave out: Watcher's own
+#: elements then raise ``Cannot load '<field>'``, the model holds its default
+NODE_FIELDS_READ = ("vcpu_reserved", "memory_mb_reserved", "disk_gb_reserved", "vcpu_ratio", "memory_ratio",
+                    "disk_ratio")
+
+
+def missing_node_fields(root: Any) -> dict[str, list[str]]:
+    """Per node uuid of a ``ModelRoot``, the fields of :data:`NODE_FIELDS_READ` it does not
+    set: where Watcher fails on the file and the model (and a view of it) uses defaults."""
+    out: dict[str, list[str]] = {}
+    for u, cn in root.get_all_compute_nodes().items():
+        gone = [f for f in NODE_FIELDS_READ if not cn.obj_attr_is_set(f)]
+        if gone:
+            out[u] = gone
+    return out
 
 
 def xml_to_model(text: str | bytes, *, source: str = "XML") -> ClusterModel:
@@ -160,6 +190,11 @@ def xml_to_model(text: str | bytes, *, source: str = "XML") -> ClusterModel:
         root = model_root.ModelRoot.from_xml(text)
     except Exception as exc:  # Watcher's reader: bad values, unknown parents, ...
         raise WatcherXmlError(f"{source}: Watcher could not read it: {type(exc).__name__}: {exc}") from None
+    gaps = missing_node_fields(root)
+    if gaps:
+        fields = sorted({f for fs in gaps.values() for f in fs})
+        _log.warning("%s: %d node(s) lack %s: Watcher's strategies fail on this file (Cannot load ...), "
+                     "the model uses the defaults (reserved 0, ratios 1.0)", source, len(gaps), ", ".join(fields))
     return from_model_root(root)
 
 

@@ -55,8 +55,8 @@ from eventmodel.events import ComputeNode as ModelNode
 from eventmodel.events import Instance as ModelInstance
 from projections.model import ClusterModel
 
-Order = Literal["collector", "uuid"]
-ORDERS: tuple[str, ...] = ("collector", "uuid")
+Order = Literal["collector", "uuid", "given"]
+ORDERS: tuple[str, ...] = ("collector", "uuid", "given")
 INSTALL_HINT = "pip install 'eventmodel[watcher]'"
 
 
@@ -176,14 +176,20 @@ class WatcherView:
     Watcher's configuration when first needed, as ``ModelRoot`` does).
     """
 
-    def __init__(self, model: ClusterModel, *, order: Order = "collector", unplaced: bool = False,
+    def __init__(self, model: ClusterModel, *, order: Order | None = None, unplaced: bool | None = None,
                  extended: bool | None = None) -> None:
+        given = model.given_order is not None
+        if order is None:  # a model read from a file or a ModelRoot keeps its order
+            order = "given" if given else "collector"
         if order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
         self._el = load_elements()
         self.model = model
         self.order: Order = order
-        self.unplaced = unplaced
+        #: instances on no node are in the view (as in a ModelRoot read from XML): by
+        #: default only for a model that was read from one
+        self.unplaced = given if unplaced is None else unplaced
+        self._given: list[dict[str, int] | None] = [None, None, None]  # uuid -> position, built when asked
         #: as ModelRoot.stale: True when the snapshot may be out of date (see stale_reason)
         self.stale: bool = bool(model.stale)
         self.stale_reason: str | None = model.stale
@@ -250,6 +256,9 @@ class WatcherView:
             nodes = [n for n in self.model.compute_nodes().values() if n.hypervisor_type != "ironic"]
             if self.order == "uuid":
                 nodes.sort(key=node_key)
+            elif self.order == "given":
+                at = self._given_index(0)
+                nodes.sort(key=lambda n: (at.get(node_key(n), len(at)), n.name))
             else:
                 nodes.sort(key=lambda n: n.name)
             base: list[str] = []
@@ -265,6 +274,23 @@ class WatcherView:
             self._name_of, self._uuid_of, self._base = name_of, uuid_of, base
         return self._base
 
+    def _given_index(self, which: int) -> dict[str, int]:
+        """Position of each node (0), instance (1) or excluded instance (2) uuid in the
+        model's given layout."""
+        got = self._given[which]
+        if got is None:
+            order = self.model.given_order[which] if self.model.given_order is not None else ()
+            got = self._given[which] = {u: k for k, u in enumerate(order)}
+        return got
+
+    def _given_instances(self) -> list[str]:
+        """Every instance of the view in the given order (others after it, by uuid)."""
+        self._base_nodes()
+        at = self._given_index(1)
+        present = [u for u in self.model.instances() if self._snapshot_instance(u) is not None]
+        present.sort(key=lambda u: (at.get(u, len(at)), u))
+        return present
+
     def _base_node_of(self, inst: ModelInstance) -> str | None:
         self._base_nodes()
         return self._uuid_of.get(inst.node) if inst.node is not None else None
@@ -277,6 +303,9 @@ class WatcherView:
             insts = [i for i in self.model.node_instances(name) if included(i)] if name is not None else []
             if self.order == "uuid":
                 insts.sort(key=lambda i: i.uuid)
+            elif self.order == "given":
+                at = self._given_index(1)
+                insts.sort(key=lambda i: (at.get(i.uuid, len(at)), i.uuid))
             else:
                 insts.sort(key=_listing_key, reverse=True)
             got = self._base_members[node_uuid] = tuple(i.uuid for i in insts)
@@ -359,6 +388,8 @@ class WatcherView:
         if el is None:
             inst = self.model.instances()[uuid]
             el = self._insts[uuid] = self._el.Instance.of(instance_values(inst, self.extended_attributes_enabled))
+            if self.model.given_order is not None and uuid in self._given_index(2):
+                el.watcher_exclude = True  # as the file (or ModelRoot) said
         return el
 
     def _get_by_uuid(self, uuid: str) -> Any:
@@ -378,6 +409,11 @@ class WatcherView:
     def _instance_order(self) -> Iterator[str]:
         gone = self._insts_gone
         tail = self._insts_tail
+        if self.order == "given":
+            # as the source lists them: placed and unplaced mixed (ModelRoot.from_xml: file order)
+            yield from (u for u in self._given_instances() if u not in gone and u not in tail)
+            yield from tail
+            return
         for n in self._base_nodes():
             for u in self._members_in_base(n):
                 if u not in gone and u not in tail:

@@ -58,6 +58,8 @@ def model_xml(view: WatcherView, *, readable: bool) -> str:
 
     def inst_el(uuid: str) -> Any:
         el = view._insts.get(uuid)
+        if el is None and view.model.given_order is not None:
+            el = view._instance_element(uuid)  # with what the source said (watcher_exclude)
         values = element_values(el) if el is not None else instance_values(table[uuid], ext)
         return etree.Element("Instance", attrib=_attrs(values, elements.INSTANCE_FIELDS, readable))
 

@@ -347,7 +347,7 @@ def test_model_root_to_snapshot_is_exact_for_a_collector_built_model() -> None:
 def _complete(root: Any) -> Any:
     """Watcher's own reading of a scenario, with what a collector always sets filled in as
     the importer documents (reserved 0, ratios 1.0, metadata {}, host from the node, JSON
-    text for non-string metadata, watcher_exclude False)."""
+    text for non-string metadata; the file's watcher_exclude is kept)."""
     for n in root.get_all_compute_nodes().values():
         for f, v in (("vcpu_reserved", 0), ("memory_mb_reserved", 0), ("disk_gb_reserved", 0),
                      ("vcpu_ratio", 1.0), ("memory_ratio", 1.0), ("disk_ratio", 1.0)):
@@ -364,7 +364,6 @@ def _complete(root: Any) -> Any:
     for i in root.get_all_instances().values():
         meta = i.metadata if i.obj_attr_is_set("metadata") else {}
         i.metadata = {k: v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in meta.items()}
-        i.watcher_exclude = False
     return root
 
 
