@@ -34,6 +34,9 @@ from projections.model import ClusterModel, UnknownEntity
 from projections.replay import diff
 
 MAX_LIMIT = 5000
+#: the most raw bytes one page of /api/deadletters carries; past it the page ends early
+#: and ``next`` continues (so no request builds an answer of hundreds of megabytes)
+DEAD_LETTER_PAGE_BYTES = 4 * 1024 * 1024
 DEFAULT_LIMIT = 100
 
 _encode = msgspec.json.Encoder().encode
@@ -365,12 +368,19 @@ def dead_letters(request: Request) -> Response:
             raise BadRequest(f"cursor must come from a previous answer, not {cursor[:40]!r}") from None
     dead = svc.dead
     letters = [d for d in reversed(dead.newest) if before is None or d.offset < before]
-    chosen = letters[:limit]
+    chosen = []
+    budget = DEAD_LETTER_PAGE_BYTES  # limit × bytes could ask for 300 MB in one answer
+    for d in letters[:limit]:
+        cost = min(len(d.raw), width) + len(d.reason) + len(d.source) + 200
+        if chosen and cost > budget:
+            break
+        chosen.append(d)
+        budget -= cost
     items = [{"id": d.offset, "at": time_text(d.at), "source": d.source, "reason": d.reason,
               "size": d.size, "sha256": d.sha256, "truncated": d.truncated,
               "raw": d.raw[:width].decode("utf-8", "replace")} for d in chosen]
     model = svc.model()
-    nxt = str(chosen[-1].offset) if len(letters) > limit and chosen else None
+    nxt = str(chosen[-1].offset) if len(letters) > len(chosen) and chosen else None
     return json_response({**page(items, nxt, model), "total": dead.total, "by_reason": dead.by_reason,
                           "read_at": time_text(dead.read_at or None), "kept": len(dead.newest)})
 
