@@ -13,8 +13,8 @@ callers relied on before (second parent), so ``except ValueError`` still works.
     │   ├── Invalid (ValueError)                 a notification that cannot be read (dead-lettered)
     │   ├── CloudApiError (RuntimeError)         the cloud's API answered an error
     │   ├── PublishError (RuntimeError)          publishing to the bus failed
-    │   ├── BridgeConfigError (RuntimeError)     the AMQP bridge is misconfigured
-    │   │   └── ExchangeMissing
+    │   ├── BridgeConfigError (RuntimeError)     the AMQP bridge is misconfigured (it stops)
+    │   ├── ExchangeMissing (RuntimeError)       not declared yet (the bridge waits for it)
     │   └── SyncStopped                          a full sync asked to stop
     ├── ModelError                               reading or storing the model
     │   ├── UnknownEntity (KeyError)

@@ -24,7 +24,7 @@ class BridgeConfigError(SourceError, RuntimeError):
     """
 
 
-class ExchangeMissing(BridgeConfigError):
+class ExchangeMissing(SourceError, RuntimeError):
     """The exchange does not exist and the bridge was told not to create it (retried)."""
 
 
