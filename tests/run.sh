@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite, as a new user or CI runs it: installs the project and its
-# test dependencies, starts Kafka and RabbitMQ on loopback (compose/services.sh),
-# runs pytest (arguments are passed on), and stops the services again. The page test
-# drives Debian's chromium through chromium-driver: installed with apt-get if missing.
+# test dependencies into a virtual environment (compose/env.sh: the active one, else
+# the project's .venv, created when missing; never the system Python), starts Kafka
+# and RabbitMQ on loopback (compose/services.sh), runs pytest (arguments are passed
+# on), and stops the services again. The page test drives Debian's chromium through
+# chromium-driver: installed with apt-get if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+# exports VIRTUAL_ENV and PATH: pytest and every subprocess it starts (python3,
+# sys.executable, eventmodel) run in that environment
+. compose/env.sh
+em_install test
 
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
   echo "run.sh: installing chromium and chromium-driver with apt-get ..."
@@ -22,4 +27,4 @@ trap cleanup EXIT
 bash compose/services.sh start
 started=1
 
-python3 -m pytest -p no:cacheprovider "$@"
+"$em_python" -m pytest -p no:cacheprovider "$@"
