@@ -115,6 +115,9 @@ class Codec:
         self._encoder = msgspec.json.Encoder()
         self._head = msgspec.json.Decoder(_Head)
         self._decoders: dict[type, msgspec.json.Decoder] = {}
+        #: one Flavor object per distinct flavor read (a cloud has tens): instances
+        #: decoded by this codec share it, ~170 bytes less per instance in a model
+        self._flavors: dict[ev.Flavor, ev.Flavor] = {}
 
     # -- payloads --------------------------------------------------------
     def unstructure_payload(self, payload: object) -> dict[str, Any]:
@@ -190,9 +193,24 @@ class Codec:
                     pass  # other schema version, or bad: the slow path says which
                 else:
                     if e.schema == cls.VERSION:
+                        payload = e.payload
+                        inst = getattr(payload, "instance", None)
+                        if inst is not None:
+                            self._share_flavor(inst)
                         return ev.Envelope(e.event_id, e.type, e.key, e.source, e.occurred_at,
-                                           e.recorded_at, e.payload, e.schema)
+                                           e.recorded_at, payload, e.schema)
         return self._decode_slow(data)
+
+    def _share_flavor(self, inst: ev.Instance) -> None:
+        """Point a freshly decoded instance (no one else holds it yet) at the shared Flavor
+        equal to its own."""
+        fl = inst.flavor
+        shared = self._flavors.get(fl)
+        if shared is None:
+            if len(self._flavors) < 10_000:  # a bound against a log of endless flavors
+                self._flavors[fl] = fl
+        elif shared is not fl:
+            object.__setattr__(inst, "flavor", shared)
 
     def type_of(self, data: bytes) -> str:
         """The record's type name, found without parsing (``""`` if not found)."""

@@ -137,3 +137,17 @@ def test_registering_a_clashing_type_is_refused() -> None:
 
     with pytest.raises(ValueError, match="already registered"):
         EventTypes.builtin().register(Clash)
+
+
+def test_instances_decoded_by_one_codec_share_equal_flavors() -> None:
+    """A model holds one Flavor object per distinct flavor (memory per instance, issue 15)."""
+    codec = Codec()
+    fl = ev.Flavor("m1.small", 1, 2048, 20, extra_specs={"hw:cpu_policy": "shared"})
+    blobs = [codec.encode(ev.envelope(ev.InstanceUpdated(ev.Instance(f"u{k}", k, "h", "h", "active", fl)),
+                                      source="t", message_id=str(k), occurred_at=k, recorded_at=k)) for k in range(3)]
+    other = ev.Flavor("m1.small", 1, 2048, 20, extra_specs={"hw:cpu_policy": "dedicated"})
+    blobs.append(codec.encode(ev.envelope(ev.InstanceUpdated(ev.Instance("u9", 9, "h", "h", "active", other)),
+                                          source="t", message_id="9", occurred_at=9, recorded_at=9)))
+    flavors = [codec.decode(b).payload.instance.flavor for b in blobs]
+    assert flavors[0] is flavors[1] is flavors[2] and flavors[0] == fl
+    assert flavors[3] == other and flavors[3] is not flavors[0]  # extra specs tell them apart
