@@ -51,8 +51,8 @@ class Engine:
             answer = self.step("audit")
             if ok(answer):
                 return answer
+            # each poll is a whole audit (a strategy run): no pause needed between them
             assert time.monotonic() < deadline, f"not reached within {timeout}s: last {answer}"
-            time.sleep(0.5)
 
     def close(self) -> None:
         try:
