@@ -78,6 +78,17 @@ def _http_line(result: SyncResult) -> str:
     return line
 
 
+def _live_events(normalizer: NovaNormalizer, notifications: list[bytes]) -> int:
+    """How many events of ``notifications`` create, change or delete an entity (the ones
+    a sync's follow-up rounds re-read; start notifications and the like change nothing)."""
+    n = 0
+    for raw in notifications:
+        out = normalizer.normalize(raw, recorded_at=0)
+        if out.status == "events":
+            n += sum(1 for e in out.events if getattr(e.payload, "EFFECT", None) in ("upsert", "delete"))
+    return n
+
+
 class _DirectFeed:
     """Notifications → normalizer → log, in this process (the embedded path)."""
 
@@ -203,7 +214,8 @@ def register(app: typer.Typer) -> None:
                 # server's thread, under the sim's lock, as it reads the sim for a request
                 sim.during_listing = lambda: feed.send(sim.step(busy_ops))
             listing = {"omitted": 0, "minimal": 0}
-            late = {"delivered": 0}
+            late = {"delivered": 0, "live": 0}
+            judge = NovaNormalizer()  # counts which late notifications change an entity
 
             def run_sync(what: str) -> SyncResult:
                 ops_before = sim.counters["ops"]
@@ -263,6 +275,7 @@ def register(app: typer.Typer) -> None:
                     def deliver_late() -> None:  # on the server's thread, under the sim's lock
                         if sim.held:
                             late["delivered"] += len(sent := sim.release(chunk))
+                            late["live"] += _live_events(judge, sent)
                             feed.send(sent)
                             feed.drain(timeout=60)  # on the log before the answer, as a fast bridge
 
@@ -312,7 +325,8 @@ def register(app: typer.Typer) -> None:
             f"leaving {len(wrong_between):,} differences; " if busy_drift else "") + (
             f"{snap.corrected:,} corrected ({snap.deleted:,} deleted) by a quiescent one" if snap else "-"))
         t.add_row("held back until the last sync", (
-            f"{late['delivered']:,} notifications delivered while the quiescent sync read; "
+            f"{late['delivered']:,} notifications ({late['live']:,} changing an entity) delivered while the "
+            f"quiescent sync read; "
             f"{quiet.rounds} follow-up round(s) re-read {quiet.rechecked:,} entities they touched"
             + (f", {quiet.unsettled:,} still contested" if quiet.unsettled else ""))
             if late_during_sync else "flushed before the quiescent sync (--flush-before-sync)")
