@@ -12,7 +12,9 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from eventmodel.errors import Error, ModelError, ServeError, SimError, SourceError, WatcherError
+from eventmodel.errors import (
+    ConfigError, Error, ModelError, ServeError, SimConfigError, SimError, SourceError, WatcherError,
+)
 from eventmodel.events import (
     AGGREGATE, INSTANCE, KINDS, LOWEST_VERSION, NODE, SERVICE, Aggregate, AggregateChanged, AggregateDeleted,
     AggregateObserved, AuditRead, ComputeNode, ComputeNodeObserved, ComputeService, ComputeServiceChanged,
@@ -22,8 +24,8 @@ from eventmodel.events import (
     envelope, event_id,
 )
 from eventmodel.log import (
-    BroadcastIncomplete, DeadLetter, EventLog, LogError, PartitionsChanged, Position, PositionNotCovered, Record,
-    RecordsRejected, open_log,
+    BroadcastIncomplete, DeadLetter, EventLog, LogError, LogUrlError, PartitionsChanged, Position, PositionNotCovered,
+    Record, RecordsRejected, open_log,
 )
 
 #: name -> module for names imported on first use
@@ -41,9 +43,9 @@ _LAZY = {
 
 __all__ = [
     # errors
-    "Error", "LogError", "RecordsRejected", "PositionNotCovered", "PartitionsChanged", "BroadcastIncomplete",
+    "Error", "ConfigError", "LogError", "LogUrlError", "RecordsRejected", "PositionNotCovered", "PartitionsChanged", "BroadcastIncomplete",
     "DecodeError", "SourceError", "Invalid", "CloudApiError", "SyncStopped", "ModelError", "WatcherError",
-    "ServeError", "SimError", "RetryStopped",
+    "ServeError", "SimError", "SimConfigError", "RetryStopped",
     # the log
     "EventLog", "open_log", "Position", "Record", "DeadLetter", "Envelope", "envelope", "event_id",
     "Codec", "EventTypes",

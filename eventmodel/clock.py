@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+from eventmodel.errors import ConfigError
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_NAIVE = datetime(1970, 1, 1)
 
@@ -37,7 +39,7 @@ def parse_time(text: str) -> int:
         try:
             dt = datetime.fromisoformat(s)
         except ValueError as exc:
-            raise ValueError(f"not a time: {text!r}") from exc
+            raise ConfigError(f"not a time: {text!r}") from exc
     return to_us(dt)
 
 

@@ -3,7 +3,10 @@ embedder can write ``except eventmodel.Error``. Each class keeps the built-in ba
 callers relied on before (second parent), so ``except ValueError`` still works.
 
     Error
+    ├── ConfigError (ValueError)                 a bad URL, option or text form (position, time, target)
+    │   └── SimConfigError (+SimError)           a bad fault spec or fault rate of the simulator
     ├── LogError (RuntimeError)                  the log could not do what was asked
+    │   ├── LogUrlError (+ConfigError)           a bad log URL or log URL option
     │   ├── RecordsRejected                      records refused for good (dead-letter them)
     │   ├── PositionNotCovered                   records before/after a position are gone
     │   │   └── PartitionsChanged
@@ -43,6 +46,10 @@ class Error(Exception):
     """The root of every error eventmodel raises on purpose."""
 
 
+class ConfigError(Error, ValueError):
+    """A URL, option or text form given by an operator or a caller is invalid."""
+
+
 class SourceError(Error):
     """Reading a source of events: notifications, the cloud's APIs, the bus."""
 
@@ -61,3 +68,7 @@ class ServeError(Error):
 
 class SimError(Error):
     """The simulated cloud."""
+
+
+class SimConfigError(SimError, ConfigError):
+    """A fault spec, a fault rate or another setting of the simulator is invalid."""

@@ -10,6 +10,7 @@ from eventmodel.log.base import (
     DeadLetter,
     EventLog,
     LogError,
+    LogUrlError,
     PartitionsChanged,
     Position,
     PositionNotCovered,
@@ -19,7 +20,7 @@ from eventmodel.log.base import (
 )
 
 __all__ = [
-    "BroadcastIncomplete", "DeadLetter", "EventLog", "LogError", "PartitionsChanged", "Position",
+    "BroadcastIncomplete", "DeadLetter", "EventLog", "LogError", "LogUrlError", "PartitionsChanged", "Position",
     "PositionNotCovered", "RawRecord", "Record", "RecordsRejected", "open_log",
 ]
 
@@ -38,26 +39,26 @@ def open_log(url: str, codec: Codec | None = None, *, create: bool = True) -> Ev
     """
     scheme, _, rest = url.partition("://")
     if not rest:
-        raise LogError(f"not a log URL: {url!r} (try sqlite:///eventmodel.db or kafka://host:9092/topic)")
+        raise LogUrlError(f"not a log URL: {url!r} (try sqlite:///eventmodel.db or kafka://host:9092/topic)")
     if scheme == "sqlite":
         from eventmodel.log.sqlite import SqliteEventLog
 
         path = rest[1:] if rest.startswith("/") else rest
         path, _, query = path.partition("?")
         if not path:
-            raise LogError(f"{url!r} names no file")
+            raise LogUrlError(f"{url!r} names no file")
         options: dict[str, int] = {}
         for name, value in parse_qsl(query, keep_blank_values=True):
             if name != "max_record_bytes":
-                raise LogError(f"{url!r}: unknown option {name!r} (known: max_record_bytes)")
+                raise LogUrlError(f"{url!r}: unknown option {name!r} (known: max_record_bytes)")
             try:
                 options[name] = int(value)
             except ValueError:
-                raise LogError(f"{url!r}: option {name}={value!r} is not an integer") from None
+                raise LogUrlError(f"{url!r}: option {name}={value!r} is not an integer") from None
         return SqliteEventLog(path, codec, url=url, create=create, **options)
     if scheme == "kafka":
         from eventmodel.log.kafka import KafkaEventLog
 
         parts = urlsplit(url)
         return KafkaEventLog.from_url(parts.netloc, parts.path.lstrip("/"), dict(parse_qsl(parts.query)), codec, url=url)
-    raise LogError(f"unknown log backend {scheme!r} in {url!r} (sqlite or kafka)")
+    raise LogUrlError(f"unknown log backend {scheme!r} in {url!r} (sqlite or kafka)")

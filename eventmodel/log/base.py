@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 import attrs
 import msgspec
 
-from eventmodel.errors import Error
+from eventmodel.errors import ConfigError, Error
 from eventmodel.codec import Codec, DecodeError
 from eventmodel.events import Envelope, Unknown
 
@@ -22,6 +22,10 @@ class LogError(Error, RuntimeError):
     Raised by ``append`` it means *transient*: some records of the batch may have been
     stored, none is refused for good, and the same batch may be appended again (the
     fold recognises the copies by ``event_id``)."""
+
+
+class LogUrlError(LogError, ConfigError):
+    """A log URL or one of its options is invalid (a :class:`LogError` and a ``ValueError``)."""
 
 
 class RecordsRejected(LogError):

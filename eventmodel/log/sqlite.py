@@ -37,6 +37,7 @@ from eventmodel.events import Envelope
 from eventmodel.log.base import (
     DeadLetter,
     LogError,
+    LogUrlError,
     PartitionsChanged,
     Position,
     PositionNotCovered,
@@ -84,7 +85,7 @@ class SqliteEventLog:
         ``create``, a missing file or one that is not an eventmodel log is refused and
         left untouched. ``max_record_bytes`` bounds one record (key + value)."""
         if max_record_bytes < 1:
-            raise LogError(f"{url or path}: max_record_bytes must be >= 1, not {max_record_bytes}")
+            raise LogUrlError(f"{url or path}: max_record_bytes must be >= 1, not {max_record_bytes}")
         #: a record (key + value) larger than this is refused (RecordsRejected)
         self.max_record_bytes = max_record_bytes
         self.path = path

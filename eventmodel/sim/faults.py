@@ -18,31 +18,33 @@ from typing import Any
 
 import attrs
 
+from eventmodel.errors import SimConfigError
+
 #: counters a Delivery keeps in the sim's ``counters``
 NOTIFICATION_COUNTERS = ("notifications", "emitted", "dropped", "duplicated", "delayed", "reordered", "redelivered")
 
 
 def _probability(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{attribute.name} must be a probability in [0, 1], got {value!r}")
+        raise SimConfigError(f"{attribute.name} must be a probability in [0, 1], got {value!r}")
 
 
 def _distance(_inst: Any, attribute: attrs.Attribute, value: tuple[int, int]) -> None:
     lo, hi = value
     if not 1 <= lo <= hi:
-        raise ValueError(f"{attribute.name} must be (lo, hi) with 1 <= lo <= hi, got {value!r}")
+        raise SimConfigError(f"{attribute.name} must be (lo, hi) with 1 <= lo <= hi, got {value!r}")
 
 
 def non_negative(_inst: Any, attribute: attrs.Attribute, value: float) -> None:
     """attrs validator: ``value >= 0``."""
     if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+        raise SimConfigError(f"{attribute.name} must be >= 0, got {value!r}")
 
 
 def positive(_inst: Any, attribute: attrs.Attribute, value: int) -> None:
     """attrs validator: ``value >= 1``."""
     if value < 1:
-        raise ValueError(f"{attribute.name} must be >= 1, got {value!r}")
+        raise SimConfigError(f"{attribute.name} must be >= 1, got {value!r}")
 
 
 @attrs.define

@@ -23,6 +23,8 @@ from typing import Any
 
 import attrs
 
+from eventmodel.errors import SimConfigError
+
 from eventmodel.sim.faults import non_negative, positive
 
 FAULT_KINDS = ("error", "timeout", "reset", "expired_token")
@@ -31,17 +33,17 @@ SERVICES = ("identity", "compute", "placement")
 
 def _kind(_inst: Any, _attr: attrs.Attribute, value: str) -> None:
     if value not in FAULT_KINDS:
-        raise ValueError(f"unknown fault kind {value!r}; known: {', '.join(FAULT_KINDS)}")
+        raise SimConfigError(f"unknown fault kind {value!r}; known: {', '.join(FAULT_KINDS)}")
 
 
 def _service(_inst: Any, _attr: attrs.Attribute, value: str | None) -> None:
     if value is not None and value not in SERVICES:
-        raise ValueError(f"unknown service {value!r}; known: {', '.join(SERVICES)}")
+        raise SimConfigError(f"unknown service {value!r}; known: {', '.join(SERVICES)}")
 
 
 def _status(_inst: Any, attr: attrs.Attribute, value: int) -> None:
     if not 400 <= value <= 599:
-        raise ValueError(f"{attr.name} must be an HTTP error status (400-599), got {value!r}")
+        raise SimConfigError(f"{attr.name} must be an HTTP error status (400-599), got {value!r}")
 
 
 @attrs.frozen(slots=True)
@@ -65,7 +67,7 @@ class HttpFault:
         for item in filter(None, (p.strip() for p in rest.split(","))):
             key, eq, value = item.partition("=")
             if not eq:
-                raise ValueError(f"fault option {item!r} is not key=value (in {spec!r})")
+                raise SimConfigError(f"fault option {item!r} is not key=value (in {spec!r})")
             fields[key.strip()] = value.strip()
         return cls.from_dict({"kind": kind.strip(), **fields})
 
@@ -73,17 +75,17 @@ class HttpFault:
     def from_dict(cls, data: Any) -> HttpFault:
         """From the control endpoint's JSON object; ValueError on anything unknown."""
         if not isinstance(data, dict):
-            raise ValueError(f"a fault is a JSON object, got {type(data).__name__}")  # noqa: TRY004 - bad input
+            raise SimConfigError(f"a fault is a JSON object, got {type(data).__name__}")  # noqa: TRY004 - bad input
         known = {a.name for a in attrs.fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"unknown fault field(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+            raise SimConfigError(f"unknown fault field(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
         if "kind" not in data:
-            raise ValueError("a fault needs a kind")
+            raise SimConfigError("a fault needs a kind")
         try:
             return cls(**data)
-        except TypeError as exc:
-            raise ValueError(str(exc)) from None
+        except (TypeError, ValueError) as exc:  # a missing field, or a value its converter refuses
+            raise SimConfigError(str(exc)) from None
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)

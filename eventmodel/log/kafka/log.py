@@ -110,7 +110,7 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from eventmodel.codec import Codec
-from eventmodel.log.base import LogError
+from eventmodel.log.base import LogError, LogUrlError
 from eventmodel.log.kafka.admin import TopicAdmin
 from eventmodel.log.kafka.consumer import Reading
 from eventmodel.log.kafka.producer import Producing, _Batch
@@ -151,20 +151,20 @@ class KafkaEventLog(TopicAdmin, Producing, Reading):
         topic_config: Mapping[str, str] | None = None,
     ) -> None:
         if not bootstrap:
-            raise LogError(f"{url or 'kafka log'}: no bootstrap servers (kafka://host:port/topic)")
+            raise LogUrlError(f"{url or 'kafka log'}: no bootstrap servers (kafka://host:port/topic)")
         if not topic or "/" in topic:
-            raise LogError(f"{url or 'kafka log'}: bad topic name {topic!r} (kafka://host:port/topic)")
+            raise LogUrlError(f"{url or 'kafka log'}: bad topic name {topic!r} (kafka://host:port/topic)")
         if partitions < 1:
-            raise LogError(f"{url or topic}: partitions must be >= 1, not {partitions}")
+            raise LogUrlError(f"{url or topic}: partitions must be >= 1, not {partitions}")
         if replication < 1:
-            raise LogError(f"{url or topic}: replication must be >= 1, not {replication}")
+            raise LogUrlError(f"{url or topic}: replication must be >= 1, not {replication}")
         if min_insync_replicas <= 0:
             min_insync_replicas = 1 if replication < 3 else 2
         if min_insync_replicas > replication:
-            raise LogError(f"{url or topic}: min_insync_replicas {min_insync_replicas} > replication "
+            raise LogUrlError(f"{url or topic}: min_insync_replicas {min_insync_replicas} > replication "
                            f"{replication}: every append would be refused")
         if max_record_bytes < 1:
-            raise LogError(f"{url or topic}: max_record_bytes must be >= 1, not {max_record_bytes}")
+            raise LogUrlError(f"{url or topic}: max_record_bytes must be >= 1, not {max_record_bytes}")
         self.bootstrap = bootstrap
         self.topic = topic
         self.dead_letter_topic = topic + DEAD_LETTER_SUFFIX

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from eventmodel.log.base import LogError
+from eventmodel.log.base import LogUrlError
 from eventmodel.urls import redact
 
 DEFAULTS: dict[str, Any] = {
@@ -26,14 +26,14 @@ def _as_int(name: str, value: Any) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise LogError(f"option {name}={value!r} is not an integer") from None
+        raise LogUrlError(f"option {name}={value!r} is not an integer") from None
 
 
 def _as_float(name: str, value: Any) -> float:
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise LogError(f"option {name}={value!r} is not a number") from None
+        raise LogUrlError(f"option {name}={value!r} is not a number") from None
 
 
 def parse_options(
@@ -68,7 +68,7 @@ def parse_options(
             args[name] = _as_float(name, value)
         else:
             known = ", ".join([*DEFAULTS, "kafka.<librdkafka setting>", "topic.<topic config>"])
-            raise LogError(f"{where}: unknown option {name!r} (known: {known})")
+            raise LogUrlError(f"{where}: unknown option {name!r} (known: {known})")
     config.update(kwargs.pop("config", None) or {})
     topic_config.update(kwargs.pop("topic_config", None) or {})
     args.update(kwargs)

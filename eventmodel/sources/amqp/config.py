@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
-from eventmodel.errors import SourceError
+from eventmodel.errors import ConfigError, SourceError
 
 DEFAULT_TARGETS: tuple[str, ...] = ("nova.versioned_notifications",)
 DEFAULT_QUEUE = "eventmodel-bridge"
@@ -39,7 +39,7 @@ class Target:
     def parse(cls, text: str) -> Target:
         exchange, sep, topic = text.strip().partition(".")
         if not sep or not exchange or not topic:
-            raise ValueError(
+            raise ConfigError(
                 f"not a notification target: {text!r} (use <exchange>.<topic>, "
                 "e.g. nova.versioned_notifications)"
             )
@@ -126,19 +126,19 @@ class BridgeConfig:
 
     def __attrs_post_init__(self) -> None:
         if self.batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
+            raise ConfigError("batch_size must be at least 1")
         if self.batch_ms < 0:
-            raise ValueError("batch_ms must not be negative")
+            raise ConfigError("batch_ms must not be negative")
         if self.prefetch < 0 or self.prefetch > 65535:
-            raise ValueError("prefetch must be 0..65535 (0 = unlimited)")
+            raise ConfigError("prefetch must be 0..65535 (0 = unlimited)")
         if self.queue_type not in ("classic", "quorum"):
-            raise ValueError(f"queue_type must be classic or quorum, not {self.queue_type!r}")
+            raise ConfigError(f"queue_type must be classic or quorum, not {self.queue_type!r}")
         if not self.targets:
-            raise ValueError("at least one target (exchange.topic) is needed")
+            raise ConfigError("at least one target (exchange.topic) is needed")
         if not self.priorities:
-            raise ValueError("at least one priority is needed")
+            raise ConfigError("at least one priority is needed")
         if self.stop_grace < 0:
-            raise ValueError("stop_grace must not be negative")
+            raise ConfigError("stop_grace must not be negative")
 
 
 def queue_migration(queue: str) -> str:
