@@ -117,7 +117,10 @@ class Codec:
         self._decoders: dict[type, msgspec.json.Decoder] = {}
         #: one Flavor object per distinct flavor read (a cloud has tens): instances
         #: decoded by this codec share it, ~170 bytes less per instance in a model
-        self._flavors: dict[ev.Flavor, ev.Flavor] = {}
+        self._flavors: dict[tuple, ev.Flavor] = {}
+        #: the type name's bytes as stored -> (typed decoder, schema version, carries an
+        #: instance); names are never re-registered to another class, so hits stay true
+        self._fast: dict[bytes, tuple[msgspec.json.Decoder, int, bool]] = {}
 
     # -- payloads --------------------------------------------------------
     def unstructure_payload(self, payload: object) -> dict[str, Any]:
@@ -169,13 +172,7 @@ class Codec:
         """A decoder for whole envelopes of one payload class (one parsing pass)."""
         dec = self._decoders.get(cls)
         if dec is None:
-            struct = msgspec.defstruct(
-                f"Envelope_{cls.__name__}",
-                [("event_id", str), ("type", str), ("key", str), ("source", str),
-                 ("occurred_at", int), ("recorded_at", int), ("payload", cls), ("schema", int, 1)],
-                gc=False,
-            )
-            dec = self._decoders[cls] = msgspec.json.Decoder(struct)
+            dec = self._decoders[cls] = msgspec.json.Decoder(ev.Envelope[cls])  # type: ignore[index]
         return dec
 
     def decode(self, data: bytes) -> ev.Envelope:
@@ -184,32 +181,42 @@ class Codec:
         # payload class. Falls back to the two-step path for anything unusual.
         i = data.find(b'"type":"')
         if i >= 0:
-            j = data.find(b'"', i + 8)
-            cls = self.types.get(data[i + 8 : j].decode("utf-8", "replace"))
-            if cls is not None:
+            tag = data[i + 8: data.find(b'"', i + 8)]
+            fast = self._fast.get(tag)
+            if fast is None:
+                fast = self._fast_for(tag)
+            if fast is not None:
+                dec, version, has_instance = fast
                 try:
-                    e = self._typed(cls).decode(data)
+                    e = dec.decode(data)
                 except msgspec.DecodeError:
                     pass  # other schema version, or bad: the slow path says which
                 else:
-                    if e.schema == cls.VERSION:
-                        payload = e.payload
-                        inst = getattr(payload, "instance", None)
-                        if inst is not None:
-                            self._share_flavor(inst)
-                        return ev.Envelope(e.event_id, e.type, e.key, e.source, e.occurred_at,
-                                           e.recorded_at, payload, e.schema)
+                    if e.schema == version:
+                        if has_instance:
+                            self._share_flavor(e.payload.instance)
+                        return e
         return self._decode_slow(data)
+
+    def _fast_for(self, tag: bytes) -> tuple[msgspec.json.Decoder, int, bool] | None:
+        cls = self.types.get(tag.decode("utf-8", "replace"))
+        if cls is None:
+            return None  # not cached: a plugin may register it later
+        has_instance = attrs.has(cls) and any(  # an Instance whose flavor may be shared
+            a.name == "instance" and a.type in ("Instance", ev.Instance) for a in attrs.fields(cls))
+        fast = self._fast[tag] = (self._typed(cls), cls.VERSION, has_instance)
+        return fast
 
     def _share_flavor(self, inst: ev.Instance) -> None:
         """Point a freshly decoded instance (no one else holds it yet) at the shared Flavor
-        equal to its own."""
+        equal to its own (found by its fields, then its extra specs compared)."""
         fl = inst.flavor
-        shared = self._flavors.get(fl)
+        k = (fl.name, fl.vcpus, fl.memory_mb, fl.root_gb, fl.ephemeral_gb, fl.swap_mb)
+        shared = self._flavors.get(k)
         if shared is None:
             if len(self._flavors) < 10_000:  # a bound against a log of endless flavors
-                self._flavors[fl] = fl
-        elif shared is not fl:
+                self._flavors[k] = fl
+        elif shared is not fl and shared.extra_specs == fl.extra_specs:
             object.__setattr__(inst, "flavor", shared)
 
     def type_of(self, data: bytes) -> str:

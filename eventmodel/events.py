@@ -7,7 +7,7 @@ same unit (see ``Instance.version``); the fold compares them, never wall clocks.
 from __future__ import annotations
 
 import uuid
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 
 import attrs
 import msgspec
@@ -489,7 +489,12 @@ def entity_of(payload: object) -> object | None:
 # ---------------------------------------------------------------------------
 
 
-class Envelope(msgspec.Struct, frozen=True, gc=False):
+#: the payload class of an envelope (``Envelope[InstanceCreated]``); the codec decodes a
+#: record straight into ``Envelope[cls]`` once it knows the payload's class
+P = TypeVar("P")
+
+
+class Envelope(msgspec.Struct, Generic[P], frozen=True, gc=False):
     """One record on the log.
 
     ``event_id`` is deterministic (uuid5 of source and source message id), so a
@@ -506,7 +511,7 @@ class Envelope(msgspec.Struct, frozen=True, gc=False):
     source: str
     occurred_at: int
     recorded_at: int
-    payload: object
+    payload: P
     schema: int = 1
 
     @property

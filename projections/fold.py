@@ -171,8 +171,8 @@ class _Builder:
         self._home = _PerKind(state.homes)
         self._ids = _PerKind(state.ids)
         self._floor = _PerKind(state.floors)
-        #: kind -> (table mutation, ids mutation) for the hot path; cleared whenever a
-        #: mutation is finished to be read (``_PerKind.current``)
+        #: kind -> (table, ids, floors, tombstones mutations) for the hot path; cleared
+        #: whenever a mutation is finished to be read (``_PerKind.current``)
         self._hot: dict[str, tuple] = {}
         # An open snapshot's observed/touched sets and drift count change with most
         # records in its window: they are kept as mutations here and written back to
@@ -322,8 +322,8 @@ class _Builder:
         eid = env.event_id
         hot = self._hot.get(kind)
         if hot is None:
-            hot = self._hot[kind] = (self._table(kind), self._ids(kind))
-        table, ids = hot
+            hot = self._hot[kind] = (self._table(kind), self._ids(kind), self._floor(kind), self._tomb(kind))
+        table, ids, floors, tombs = hot
         version = entity.version  # (an entity without one is rejected here)
         seen = ids.get(key)
         if seen is not None and _has_id(seen, eid):
@@ -331,13 +331,13 @@ class _Builder:
             return
         old = table.get(key)
         if old is None:
-            tomb = self._tomb(kind).get(key)
+            tomb = tombs.get(key)
             if tomb is not None:
                 if version <= tomb:
                     if version == tomb:  # remembered: a sync may restore the entity at this version
                         ids[key] = _add_id(seen, eid)
                     return
-                del self._tomb(kind)[key]
+                del tombs[key]
             elif version != LOWEST_VERSION and version <= self.horizons[p]:
                 return  # older than the reads of a sync that did not list it: a late copy
             if self.snaps:
@@ -346,7 +346,6 @@ class _Builder:
             ids[key] = eid
             return
         if version > old.version:
-            floors = self._floor(kind)
             floor = floors.get(key)
             if floor is not None:
                 if version <= floor:
