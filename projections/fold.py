@@ -326,8 +326,8 @@ class _Builder:
         table, ids, floors, tombs = hot
         version = entity.version  # (an entity without one is rejected here)
         seen = ids.get(key)
-        if seen is not None and _has_id(seen, eid):
-            self.duplicates += 1  # a copy, at any version
+        if seen is not None and (seen == eid or (seen.__class__ is tuple and eid in seen)):
+            self.duplicates += 1  # a copy, at any version (_has_id, inlined)
             return
         old = table.get(key)
         if old is None:
