@@ -167,6 +167,7 @@ def test_every_sample(samples_dir: Path, wire: bool) -> None:
         (env,) = out.events
         type_name, detail = expected
         assert env.type == type_name, path.name
+        assert type(env.payload) is nova.EVENT_CLASS[sample["event_type"]], path.name  # the table's class
         assert _detail(env.payload) == detail, path.name
         assert env.source == sample["publisher_id"]
         assert env.recorded_at == RECORDED
