@@ -7,7 +7,7 @@ same unit (see ``Instance.version``); the fold compares them, never wall clocks.
 from __future__ import annotations
 
 import uuid
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, get_args
 
 import attrs
 import msgspec
@@ -177,65 +177,93 @@ AGGREGATE = "aggregate"
 KINDS: tuple[str, ...] = (INSTANCE, NODE, SERVICE, AGGREGATE)
 
 
+#: what a record does to the fold: replaces the entity (``upsert``), deletes it, is a
+#: sync's read of it (``observe``), says it exists (``seen``) or that a follow-up found
+#: nothing (``absent``), opens or closes a snapshot (``marker``), or nothing (``ignore``)
+Effect = Literal["upsert", "delete", "observe", "seen", "absent", "marker", "ignore"]
+EFFECTS: tuple[Effect, ...] = get_args(Effect)
+
+
+class Entity(Protocol):
+    """An entity state an event carries: its key, and the version the fold compares."""
+
+    @property
+    def key(self) -> str: ...
+
+    version: int
+
+
+class Payload(Protocol):
+    """What every payload class declares, built-in or a plugin's (an attrs class whose
+    fields are the record's ``payload``): the log's type name and schema version, the
+    kind of entity it changes (None for markers), its effect on the fold, and the
+    attribute holding the entity state (None when it carries none)."""
+
+    TYPE: ClassVar[str]
+    VERSION: ClassVar[int]
+    KIND: ClassVar[str | None]
+    EFFECT: ClassVar[Effect]
+    ENTITY: ClassVar[str | None]
+
+
+class Observation(Payload, Protocol):
+    """A full sync's read of an entity (``EFFECT`` ``observe``): names its sync."""
+
+    snapshot_id: str
+
+
 class _Payload:
-    """Marker base: every payload class has TYPE (the log's type name) and VERSION."""
+    """Base of the built-in payloads: the class line declares the :class:`Payload`
+    attributes once, e.g. ``class InstanceDeleted(_Payload, type="instance.deleted",
+    kind=INSTANCE, effect="delete")``; ``ENTITY`` is the kind when the class has a field
+    of that name (its entity state), else None."""
 
     TYPE: ClassVar[str]
     VERSION: ClassVar[int] = 1
-    #: entity kind this event changes, or None for markers
     KIND: ClassVar[str | None] = None
-    #: "upsert", "delete", "observe", "seen", "absent", "marker" or "ignore"
-    EFFECT: ClassVar[str] = "upsert"
-    #: the attribute that holds the entity state (by default, named after KIND)
+    EFFECT: ClassVar[Effect] = "upsert"
     ENTITY: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, *, type: str | None = None, kind: str | None = None,
+                          effect: Effect = "upsert", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if type is None:
+            return  # attrs re-creating the class with slots: the attributes are already set
+        cls.TYPE, cls.KIND, cls.EFFECT = type, kind, effect
+        cls.ENTITY = kind if kind is not None and kind in cls.__dict__.get("__annotations__", {}) else None
 
 
 @attrs.frozen(slots=True)
-class InstanceCreated(_Payload):
-    TYPE = "instance.created"
-    KIND = INSTANCE
-    ENTITY = "instance"
+class InstanceCreated(_Payload, type="instance.created", kind=INSTANCE):
     instance: Instance
 
 
 @attrs.frozen(slots=True)
-class InstanceUpdated(_Payload):
+class InstanceUpdated(_Payload, type="instance.updated", kind=INSTANCE):
     """Anything about the instance changed (Nova ``instance.update`` and friends)."""
 
-    TYPE = "instance.updated"
-    KIND = INSTANCE
-    ENTITY = "instance"
     instance: Instance
     action: str = ""  # the Nova action that caused it, e.g. "interface_attach"
 
 
 @attrs.frozen(slots=True)
-class InstanceStateChanged(_Payload):
+class InstanceStateChanged(_Payload, type="instance.state_changed", kind=INSTANCE):
     """vm_state / power_state changed: power on/off, pause, suspend, shelve, rescue, ..."""
 
-    TYPE = "instance.state_changed"
-    KIND = INSTANCE
-    ENTITY = "instance"
     instance: Instance
     action: str = ""
     old_vm_state: str | None = None
 
 
 @attrs.frozen(slots=True)
-class InstanceLockChanged(_Payload):
-    TYPE = "instance.lock_changed"
-    KIND = INSTANCE
-    ENTITY = "instance"
+class InstanceLockChanged(_Payload, type="instance.lock_changed", kind=INSTANCE):
     instance: Instance
 
 
 @attrs.frozen(slots=True)
-class InstanceResized(_Payload):
+class InstanceResized(_Payload, type="instance.resized", kind=INSTANCE):
     """The instance got a new flavor (and, for a resize to another host, a new host)."""
 
-    TYPE = "instance.resized"
-    KIND = INSTANCE
-    ENTITY = "instance"
     instance: Instance
     old_flavor: Flavor | None = None
     source_host: str | None = None
@@ -244,12 +272,9 @@ class InstanceResized(_Payload):
 
 
 @attrs.frozen(slots=True)
-class InstanceMigrated(_Payload):
+class InstanceMigrated(_Payload, type="instance.migrated", kind=INSTANCE):
     """The instance now lives on another host."""
 
-    TYPE = "instance.migrated"
-    KIND = INSTANCE
-    ENTITY = "instance"
     instance: Instance
     source_host: str | None = None
     source_node: str | None = None
@@ -257,115 +282,76 @@ class InstanceMigrated(_Payload):
 
 
 @attrs.frozen(slots=True)
-class InstanceDeleted(_Payload):
-    TYPE = "instance.deleted"
-    KIND = INSTANCE
-    ENTITY = "instance"
-    EFFECT = "delete"
+class InstanceDeleted(_Payload, type="instance.deleted", kind=INSTANCE, effect="delete"):
     instance: Instance
 
 
 @attrs.frozen(slots=True)
-class InstanceObserved(_Payload):
+class InstanceObserved(_Payload, type="instance.observed", kind=INSTANCE, effect="observe"):
     """A full sync saw this instance in this state."""
 
-    TYPE = "instance.observed"
-    KIND = INSTANCE
-    ENTITY = "instance"
-    EFFECT = "observe"
     snapshot_id: str
     instance: Instance
 
 
 @attrs.frozen(slots=True)
-class InstanceSeen(_Payload):
+class InstanceSeen(_Payload, type="instance.seen", kind=INSTANCE, effect="seen"):
     """A full sync listed this instance without its state (see :class:`PartialInstance`):
     it exists, so reconciliation keeps it, and nothing about it changes."""
 
-    TYPE = "instance.seen"
-    KIND = INSTANCE
-    EFFECT = "seen"
     snapshot_id: str
     uuid: str
     status: str = "UNKNOWN"
 
 
 @attrs.frozen(slots=True)
-class ComputeNodeObserved(_Payload):
-    TYPE = "compute_node.observed"
-    KIND = NODE
-    ENTITY = "node"
-    EFFECT = "observe"
+class ComputeNodeObserved(_Payload, type="compute_node.observed", kind=NODE, effect="observe"):
     snapshot_id: str
     node: ComputeNode
 
 
 @attrs.frozen(slots=True)
-class ComputeServiceChanged(_Payload):
+class ComputeServiceChanged(_Payload, type="compute_service.changed", kind=SERVICE):
     """A service was created, enabled, disabled, forced down or brought back up."""
 
-    TYPE = "compute_service.changed"
-    KIND = SERVICE
-    ENTITY = "service"
     service: ComputeService
     change: str = "updated"  # created | enabled | disabled | forced_down | up | updated
 
 
 @attrs.frozen(slots=True)
-class ComputeServiceDeleted(_Payload):
-    TYPE = "compute_service.deleted"
-    KIND = SERVICE
-    ENTITY = "service"
-    EFFECT = "delete"
+class ComputeServiceDeleted(_Payload, type="compute_service.deleted", kind=SERVICE, effect="delete"):
     service: ComputeService
 
 
 @attrs.frozen(slots=True)
-class ComputeServiceObserved(_Payload):
-    TYPE = "compute_service.observed"
-    KIND = SERVICE
-    ENTITY = "service"
-    EFFECT = "observe"
+class ComputeServiceObserved(_Payload, type="compute_service.observed", kind=SERVICE, effect="observe"):
     snapshot_id: str
     service: ComputeService
 
 
 @attrs.frozen(slots=True)
-class AggregateChanged(_Payload):
+class AggregateChanged(_Payload, type="aggregate.changed", kind=AGGREGATE):
     """An aggregate was created, renamed, given metadata or a zone, or gained or lost a host."""
 
-    TYPE = "aggregate.changed"
-    KIND = AGGREGATE
-    ENTITY = "aggregate"
     aggregate: Aggregate
     change: str = "updated"  # created | update_prop | update_metadata | add_host | remove_host
 
 
 @attrs.frozen(slots=True)
-class AggregateDeleted(_Payload):
-    TYPE = "aggregate.deleted"
-    KIND = AGGREGATE
-    ENTITY = "aggregate"
-    EFFECT = "delete"
+class AggregateDeleted(_Payload, type="aggregate.deleted", kind=AGGREGATE, effect="delete"):
     aggregate: Aggregate
 
 
 @attrs.frozen(slots=True)
-class AggregateObserved(_Payload):
-    TYPE = "aggregate.observed"
-    KIND = AGGREGATE
-    ENTITY = "aggregate"
-    EFFECT = "observe"
+class AggregateObserved(_Payload, type="aggregate.observed", kind=AGGREGATE, effect="observe"):
     snapshot_id: str
     aggregate: Aggregate
 
 
 @attrs.frozen(slots=True)
-class SnapshotStarted(_Payload):
+class SnapshotStarted(_Payload, type="snapshot.started", effect="marker"):
     """Written to every partition before a full sync makes its first API call."""
 
-    TYPE = "snapshot.started"
-    EFFECT = "marker"
     snapshot_id: str
     scope: tuple[str, ...] = KINDS
     partitions: int = 1  # how many partitions the marker was written to
@@ -379,11 +365,9 @@ class SnapshotStarted(_Payload):
 
 
 @attrs.frozen(slots=True)
-class SnapshotCompleted(_Payload):
+class SnapshotCompleted(_Payload, type="snapshot.completed", effect="marker"):
     """Written to every partition after the last observed record of a full sync."""
 
-    TYPE = "snapshot.completed"
-    EFFECT = "marker"
     snapshot_id: str
     counts: dict[str, int] = attrs.field(factory=dict, hash=False)
     #: occurred_at of the sync's started marker (orders syncs whatever marker a reader
@@ -393,11 +377,9 @@ class SnapshotCompleted(_Payload):
 
 
 @attrs.frozen(slots=True)
-class SnapshotAborted(_Payload):
+class SnapshotAborted(_Payload, type="snapshot.aborted", effect="marker"):
     """A full sync failed part-way: nothing it observed may cause deletions."""
 
-    TYPE = "snapshot.aborted"
-    EFFECT = "marker"
     snapshot_id: str
     reason: str = ""
     started_at: int | None = None  # as in SnapshotCompleted
@@ -405,26 +387,22 @@ class SnapshotAborted(_Payload):
 
 
 @attrs.frozen(slots=True)
-class EntityAbsent(_Payload):
+class EntityAbsent(_Payload, type="entity.absent", effect="absent"):
     """A follow-up read of one entity by its key found nothing (Nova answered 404, or a
     re-listing no longer had it). Inside its sync's window, for a key no live record
     touched there, the entity is deleted; anywhere else it changes nothing."""
 
-    TYPE = "entity.absent"
-    EFFECT = "absent"
     snapshot_id: str
     kind: str
     key: str
 
 
 @attrs.frozen(slots=True)
-class AuditRead(_Payload):
+class AuditRead(_Payload, type="audit.read", effect="ignore"):
     """A decision engine read the model at ``position`` for audit ``audit_id``: the
     durable record that lets anyone who reads this log rebuild exactly what it saw.
     Changes no entity (the fold ignores it)."""
 
-    TYPE = "audit.read"
-    EFFECT = "ignore"
     audit_id: str
     position: tuple[int, ...]  # the model's log position (offset per partition)
     model_recorded_at: int = 0  # recorded_at of the last record in that model (µs)
@@ -441,16 +419,14 @@ AUDIT_KEY = "eventmodel:audits"
 
 
 @attrs.frozen(slots=True)
-class Unknown(_Payload):
+class Unknown(_Payload, type="unknown", effect="ignore"):
     """A record whose type this process does not know (e.g. a plugin not installed)."""
 
-    TYPE = "unknown"
-    EFFECT = "ignore"
     type: str
     data: dict = attrs.field(hash=False)
 
 
-BUILTIN_PAYLOADS: tuple[type, ...] = (
+BUILTIN_PAYLOADS: tuple[type[_Payload], ...] = (
     InstanceCreated,
     InstanceUpdated,
     InstanceStateChanged,
@@ -478,8 +454,9 @@ BUILTIN_PAYLOADS: tuple[type, ...] = (
 BROADCAST_TYPES = frozenset({SnapshotStarted.TYPE, SnapshotCompleted.TYPE, SnapshotAborted.TYPE})
 
 
-def entity_of(payload: object) -> object | None:
-    """The entity state an event carries (its ``ENTITY`` attribute, else its ``KIND``), if any."""
+def entity_of(payload: object) -> Entity | None:
+    """The entity state an event carries (its ``ENTITY`` attribute, else its ``KIND``:
+    a plugin's class may name only its kind), if any."""
     name = getattr(payload, "ENTITY", None) or getattr(payload, "KIND", None)
     return getattr(payload, name, None) if name else None
 
@@ -491,7 +468,7 @@ def entity_of(payload: object) -> object | None:
 
 #: the payload class of an envelope (``Envelope[InstanceCreated]``); the codec decodes a
 #: record straight into ``Envelope[cls]`` once it knows the payload's class
-P = TypeVar("P")
+P = TypeVar("P", bound=Payload)
 
 
 class Envelope(msgspec.Struct, Generic[P], frozen=True, gc=False):
@@ -527,18 +504,18 @@ def event_id(source: str, message_id: str, index: int = 0) -> str:
     return str(uuid.uuid5(_EVENT_NS, f"{source}\x1f{message_id}\x1f{index}"))
 
 
-def entity_key(payload: object) -> str | None:
+def entity_key(payload: Payload) -> str | None:
     """The key of the entity a payload is about: its entity's key, else its ``uuid``."""
     entity = entity_of(payload)
     if entity is not None:
-        return entity.key  # type: ignore[attr-defined]
+        return entity.key
     if isinstance(payload, EntityAbsent):
         return payload.key
     return getattr(payload, "uuid", None)
 
 
 def envelope(
-    payload: object,
+    payload: Payload,
     *,
     source: str,
     message_id: str,
@@ -552,7 +529,7 @@ def envelope(
         key = entity_key(payload) or ""
     return Envelope(
         event_id(source, message_id, index),
-        payload.TYPE,  # type: ignore[attr-defined]
+        payload.TYPE,
         key,
         source,
         occurred_at,

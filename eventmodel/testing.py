@@ -16,7 +16,7 @@ import random
 from collections.abc import Iterable, Iterator, Sequence
 
 from eventmodel import events as ev
-from eventmodel.log.base import Position, Record
+from eventmodel.records import Position, Record
 from eventmodel.log.kafka.partitioner import partition_for
 
 __all__ = ["MemLog", "envelopes_of", "interleave", "records_of"]

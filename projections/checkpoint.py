@@ -65,13 +65,13 @@ def entity_classes(types: EventTypes | None = None) -> dict[str, type]:
     for name in types.names():
         cls = types.get(name)
         attr = getattr(cls, "ENTITY", None) or getattr(cls, "KIND", None)
-        if not attr or not attrs.has(cls):
+        if cls is None or not attr or not attrs.has(cls):
             continue
         try:
             attrs.resolve_types(cls)  # string annotations (``from __future__ import annotations``)
         except Exception:  # noqa: BLE001 - an annotation we cannot resolve names no entity class
             continue
-        field = attrs.fields_dict(cls).get(attr)  # type: ignore[arg-type]
+        field = attrs.fields_dict(cls).get(attr)
         if field is not None and isinstance(field.type, type) and attrs.has(field.type):
             allowed[_class_path(field.type)] = field.type
     return allowed

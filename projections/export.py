@@ -35,6 +35,7 @@ The document is deterministic for a given model and ``exported_at``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,7 @@ def load_snapshot(path: str | Path) -> ClusterModel:
 
 
 def from_entities(instances: list[Instance], nodes: list[ComputeNode], services: list[ComputeService],
-                  aggregates: list[Aggregate] = (), *,  # type: ignore[assignment]
+                  aggregates: Iterable[Aggregate] = (), *,
                   position: Position | None = None, recorded_at: int = 0) -> ClusterModel:
     """A model holding exactly these entities (for tests and imports)."""
     by_node: dict[str, Any] = {}

@@ -53,15 +53,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import cast
 
 import attrs
 import immutables
 
 from eventmodel.events import (
-    INSTANCE, LOWEST_VERSION, NODE, SERVICE, ComputeServiceChanged, SnapshotAborted, SnapshotCompleted,
-    SnapshotStarted, entity_of,
+    INSTANCE, LOWEST_VERSION, NODE, SERVICE, ComputeServiceChanged, EntityAbsent, Entity, Instance, InstanceSeen,
+    Observation, Payload, SnapshotAborted, SnapshotCompleted, SnapshotStarted, entity_of,
 )
-from eventmodel.log.base import Position, Record
+from eventmodel.records import Position, Record
 from projections.state import EMPTY, ClusterState, OpenSnapshot, SnapshotResult
 
 _log = logging.getLogger(__name__)
@@ -88,11 +89,11 @@ def fold(state: ClusterState, records: Iterable[Record]) -> ClusterState:
     return b.finish()
 
 
-def _same_but_version(a: object, b: object) -> bool:
-    return attrs.evolve(a, version=b.version) == b  # type: ignore[attr-defined]
+def _same_but_version(a: Entity, b: Entity) -> bool:
+    return attrs.evolve(a, version=b.version) == b
 
 
-def _drift(kind: str, old: object | None, new: object | None) -> bool:
+def _drift(kind: str, old: Entity | None, new: Entity | None) -> bool:
     """Whether a sync's correction from ``old`` to ``new`` is drift: something a lost
     notification would have said. No Nova notification describes a compute node (its
     inventory comes from Placement, its state from the hypervisor listing), so a
@@ -109,16 +110,30 @@ def _stamp(offsets: tuple[int, ...], n: int, fill: int) -> tuple[int, ...]:
     return offsets if len(offsets) == n else (fill,) * n
 
 
-def _has_id(seen: object, eid: str) -> bool:
-    return seen == eid or (seen.__class__ is tuple and eid in seen)  # type: ignore[operator]
+#: the ids of the live records applied at an entity's current version: one, or several
+#: on same-second ties (ADR 0004)
+Ids = str | tuple[str, ...]
 
 
-def _add_id(seen: object, eid: str) -> str | tuple[str, ...]:
+def _has_id(seen: Ids | None, eid: str) -> bool:
+    return seen == eid or (type(seen) is tuple and eid in seen)
+
+
+def _add_id(seen: Ids | None, eid: str) -> Ids:
     if seen is None:
         return eid
-    if seen.__class__ is tuple:
-        return (*seen, eid)  # type: ignore[misc]
-    return (seen, eid)  # type: ignore[return-value]
+    if type(seen) is tuple:
+        return (*seen, eid)
+    return (seen, eid)
+
+
+def _carried(payload: Payload) -> tuple[str, Entity]:
+    """The kind and the entity state a delete carries; ValueError (the record is
+    rejected, with this reason) when it names no kind or carries no entity."""
+    kind, entity = payload.KIND, entity_of(payload)
+    if kind is None or entity is None:
+        raise ValueError(f"{payload.TYPE} ({payload.EFFECT}) carries no entity")
+    return kind, entity
 
 
 class _PerKind:
@@ -200,21 +215,21 @@ class _Builder:
         self.horizons = _stamp(state.horizons, n, 0)
 
     # -- plumbing ----------------------------------------------------------
-    def _index_remove(self, inst: object) -> None:
-        node = inst.node  # type: ignore[attr-defined]
+    def _index_remove(self, inst: Instance) -> None:
+        node = inst.node
         if node is not None:
             members = self.by_node.get(node)
             if members is not None:
-                members = members.delete(inst.uuid)  # type: ignore[attr-defined]
+                members = members.delete(inst.uuid)
                 if len(members):
                     self.by_node[node] = members
                 else:
                     del self.by_node[node]
 
-    def _index_add(self, inst: object) -> None:
-        node = inst.node  # type: ignore[attr-defined]
+    def _index_add(self, inst: Instance) -> None:
+        node = inst.node
         if node is not None:
-            self.by_node[node] = self.by_node.get(node, EMPTY).set(inst.uuid, None)  # type: ignore[attr-defined]
+            self.by_node[node] = self.by_node.get(node, EMPTY).set(inst.uuid, None)
 
     def _put(self, kind: str, key: str, old: object | None, new: object, partition: int) -> None:
         self._table(kind)[key] = new
@@ -225,13 +240,13 @@ class _Builder:
                 self._index_remove(old)
             self._index_add(new)
 
-    def _remove(self, kind: str, key: str, old: object, version: int, eid: str | None = None) -> None:
+    def _remove(self, kind: str, key: str, old: Entity, version: int, eid: str | None = None) -> None:
         """Delete an entity, leaving a tombstone. The ids stay with the tombstone (a
         delete's own id added), so that copies stay recognisable if a sync restores it."""
         del self._table(kind)[key]
         if eid is not None:
             ids = self._ids(kind)
-            ids[key] = _add_id(ids.get(key), eid) if version == old.version else eid  # type: ignore[attr-defined]
+            ids[key] = _add_id(ids.get(key), eid) if version == old.version else eid
         if kind == INSTANCE:
             self._index_remove(old)
         floors = self._floor(kind)
@@ -300,11 +315,11 @@ class _Builder:
             if effect == "delete":
                 self._delete(payload, p, env.event_id)
             elif effect == "observe":
-                self._observe(payload, p, env.event_id)
+                self._observe(cast(Observation, payload), p, env.event_id)
             elif effect == "seen":
-                self._seen(payload, p)
+                self._seen(cast(InstanceSeen, payload), p)
             elif effect == "absent":
-                self._absent(payload, p)
+                self._absent(cast(EntityAbsent, payload), p)
             elif effect == "marker":
                 if isinstance(payload, SnapshotStarted):
                     self._started(payload, p, rec.offset, env.occurred_at)
@@ -367,11 +382,10 @@ class _Builder:
         else:
             self._put(kind, key, old, entity, p)
 
-    def _delete(self, payload: object, partition: int, eid: str) -> None:
-        kind = payload.KIND  # type: ignore[attr-defined]
-        entity = entity_of(payload)
-        key = entity.key  # type: ignore[union-attr]
-        version = entity.version  # type: ignore[union-attr]
+    def _delete(self, payload: Payload, partition: int, eid: str) -> None:
+        kind, entity = _carried(payload)
+        key = entity.key
+        version = entity.version
         ids = self._ids(kind)
         if _has_id(ids.get(key), eid):
             self.duplicates += 1
@@ -397,10 +411,10 @@ class _Builder:
         snap = self.snaps.get(sid)
         return snap if snap is not None and snap.open_on(partition, self.superseded) else None
 
-    def _seen(self, payload: object, partition: int) -> None:
-        snap = self._window(payload.snapshot_id, partition)  # type: ignore[attr-defined]
+    def _seen(self, payload: InstanceSeen, partition: int) -> None:
+        snap = self._window(payload.snapshot_id, partition)
         if snap is not None:
-            self._observed_in(snap.snapshot_id, snap)[(payload.KIND, payload.uuid)] = None  # type: ignore[attr-defined]
+            self._observed_in(snap.snapshot_id, snap)[(payload.KIND, payload.uuid)] = None
 
     def _first_untouched(self, snap: OpenSnapshot, kind: str, key: str, partition: int) -> bool:
         """Mark ``key`` read in ``snap``'s window; True when this is its first read there
@@ -419,14 +433,14 @@ class _Builder:
         tch = self._touched.get(sid)
         return k not in (tch if tch is not None else snap.touched)
 
-    def _observe(self, payload: object, partition: int, eid: str) -> None:
-        kind = payload.KIND  # type: ignore[attr-defined]
+    def _observe(self, payload: Observation, partition: int, eid: str) -> None:
+        kind = payload.KIND
         entity = entity_of(payload)
-        if entity is None:
+        if entity is None or kind is None:
             return
-        key = entity.key  # type: ignore[attr-defined]
-        version = entity.version  # type: ignore[attr-defined]
-        sid = payload.snapshot_id  # type: ignore[attr-defined]
+        key = entity.key
+        version = entity.version
+        sid = payload.snapshot_id
         snap = self._window(sid, partition)
         table = self._table(kind)
         old = table.get(key)
@@ -495,18 +509,18 @@ class _Builder:
         if changed and snap is not None:
             self._corrected[sid] = self._corrected.get(sid, 0) + 1
 
-    def _absent(self, payload: object, partition: int) -> None:
+    def _absent(self, payload: EntityAbsent, partition: int) -> None:
         """A follow-up read found no such entity: inside its window, for an untouched
         key, the entity is deleted (tombstone: its own version, or its floor)."""
-        kind, key = payload.kind, payload.key  # type: ignore[attr-defined]
-        snap = self._window(payload.snapshot_id, partition)  # type: ignore[attr-defined]
+        kind, key = payload.kind, payload.key
+        snap = self._window(payload.snapshot_id, partition)
         if snap is None or not self._first_untouched(snap, kind, key, partition):
             return
         old = self._table(kind).get(key)
         if old is None:
             return
         self._hot.pop(kind, None)
-        self._remove(kind, key, old, old.version)  # type: ignore[attr-defined]
+        self._remove(kind, key, old, old.version)
         if _drift(kind, old, None):
             snap = self._flush(snap.snapshot_id)
             self.snaps[snap.snapshot_id] = attrs.evolve(snap, deleted=snap.deleted + 1)

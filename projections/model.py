@@ -17,7 +17,7 @@ from eventmodel.clock import format_time
 from eventmodel.events import (
     AGGREGATE, INSTANCE, NODE, SERVICE, Aggregate, ComputeNode, ComputeService, Instance, service_key,
 )
-from eventmodel.log.base import Position
+from eventmodel.records import Position
 from projections.state import EMPTY, ClusterState, SnapshotResult
 
 

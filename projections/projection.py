@@ -176,8 +176,10 @@ class Follower:
             self._checkpoint()
 
     def _checkpoint(self) -> None:
+        if self.checkpointer is None:
+            return
         state = self.projection.state
-        self.checkpointer.write(state)  # type: ignore[union-attr]
+        self.checkpointer.write(state)
         self.checkpointed = state.position
         self._since_checkpoint = 0
         self._checkpoint_at = time.monotonic()

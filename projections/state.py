@@ -11,7 +11,7 @@ import attrs
 import immutables
 
 from eventmodel.events import INSTANCE, KINDS
-from eventmodel.log.base import Position
+from eventmodel.records import Position
 
 EMPTY: immutables.Map = immutables.Map()
 

@@ -6,12 +6,13 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
-import attrs
-import msgspec
-
 from eventmodel.errors import ConfigError, Error
 from eventmodel.codec import Codec, DecodeError
 from eventmodel.events import Envelope, Unknown
+from eventmodel.log.dead_letters import (  # noqa: F401 - the log contract's values, re-exported
+    DEAD_LETTER_MAX_BYTES, DEAD_LETTER_MAX_TEXT, DeadLetter, bounded_dead_letter,
+)
+from eventmodel.records import Position, RawRecord, Record  # noqa: F401 - re-exported
 
 _log = logging.getLogger(__name__)
 
@@ -73,129 +74,6 @@ class BroadcastIncomplete(LogError):
     def __init__(self, message: str, markers: dict[int, tuple[frozenset[int], frozenset[int]]]) -> None:
         super().__init__(message)
         self.markers = dict(markers)
-
-
-@attrs.frozen(slots=True)
-class Position:
-    """Where a reader is: the next offset to read in each partition.
-
-    Text form: ``"120"`` for one partition, ``"0:120,1:98"`` for several.
-    """
-
-    offsets: tuple[int, ...]
-
-    @classmethod
-    def zero(cls, partitions: int) -> Position:
-        return cls((0,) * partitions)
-
-    @classmethod
-    def parse(cls, text: str) -> Position:
-        text = text.strip()
-        try:
-            if ":" not in text:
-                return cls((int(text),))
-            pairs = sorted(
-                (int(p), int(o)) for p, o in (part.split(":", 1) for part in text.split(","))
-            )
-        except ValueError as exc:
-            raise ValueError(f"not a position: {text!r} (use N or P:N,P:N,...)") from exc
-        if [p for p, _ in pairs] != list(range(len(pairs))):
-            raise ValueError(f"not a position: {text!r} (partitions must be 0..n-1)")
-        return cls(tuple(o for _, o in pairs))
-
-    def __str__(self) -> str:
-        if len(self.offsets) == 1:
-            return str(self.offsets[0])
-        return ",".join(f"{p}:{o}" for p, o in enumerate(self.offsets))
-
-    @property
-    def total(self) -> int:
-        """Records before this position, summed over partitions."""
-        return sum(self.offsets)
-
-    def advance(self, partition: int, offset: int) -> Position:
-        """The position after reading ``offset`` in ``partition``."""
-        offs = list(self.offsets)
-        offs[partition] = max(offs[partition], offset + 1)
-        return Position(tuple(offs))
-
-    def covers(self, other: Position) -> bool:
-        """True when every partition of this position is at or past ``other``."""
-        return all(a >= b for a, b in zip(self.offsets, other.offsets, strict=True))
-
-
-class RawRecord(msgspec.Struct, frozen=True, gc=False):
-    """A stored record, undecoded. (Structs: built per record read, ~7× cheaper than attrs.)"""
-
-    partition: int
-    offset: int
-    value: bytes
-
-
-
-
-class Record(msgspec.Struct, frozen=True, gc=False):
-    """A stored record, decoded."""
-
-    partition: int
-    offset: int
-    envelope: Envelope
-
-
-#: raw bytes kept in a dead letter; the rest is dropped (its size and hash stay)
-DEAD_LETTER_MAX_BYTES = 64 * 1024
-
-
-@attrs.frozen(slots=True)
-class DeadLetter:
-    """Input that could not become events: kept with (a bounded prefix of) its bytes,
-    its full size and SHA-256, and the reason."""
-
-    raw: bytes
-    reason: str
-    source: str
-    at: int  # µs
-    offset: int = -1
-    size: int = -1  # the input's full size in bytes (-1: unknown, ``raw`` is whole)
-    sha256: str = ""  # hex digest of the full input ("" : not computed)
-
-    @classmethod
-    def of(cls, raw: bytes, reason: str, source: str, at: int,
-           max_bytes: int = DEAD_LETTER_MAX_BYTES) -> DeadLetter:
-        """A dead letter for ``raw``, truncated to ``max_bytes`` (size and hash of the whole kept)."""
-        import hashlib
-
-        data = bytes(raw)
-        return cls(data[:max_bytes], reason, source, at, -1, len(data), hashlib.sha256(data).hexdigest())
-
-    @property
-    def truncated(self) -> bool:
-        return self.size > len(self.raw)
-
-
-#: the longest reason / source kept in a dead letter (characters)
-DEAD_LETTER_MAX_TEXT = 4096
-
-
-def bounded_dead_letter(d: DeadLetter, max_bytes: int = DEAD_LETTER_MAX_BYTES) -> DeadLetter:
-    """``d`` as a backend stores it: size and SHA-256 of the whole input filled in when
-    unknown, raw bytes cut to ``max_bytes`` and reason/source to
-    :data:`DEAD_LETTER_MAX_TEXT` characters, so that storing a dead letter never fails
-    because of its size."""
-    raw = bytes(d.raw)
-    size, digest = d.size, d.sha256
-    if size < 0:
-        size = len(raw)  # raw is whole when its size is unknown (DeadLetter.of fills both in)
-    if not digest and size == len(raw):
-        import hashlib
-
-        digest = hashlib.sha256(raw).hexdigest()
-    reason, source = d.reason, d.source
-    if len(reason) > DEAD_LETTER_MAX_TEXT:
-        reason = reason[:DEAD_LETTER_MAX_TEXT - 14] + " [… truncated]"
-    if len(source) > DEAD_LETTER_MAX_TEXT:
-        source = source[:DEAD_LETTER_MAX_TEXT]
-    return DeadLetter(raw[:max_bytes], reason, source, d.at, d.offset, size, digest)
 
 
 @runtime_checkable

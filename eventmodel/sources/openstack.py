@@ -45,7 +45,7 @@ import msgspec
 
 from eventmodel.errors import SourceError
 from eventmodel import events as ev
-from eventmodel.clock import floor_second, parse_time
+from eventmodel.sources.nova import values as nova_values
 
 #: Nova's power_state codes (nova/compute/power_state.py) by the names notifications use
 POWER_STATES = {0: "pending", 1: "running", 3: "paused", 4: "shutdown", 6: "crashed", 7: "suspended"}
@@ -66,34 +66,6 @@ OTHER = "other"
 
 class CloudApiError(SourceError, RuntimeError):
     """An API answered with an error, or with something that is not what it documents."""
-
-
-def _version(*stamps: Any) -> int:
-    """The first source time given (``updated_at``, then ``created_at``), floored to
-    the second; the lowest version when there is none. Never a clock of ours."""
-    for stamp in stamps:
-        if stamp:
-            return floor_second(parse_time(str(stamp)))
-    return ev.LOWEST_VERSION
-
-
-def _str_dict(value: Any) -> dict[str, str]:
-    """A JSON object of strings as a dict of strings (the decoded dict itself when it
-    already is one: it belongs to nobody else). Null is empty, a null value ``''`` and
-    a number or boolean its text, as the notifications' normalizer reads them; anything
-    else raises TypeError (the record is not as documented)."""
-    if value is None:
-        return {}
-    if type(value) is not dict:
-        raise TypeError(f"an object of strings was expected, got {type(value).__name__}")
-    if all(type(v) is str for v in value.values()):
-        return value
-    out = {}
-    for k, v in value.items():
-        if v is not None and not isinstance(v, (str, int, float, bool)):
-            raise TypeError(f"the value of {k!r} is {type(v).__name__}, not a string")
-        out[str(k)] = "" if v is None else str(v)
-    return out
 
 
 class FlavorRecord(msgspec.Struct, frozen=True):
@@ -190,17 +162,14 @@ class ServerConverter:
             return ev.PartialInstance(s.id, s.status or "UNKNOWN", s.tenant_id or "")
         intern = sys.intern
         created, updated = s.created, s.updated
-        created_us = parse_time(created) if created else None
-        # _version(updated, created), reusing the created time parsed for created_at
-        if updated and updated != created:
-            version = floor_second(parse_time(updated))
-        else:
-            version = floor_second(created_us) if created_us is not None else ev.LOWEST_VERSION
+        created_us = nova_values.time_of(created, "created")
+        # updated_at else created_at (Nova's value rule), the created time parsed once
+        updated_us = created_us if updated == created else nova_values.time_of(updated, "updated")
         power = s.power_state
         host, node = s.host, s.node
         return ev.Instance(
             uuid=s.id,
-            version=version,
+            version=nova_values.version(updated_us, created_us),
             host=intern(host) if host else None,
             node=intern(node) if node else None,
             vm_state=intern(s.vm_state or "unknown"),
@@ -212,7 +181,7 @@ class ServerConverter:
             name=s.name or "",
             locked=bool(s.locked),
             locked_reason=s.locked_reason,
-            availability_zone=s.availability_zone,  # '' → None: Snapshotter
+            availability_zone=nova_values.zone(s.availability_zone),
             metadata=s.metadata or {},
             created_at=created_us,
         )
@@ -233,11 +202,11 @@ def service_from_api(s: Mapping[str, Any]) -> ev.ComputeService:
     """A service of ``GET /os-services``."""
     return ev.ComputeService(
         host=str(s["host"]), binary=str(s.get("binary") or "nova-compute"),
-        version=_version(s.get("updated_at"), s.get("created_at")),
+        version=nova_values.version_of(s, nova_values.SERVICE_VERSION_FIELDS),
         disabled=s.get("status") == "disabled", disabled_reason=s.get("disabled_reason"),
         forced_down=bool(s.get("forced_down")), up=s.get("state") == "up",
         uuid=str(s["id"]) if s.get("id") is not None else None,
-        availability_zone=s.get("zone") or None,
+        availability_zone=nova_values.zone(s.get("zone")),
     )
 
 
@@ -247,8 +216,9 @@ def aggregate_from_api(a: Mapping[str, Any]) -> ev.Aggregate:
     return ev.Aggregate(
         uuid=str(a.get("uuid") or a["id"]), version=ev.LOWEST_VERSION,
         id=int(a["id"]) if a.get("id") is not None else None, name=str(a.get("name") or ""),
-        availability_zone=a.get("availability_zone") or None,
-        hosts=tuple(str(h) for h in a.get("hosts") or ()), metadata=_str_dict(a.get("metadata")),
+        availability_zone=nova_values.zone(a.get("availability_zone")),
+        hosts=tuple(str(h) for h in a.get("hosts") or ()),
+        metadata=nova_values.str_map(a.get("metadata"), "'metadata'"),
     )
 
 

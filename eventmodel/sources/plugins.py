@@ -11,7 +11,8 @@ The entry point names either an object or a zero-argument callable returning one
 
 - ``name``: str — shown in logs (the entry point's name is used when missing);
 - ``event_types``: list of payload classes — attrs classes with ``TYPE``, ``VERSION``,
-  ``KIND`` and ``EFFECT`` like those of :mod:`eventmodel.events`; they are registered
+  ``KIND`` and ``EFFECT`` (and ``ENTITY`` when the entity state is not in the attribute
+  named after the kind), the :class:`eventmodel.events.Payload` protocol; they are registered
   with the process's :class:`~eventmodel.codec.EventTypes`, so the codec encodes and
   decodes them and the log stores them like built-in events;
 - ``normalizers``: list of objects with ``accepts(message: dict) -> bool`` and

@@ -43,6 +43,7 @@ from eventmodel.errors import SourceError
 from eventmodel import events as ev
 from eventmodel.clock import now_us
 from eventmodel.log.base import EventLog, Position
+from eventmodel.sources.nova import values as nova_values
 
 _log = logging.getLogger(__name__)
 
@@ -145,11 +146,10 @@ def _pages(reader: CloudReader, limit: int) -> Iterator[list[ev.Instance | ev.Pa
 
 
 def _canonical(inst: ev.Instance) -> ev.Instance:
-    """One representation for what Nova means as one value: no zone is None, whether
-    the API said ``''`` or a notification said null."""
-    if inst.availability_zone == "":
-        return attrs.evolve(inst, availability_zone=None)
-    return inst
+    """One representation for what Nova means as one value, whichever reader read it
+    (:func:`eventmodel.sources.nova.values.zone`: no zone is None)."""
+    zone = nova_values.zone(inst.availability_zone)
+    return inst if zone is inst.availability_zone else attrs.evolve(inst, availability_zone=zone)
 
 
 def _request_counts(reader: object) -> dict[str, int]:

@@ -19,6 +19,7 @@ from eventmodel.clock import parse_time
 from eventmodel.sim.faults import Faults
 from eventmodel.sim.http_faults import HttpFault
 from eventmodel.sources.amqp.config import BridgeConfig, Target
+from eventmodel.sources.nova import check_service_down_time
 
 #: (what is provoked, how, the class expected, the built-in base callers relied on)
 CASES: list[tuple[str, Callable[[Path], object], type[Exception], type[Exception]]] = [
@@ -32,6 +33,10 @@ CASES: list[tuple[str, Callable[[Path], object], type[Exception], type[Exception
      RuntimeError),
     ("a missing log file", lambda t: eventmodel.open_log(f"sqlite:///{t}/none.db", create=False),
      eventmodel.LogError, RuntimeError),
+    ("a malformed position", lambda t: eventmodel.Position.parse("0:1,x"), eventmodel.ConfigError, ValueError),
+    ("a position of missing partitions", lambda t: eventmodel.Position.parse("1:5"), eventmodel.ConfigError,
+     ValueError),
+    ("a service_down_time of zero", lambda t: check_service_down_time(0), eventmodel.ConfigError, ValueError),
     ("a malformed time", lambda t: parse_time("yesterday"), eventmodel.ConfigError, ValueError),
     ("a bad AMQP target", lambda t: Target.parse("nova"), eventmodel.ConfigError, ValueError),
     ("a bridge without targets", lambda t: BridgeConfig(targets=()), eventmodel.ConfigError,
