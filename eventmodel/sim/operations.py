@@ -11,16 +11,11 @@ weighted (0 by default: see :data:`DEFAULT_WEIGHTS`).
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Mapping
+from typing import Any
 
-from eventmodel.events import Aggregate, Flavor, Instance
-from eventmodel.sim.emitter import Emitter
+from eventmodel.events import Aggregate, Instance
 from eventmodel.sim.explicit import METADATA_STATES, OP_KINDS, ExplicitOperations, OpRecord, cumulative, pick
-from eventmodel.sim.faults import Faults
-from eventmodel.sim.timing import PhaseClock
-from eventmodel.sim.truth import GroundTruth
-from eventmodel.sim.world import People
 
 __all__ = ["DEFAULT_WEIGHTS", "OP_KINDS", "OpRecord", "Operations", "operation_mix"]
 
@@ -79,22 +74,9 @@ def operation_mix(weights: Mapping[str, float] | None) -> dict[str, float]:
 class Operations(ExplicitOperations):
     """The explicit operations, and ``step()``: random ones drawn from ``weights``."""
 
-    def __init__(
-        self,
-        truth: GroundTruth,
-        clock: PhaseClock,
-        emit: Emitter,
-        people: People,
-        *,
-        flavors: tuple[Flavor, ...],
-        flavor_weights: tuple[float, ...],
-        weights: dict[str, float],
-        quirks: random.Random,
-        faults: Faults,
-        counters: dict[str, int],
-    ) -> None:
-        super().__init__(truth, clock, emit, people, flavors=flavors, flavor_weights=flavor_weights,
-                         quirks=quirks, faults=faults, counters=counters)
+    def __init__(self, *args: Any, weights: dict[str, float], **kwargs: Any) -> None:
+        """As :class:`ExplicitOperations`, and ``weights``: the mix (see :func:`operation_mix`)."""
+        super().__init__(*args, **kwargs)
         self.weights = weights
         self.kinds = [k for k, v in weights.items() if v > 0]
         self.kind_cum = cumulative([weights[k] for k in self.kinds])
