@@ -29,7 +29,7 @@ import attrs
 
 from eventmodel.clock import now_us
 from eventmodel.errors import SimError
-from eventmodel.log import EventLog
+from eventmodel.log import EventLog, Position
 from eventmodel.demo.feeds import DirectFeed, Feed, live_events
 from eventmodel.demo.report import DemoReport, SyncRound
 from eventmodel.demo.watch import DemoWatch
@@ -42,6 +42,7 @@ from eventmodel.sources.sync import Snapshotter, SyncResult
 from projections.model import ClusterModel
 from projections.projection import Follower, Projection, catch_up
 from projections.replay import start
+from projections.state import SnapshotResult
 
 #: seconds to wait for the bridge to acknowledge, and for the projection to reach the log's end
 DRAIN_S, CATCH_UP_S = 60, 120
@@ -76,7 +77,23 @@ class DemoConfig:
 
 
 class DemoRun:
-    """One demo run on ``log``; :meth:`run` performs its steps and returns the report."""
+    """One demo run on ``log``; :meth:`run` performs its steps and returns the report.
+
+    What the steps find is kept on the run until :meth:`report` gathers it."""
+
+    srv: SimServer
+    syncer: Snapshotter
+    #: operations of the timed run and its seconds (:meth:`operate`)
+    ops: int
+    streamed_s: float
+    #: differences from the truth before the final sync and after it (:meth:`run`)
+    wrong_before: tuple[str, ...]
+    wrong_between: tuple[str, ...]
+    #: what the busy final sync corrected (:meth:`after_busy_sync`)
+    busy_drift: SnapshotResult | None
+    #: the log's end once the quiescent sync ended, and the model there
+    end: Position
+    model: ClusterModel
 
     def __init__(self, config: DemoConfig, log: EventLog, watch: DemoWatch | None = None) -> None:
         self.config, self.log, self.watch = config, log, watch or DemoWatch()
@@ -218,7 +235,7 @@ class DemoRun:
         return deliver_late
 
     # -- checking --------------------------------------------------------------
-    def caught_up(self, end: object) -> ClusterModel:
+    def caught_up(self, end: Position) -> ClusterModel:
         """The projection's model once it covers ``end``."""
         return self.projection.wait_for(lambda m: m.position.covers(end), timeout=CATCH_UP_S)
 
