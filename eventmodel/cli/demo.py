@@ -1,8 +1,8 @@
 """``eventmodel demo``: simulated cloud → Nova notifications → normalizer → log → projection.
 
 This module parses the options and prints; the run itself is
-:class:`eventmodel.demo.DemoRun` (what it does, in order, is told there), which
-returns a :class:`eventmodel.demo.DemoReport` printed here as the summary table.
+:class:`eventmodel.demo.run.DemoRun` (what it does, in order, is told there), which
+returns a :class:`eventmodel.demo.report.DemoReport` printed here as the summary table.
 
 The cloud is as unkind as Nova by default (``Faults.nova_like()``): each rate can be
 set, and ``--kind-cloud`` turns every fault and quirk off. A second run in the same
