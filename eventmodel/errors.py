@@ -32,7 +32,8 @@ callers relied on before (second parent), so ``except ValueError`` still works.
     │   └── TokenError (ValueError)
     ├── SimError                                 the simulated cloud
     │   ├── SimApiError                          an API error it answers with
-    │   └── OperationError (ValueError)          an operation the cloud refuses
+    │   ├── OperationError (ValueError)          an operation the cloud refuses
+    │   └── DemoFailed                           a step of the demo failed (API not served, a sync)
     └── RetryStopped                             a retry loop was told to stop
 
 The classes live next to the code that raises them; this module holds the root and the

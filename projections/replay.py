@@ -9,8 +9,8 @@ import attrs
 
 from eventmodel.log.base import EventLog, Position, Record
 from projections.checkpoint import Checkpointer
-from projections.model import ClusterModel
-from projections.projection import Projection, catch_up
+from projections.model import ClusterModel, Resources
+from projections.projection import Follower, Projection, catch_up
 from projections.state import ClusterState
 
 
@@ -76,6 +76,26 @@ def model_at(log: EventLog, *, to: Position | None = None, at: int | None = None
         raise ValueError(f"position {to} has {len(to.offsets)} partitions, the log has {log.partitions()}")
     until = to if to is not None else (log.position_at(at) if at is not None else None)
     return start(log, checkpointer, until=until, progress=progress, on_start=on_start).latest()
+
+
+def following(log: EventLog, checkpointer: Checkpointer, every: int) -> tuple[Projection, Follower]:
+    """A projection started from the newest valid checkpoint (the log's tail replayed) and
+    a follower, not started yet, that keeps it at the log's end and writes a checkpoint
+    every ``every`` records (and on stop)."""
+    projection = start(log, checkpointer)
+    follower = Follower(log, projection, checkpointer=checkpointer, checkpoint_every=every)
+    follower.checkpointed = checkpointer.loaded_position
+    return projection, follower
+
+
+def fullest_nodes(model: ClusterModel, n: int) -> list[tuple[str, Resources, Resources]]:
+    """The ``n`` compute nodes whose vCPUs are the most used (a share of their capacity),
+    fullest first: ``(node, used, capacity)``."""
+    rows = []
+    for name in model.compute_nodes():
+        used, cap = model.node_used(name), model.node_capacity(name)
+        rows.append((used.vcpus / cap.vcpus if cap.vcpus else 0, name, used, cap))
+    return [(name, used, cap) for _, name, used, cap in sorted(rows, reverse=True)[:n]]
 
 
 def history(log: EventLog, key: str) -> Iterator[Record]:

@@ -7,13 +7,16 @@ import collections
 import json
 import os
 import sys
-from typing import Optional
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from eventmodel.cli.common import fail, log_option, open_or_fail, require_extra
 from eventmodel.cli.metrics_options import metrics_host_option, metrics_port_option, serve_or_fail
 from eventmodel.clock import format_time
+from eventmodel.codec import EventTypes
+from eventmodel.log import EventLog
 from eventmodel.sources.amqp import (
     DEFAULT_AMQP_URL,
     DEFAULT_QUEUE,
@@ -22,6 +25,9 @@ from eventmodel.sources.amqp import (
     BridgeConfigError,
     BridgeStats,
 )
+
+if TYPE_CHECKING:
+    from eventmodel.sources.amqp.bridge import Normalizer
 
 
 def _open_writer(url: str | None, types=None):  # noqa: ANN001, ANN202
@@ -87,10 +93,7 @@ def bridge(
     it serves Prometheus metrics at http://HOST:PORT/metrics.
     """
     require_extra("amqp", "kombu", what="eventmodel bridge")
-    from eventmodel.codec import EventTypes
-    from eventmodel.metrics import new_registry
-    from eventmodel.sources.amqp import default_normalizer, run_forever
-    from eventmodel.sources.amqp.metrics import BridgeMetrics
+    from eventmodel.urls import redact
 
     try:
         config = BridgeConfig(
@@ -103,28 +106,54 @@ def bridge(
     except ValueError as exc:
         raise fail(str(exc)) from None
     types = EventTypes.builtin()
+    normalizer = _normalizer(types, service_down_time)
+    event_log = _open_writer(log, types)
+    _say(f"bridge: {', '.join(str(t) for t in config.targets)} "
+         f"({'/'.join(config.priorities)}) on {redact(amqp)} -> queue {queue} -> {log}")
+    final = _run(event_log, config, normalizer, _stats_printer(json_stats), metrics_port, metrics_host)
+    typer.echo(f"bridge stopped: {final.summary()}")
+    if final.in_flight:
+        # the log is stalled inside an append we must not wait for (closing the log would
+        # wait for it too): leave now; the batch is unacknowledged, RabbitMQ redelivers it
+        _say("bridge stopped with an append still in flight (the log is stalled); exiting without waiting for it")
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def _say(line: str) -> None:
+    typer.echo(line)
+    sys.stdout.flush()
+
+
+def _normalizer(types: EventTypes, service_down_time: int) -> Normalizer:
+    from eventmodel.sources.amqp import default_normalizer
+
     try:
-        normalizer = default_normalizer(types, service_down_time=service_down_time)
+        return default_normalizer(types, service_down_time=service_down_time)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    event_log = _open_writer(log, types)
 
+
+def _stats_printer(as_json: bool) -> Callable[..., None]:
+    """Prints a stats line (or a JSON object) for the bridge's ``on_stats``."""
     def show(stats: BridgeStats, label: str = "bridge") -> None:
-        if json_stats:
+        if as_json:
             d = stats.as_dict()
             d["at"] = format_time(stats.started_at)
-            typer.echo(json.dumps({"label": label, **d}))
+            _say(json.dumps({"label": label, **d}))
         else:
-            typer.echo(f"{label}: {stats.line()}")
-        sys.stdout.flush()
+            _say(f"{label}: {stats.line()}")
+    return show
 
-    from eventmodel.urls import redact
 
-    typer.echo(
-        f"bridge: {', '.join(str(t) for t in config.targets)} "
-        f"({'/'.join(config.priorities)}) on {redact(amqp)} -> queue {queue} -> {log}"
-    )
-    sys.stdout.flush()
+def _run(event_log: EventLog, config: BridgeConfig, normalizer: Normalizer, show: Callable[..., None],
+         metrics_port: int | None, metrics_host: str) -> BridgeStats:
+    """Run the bridge until a signal stops it, serving its metrics; its final stats. The
+    log is closed unless an append is still in flight (closing would wait for it)."""
+    from eventmodel.metrics import new_registry
+    from eventmodel.sources.amqp import run_forever
+    from eventmodel.sources.amqp.metrics import BridgeMetrics
+
     registry = new_registry()
     metrics = BridgeMetrics(registry)
     final: BridgeStats | None = None
@@ -137,20 +166,7 @@ def bridge(
     finally:
         if final is None or not final.in_flight:
             event_log.close()
-    typer.echo(
-        f"bridge stopped: {final.acked} messages stored and acknowledged "
-        f"({final.event_messages} with events, {final.events} events, {final.irrelevant} irrelevant, "
-        f"{final.dead} dead letters) in {final.batches} batches; {final.reconnects} reconnects"
-        + (f"; {final.abandoned} left unacknowledged for redelivery" if final.abandoned else "")
-        + (f"; {final.rejected} records refused by the log (dead-lettered)" if final.rejected else "")
-    )
-    if final.in_flight:
-        # the log is stalled inside an append we must not wait for (closing the log would
-        # wait for it too): leave now; the batch is unacknowledged, RabbitMQ redelivers it
-        typer.echo("bridge stopped with an append still in flight (the log is stalled); exiting without waiting for it")
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+    return final
 
 
 def _preview(raw: bytes, width: int) -> str:

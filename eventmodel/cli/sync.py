@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -20,7 +22,7 @@ from eventmodel.cli.metrics_options import (
     serve_or_fail,
 )
 from eventmodel.clock import format_time, now_us
-from eventmodel.sources.sync import PeriodicSync, Snapshotter, SyncResult
+from eventmodel.sources.sync import CloudReader, PeriodicSync, Snapshotter, SyncResult
 
 _log = logging.getLogger("eventmodel.sync")
 
@@ -78,114 +80,156 @@ def _write_pid(pid_file: Path) -> None:
     os.replace(tmp, pid_file)
 
 
-def register(app: typer.Typer) -> None:
-    @app.command()
-    def sync(
-        log: str = log_option(),
-        cloud: str | None = typer.Option(None, "--cloud", envvar="OS_CLOUD",
-                                         help="Cloud name in clouds.yaml (else OS_* variables)."),
-        period: float = typer.Option(3600.0, "--period", min=1.0, help="Seconds between full syncs."),
-        jitter: float = typer.Option(0.1, "--jitter", min=0.0, max=0.9,
-                                     help="Spread of the period, as a fraction (0.1: ±10 %)."),
-        once: bool = typer.Option(False, "--once", help="Run one sync and exit (1 if it failed)."),
-        now: bool = typer.Option(False, "--now",
-                                 help="Ask the running syncer of --pid-file for a sync now, and exit."),
-        pid_file: Path | None = typer.Option(None, "--pid-file",
-                                             help="The periodic syncer writes its pid here; --now reads it."),
-        page_size: int = typer.Option(1000, "--page-size", min=1, help="Servers and hypervisors per API page."),
-        inventory_workers: int = typer.Option(8, "--inventory-workers", min=1, max=64,
-                                              help="Placement inventory requests in flight at once."),
-        timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds to wait for one API answer."),
-        connect_retries: int = typer.Option(1, "--connect-retries", min=0, max=10,
-                                            help="Times a request whose connection failed or timed out is sent "
-                                                 "again (error answers are not)."),
-        metrics_port: int | None = metrics_port_option(),
-        metrics_host: str = metrics_host_option(),
-    ) -> None:
-        """Full syncs from the cloud's APIs into the log: once, or at start-up and then every --period seconds.
+def sync(
+    log: str = log_option(),
+    cloud: str | None = typer.Option(None, "--cloud", envvar="OS_CLOUD",
+                                     help="Cloud name in clouds.yaml (else OS_* variables)."),
+    period: float = typer.Option(3600.0, "--period", min=1.0, help="Seconds between full syncs."),
+    jitter: float = typer.Option(0.1, "--jitter", min=0.0, max=0.9,
+                                 help="Spread of the period, as a fraction (0.1: ±10 %)."),
+    once: bool = typer.Option(False, "--once", help="Run one sync and exit (1 if it failed)."),
+    now: bool = typer.Option(False, "--now",
+                             help="Ask the running syncer of --pid-file for a sync now, and exit."),
+    pid_file: Path | None = typer.Option(None, "--pid-file",
+                                         help="The periodic syncer writes its pid here; --now reads it."),
+    page_size: int = typer.Option(1000, "--page-size", min=1, help="Servers and hypervisors per API page."),
+    inventory_workers: int = typer.Option(8, "--inventory-workers", min=1, max=64,
+                                          help="Placement inventory requests in flight at once."),
+    timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds to wait for one API answer."),
+    connect_retries: int = typer.Option(1, "--connect-retries", min=0, max=10,
+                                        help="Times a request whose connection failed or timed out is sent "
+                                             "again (error answers are not)."),
+    metrics_port: int | None = metrics_port_option(),
+    metrics_host: str = metrics_host_option(),
+) -> None:
+    """Full syncs from the cloud's APIs into the log: once, or at start-up and then every --period seconds.
 
-        Reads compute services, hypervisors with their Placement inventories, host aggregates and every server.
+    Reads compute services, hypervisors with their Placement inventories, host aggregates and every server.
 
-        A sync on demand: SIGUSR1 to the syncer, or `eventmodel sync --now --pid-file F`.
-        A request during a sync runs one more right after it.
+    A sync on demand: SIGUSR1 to the syncer, or `eventmodel sync --now --pid-file F`.
+    A request during a sync runs one more right after it.
 
-        SIGTERM stops between two pages: that sync is aborted and the model stays as it was.
+    SIGTERM stops between two pages: that sync is aborted and the model stays as it was.
 
-        Each sync prints its report: wall time, records by kind, requests by service.
-        """
-        if now:
-            if pid_file is None:
-                raise fail("--now needs --pid-file: the file the running syncer wrote its pid to")
-            pid = _read_pid(pid_file)
-            os.kill(pid, signal.SIGUSR1)
-            console.print(f"sync requested from syncer process {pid}")
-            return
-        require_extra("openstack", "openstack", what="eventmodel sync")
-        from eventmodel.sources.openstack import OpenStackReader
+    Each sync prints its report: wall time, records by kind, requests by service.
+    """
+    if now:
+        _request_now(pid_file)
+        return
+    require_extra("openstack", "openstack", what="eventmodel sync")
+    lg = open_or_fail(log, create=True)
+    snap = Snapshotter(_reader(cloud, timeout, inventory_workers, connect_retries, page_size), lg,
+                       source="sync", page_size=page_size)
+    if once:
+        _once(snap)
+    from eventmodel.metrics import new_registry
 
-        lg = open_or_fail(log, create=True)
-        try:
-            reader = OpenStackReader.connect(cloud, timeout=timeout, inventory_workers=inventory_workers,
-                                             connect_retries=connect_retries)
-        except Exception as exc:  # noqa: BLE001 - openstacksdk raises many kinds
-            raise fail(f"cannot configure the OpenStack connection: {exc}") from None
-        reader.page_size = page_size
-        snap = Snapshotter(reader, lg, source="sync", page_size=page_size)
-        if once:
-            with progress("syncing", None) as advance:
-                result = snap.run_once(progress=advance)
-            console.print(_table(result))
-            _log_report(result)
-            raise typer.Exit(0 if result.ok else 1)
+    registry = new_registry()
+    printer = _Printer(registry)
+    psync = PeriodicSync(snap, period, jitter=jitter, on_result=printer.result, on_start=printer.started,
+                         progress=printer.progress)
+    stop = _on_signals(psync)  # before the pid file tells anyone this process is there
+    with serve_or_fail(registry, metrics_port, metrics_host), _pid_file(pid_file):
+        console.print(f"syncing {lg.url} at start-up and every {period:g}s ±{jitter:.0%} "
+                      f"(pid {os.getpid()}; SIGUSR1 syncs now)", highlight=False, soft_wrap=True)
+        _run_until_stopped(psync, stop)
+    console.print(f"stopped after {sum(psync.runs.values())} syncs "
+                  f"({psync.runs['ok']} completed, {psync.runs['failed']} failed)")
 
-        from eventmodel.metrics import new_registry
+
+def _request_now(pid_file: Path | None) -> None:
+    """``--now``: signal the running syncer of ``pid_file``."""
+    if pid_file is None:
+        raise fail("--now needs --pid-file: the file the running syncer wrote its pid to")
+    pid = _read_pid(pid_file)
+    os.kill(pid, signal.SIGUSR1)
+    console.print(f"sync requested from syncer process {pid}")
+
+
+def _reader(cloud: str | None, timeout: float, inventory_workers: int, connect_retries: int,
+            page_size: int) -> CloudReader:
+    """The cloud's APIs through openstacksdk; a clear error when they cannot be configured."""
+    from eventmodel.sources.openstack import OpenStackReader
+
+    try:
+        reader = OpenStackReader.connect(cloud, timeout=timeout, inventory_workers=inventory_workers,
+                                         connect_retries=connect_retries)
+    except Exception as exc:  # noqa: BLE001 - openstacksdk raises many kinds
+        raise fail(f"cannot configure the OpenStack connection: {exc}") from None
+    reader.page_size = page_size
+    return reader
+
+
+def _once(snap: Snapshotter) -> None:
+    """``--once``: one sync, its table and report; exits 0, or 1 when it failed."""
+    with progress("syncing", None) as advance:
+        result = snap.run_once(progress=advance)
+    console.print(_table(result))
+    _log_report(result)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+class _Printer:
+    """What the periodic syncer prints (and counts in its metrics) as syncs start, progress and end."""
+
+    def __init__(self, registry: object) -> None:
         from eventmodel.sources.sync_metrics import SyncMetrics
 
-        registry = new_registry()
-        metrics = SyncMetrics(registry)
+        self.metrics = SyncMetrics(registry)
+        self.appended = 0  # records of the sync running
+        self.printed = 0.0  # when progress was last printed
 
-        def on_result(result: SyncResult) -> None:
-            metrics.record(result)
-            _line(result)
-            _log_report(result)
+    def started(self) -> None:
+        self.appended, self.printed = 0, time.monotonic()
+        console.print(f"{_stamp()} sync started", highlight=False, soft_wrap=True)
 
-        appended = [0, 0.0]  # records this sync, when progress was last printed
+    def progress(self, n: int) -> None:
+        self.appended += n
+        if time.monotonic() - self.printed >= 10:  # a line every 10 s of a long sync
+            self.printed = time.monotonic()
+            console.print(f"{_stamp()}   … {self.appended:,} records so far", highlight=False, soft_wrap=True)
 
-        def on_start() -> None:
-            appended[:] = [0, time.monotonic()]
-            console.print(f"{_stamp()} sync started", highlight=False, soft_wrap=True)
+    def result(self, result: SyncResult) -> None:
+        self.metrics.record(result)
+        _line(result)
+        _log_report(result)
 
-        def on_progress(n: int) -> None:
-            appended[0] += n
-            if time.monotonic() - appended[1] >= 10:  # a line every 10 s of a long sync
-                appended[1] = time.monotonic()
-                console.print(f"{_stamp()}   … {appended[0]:,} records so far",
-                              highlight=False, soft_wrap=True)
 
-        stop = threading.Event()
-        psync = PeriodicSync(snap, period, jitter=jitter, on_result=on_result, on_start=on_start,
-                             progress=on_progress)
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        signal.signal(signal.SIGUSR1, lambda *_: psync.trigger())
-        with serve_or_fail(registry, metrics_port, metrics_host):
-            if pid_file is not None:
-                _write_pid(pid_file)
-            try:
-                console.print(f"syncing {lg.url} at start-up and every {period:g}s ±{jitter:.0%} "
-                              f"(pid {os.getpid()}; SIGUSR1 syncs now)", highlight=False, soft_wrap=True)
-                psync.start()
-                while not stop.wait(1.0):
-                    if not psync.alive:  # cannot happen short of a bug: say so, do not hang
-                        raise fail("the sync thread ended unexpectedly")
-                console.print("stopping: the sync running, if any, is aborted at its next page")
-                psync.stop()
-            finally:
-                if pid_file is not None:
-                    try:
-                        if pid_file.read_text().strip() == str(os.getpid()):
-                            pid_file.unlink()
-                    except OSError:
-                        pass
-        console.print(f"stopped after {sum(psync.runs.values())} syncs "
-                      f"({psync.runs['ok']} completed, {psync.runs['failed']} failed)")
+@contextlib.contextmanager
+def _pid_file(pid_file: Path | None) -> Iterator[None]:
+    """This process's pid in ``pid_file`` while the block runs (removed after, if still ours)."""
+    if pid_file is None:
+        yield
+        return
+    _write_pid(pid_file)
+    try:
+        yield
+    finally:
+        try:
+            if pid_file.read_text().strip() == str(os.getpid()):
+                pid_file.unlink()
+        except OSError:
+            pass
+
+
+def _on_signals(psync: PeriodicSync) -> threading.Event:
+    """SIGTERM and SIGINT set the event returned; SIGUSR1 asks ``psync`` for a sync now."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGUSR1, lambda *_: psync.trigger())
+    return stop
+
+
+def _run_until_stopped(psync: PeriodicSync, stop: threading.Event) -> None:
+    """Run the periodic syncer until ``stop`` is set."""
+    psync.start()
+    while not stop.wait(1.0):
+        if not psync.alive:  # cannot happen short of a bug: say so, do not hang
+            raise fail("the sync thread ended unexpectedly")
+    console.print("stopping: the sync running, if any, is aborted at its next page")
+    psync.stop()
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(sync)

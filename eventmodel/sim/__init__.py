@@ -6,8 +6,10 @@ Module map (the ground truth is the one thing the parts share):
   aggregates and zones), :class:`Truth` (a frozen copy) and :func:`diff_truth`;
 - :mod:`~eventmodel.sim.world` — the cloud before the log starts: people, flavors,
   hosts, aggregates, the instances already placed;
-- :mod:`~eventmodel.sim.operations` — operations as changes of the truth (explicit and
-  the random mix of ``step()``), their history;
+- :mod:`~eventmodel.sim.explicit` — the explicit operations as changes of the truth
+  and their notifications, their history;
+- :mod:`~eventmodel.sim.operations` — the random operation mix of ``step()``, drawn over
+  the explicit operations;
 - :mod:`~eventmodel.sim.timing` — simulated time: operation phases, the hosts' clocks;
 - :mod:`~eventmodel.sim.notifications` — Nova's versioned payloads and the wire format
   (the one place that builds them);
@@ -21,7 +23,7 @@ Module map (the ground truth is the one thing the parts share):
 from eventmodel.events import PartialInstance
 from eventmodel.sim.cloud import DEFAULT_FLAVORS, DEFAULT_WEIGHTS, SimCloud
 from eventmodel.sim.faults import Delivery, Faults
-from eventmodel.sim.operations import OpRecord
+from eventmodel.sim.explicit import OpRecord
 from eventmodel.sim.truth import (
     DEFAULT_ZONE,
     HostSpec,

@@ -5,7 +5,8 @@
 one ``nova-compute`` service each) in zone and non-zone aggregates, and instances
 placed on them within Placement capacity (:mod:`~eventmodel.sim.world` builds it).
 ``step()`` performs random operations from a weighted mix
-(:mod:`~eventmodel.sim.operations`: boot, delete, live and cold migration, resize with
+(:mod:`~eventmodel.sim.operations` over the explicit ones of
+:mod:`~eventmodel.sim.explicit`: boot, delete, live and cold migration, resize with
 confirm or revert, power/pause/suspend/shelve and back, lock, server metadata, service
 disable/enable/forced down, aggregates) and returns what Nova would have put on the
 bus (:mod:`~eventmodel.sim.emitter`, :mod:`~eventmodel.sim.notifications`), after the
@@ -59,13 +60,8 @@ from eventmodel.sim.emitter import CONTROLLERS, Emitter
 from eventmodel.sim.faults import NOTIFICATION_COUNTERS, Faults
 from eventmodel.sim.listing import Listing
 from eventmodel.sim.notifications import InstanceExtras
-from eventmodel.sim.operations import (
-    DEFAULT_WEIGHTS,
-    OP_KINDS,
-    Operations,
-    OpRecord,
-    operation_mix,
-)
+from eventmodel.sim.explicit import OP_KINDS, OpRecord
+from eventmodel.sim.operations import DEFAULT_WEIGHTS, Operations, operation_mix
 from eventmodel.sim.timing import PhaseClock
 from eventmodel.sim.truth import (
     GroundTruth,

@@ -290,170 +290,11 @@ class Snapshotter:
 
         ``progress`` is called with the number of records of each batch appended;
         ``cancel``, once set, aborts the sync at the next page or batch."""
-        sid = str(uuid.uuid4())
-        source = f"{self.source}:{sid}"
-        t0 = time.monotonic()
-        requests0 = _request_counts(self.reader)
-        started = self.clock()
-        counts = {kind: 0 for kind in (ev.SERVICE, ev.NODE, ev.AGGREGATE, ev.INSTANCE) if kind in self.scope}
-        seq = 0
-        pages = 0
+        return _SyncRun(self, progress, cancel).run()
 
-        def env(payload: object, at: int) -> ev.Envelope:
-            nonlocal seq
-            seq += 1
-            return ev.envelope(payload, source=source, message_id=str(seq), occurred_at=at, recorded_at=now_us())
-
-        follow = _FollowUps()
-
-        def result(completed: int, error: str | None = None) -> SyncResult:
-            after = _request_counts(self.reader)
-            used = {k: v - requests0.get(k, 0) for k, v in after.items() if v - requests0.get(k, 0)}
-            return SyncResult(sid, counts, started, completed, error=error, requests=used,
-                              wall_s=time.monotonic() - t0, pages=pages, rounds=follow.rounds,
-                              rechecked=follow.rechecked, unsettled=follow.unsettled,
-                              follow_up_error=follow.error)
-
-        try:
-            # the log's end before the marker: orders this sync's window among others'
-            window = self.log.end()
-            after = window.offsets
-            self.log.append([env(ev.SnapshotStarted(sid, self.scope, self.log.partitions(), after=after),
-                                 started)])
-        except Exception as exc:  # noqa: BLE001 - the log is down: the marker may be partial
-            reason = f"cannot append to {self.log.url}: {type(exc).__name__}: {exc}"
-            _log.error("full sync %s not started: %s", sid, reason)
-            self._abort(env, sid, started, f"not started: {reason}", None)
-            return result(self.clock(), reason)
-        pending: list[ev.Envelope] = []
-
-        def flush() -> None:
-            if pending:
-                self.log.append(pending)
-                if progress:
-                    progress(len(pending))
-                pending.clear()
-            if cancel is not None and cancel.is_set():
-                raise SyncStopped(STOPPED)
-
-        def emit(kind: str, items: Iterable[object]) -> None:
-            for payload in items:
-                pending.append(env(payload, self.clock()))
-                counts[kind] += 1
-                if len(pending) >= self.batch:
-                    flush()
-
-        nodes: _Background | None = None
-        try:
-            start_sync = getattr(self.reader, "start_sync", None)
-            if start_sync is not None:
-                start_sync()
-            emit(ev.SERVICE, (ev.ComputeServiceObserved(sid, s) for s in self.reader.list_services()))
-            flush()
-            if getattr(self.reader, "concurrent_listings", False):
-                # the nodes (one inventory request each) are read while the servers are
-                nodes = _Background(self.reader.list_nodes, "eventmodel-sync-nodes")
-            else:
-                emit(ev.NODE, (ev.ComputeNodeObserved(sid, n) for n in self.reader.list_nodes()))
-                flush()
-            if ev.AGGREGATE in self.scope:
-                emit(ev.AGGREGATE, (ev.AggregateObserved(sid, a)
-                                    for a in self.reader.list_aggregates()))  # type: ignore[attr-defined]
-                flush()
-            for page in _pages(self.reader, self.page_size):
-                pages += 1
-                partial = sum(1 for i in page if isinstance(i, ev.PartialInstance))
-                if partial:
-                    counts["partial"] = counts.get("partial", 0) + partial
-                emit(ev.INSTANCE, (ev.InstanceSeen(sid, i.uuid, i.status) if isinstance(i, ev.PartialInstance)
-                                   else ev.InstanceObserved(sid, _canonical(i)) for i in page))
-                if nodes is not None:
-                    emit(ev.NODE, (ev.ComputeNodeObserved(sid, n) for n in nodes.ready()))
-                if cancel is not None and cancel.is_set():
-                    flush()
-            if nodes is not None:
-                emit(ev.NODE, (ev.ComputeNodeObserved(sid, n) for n in nodes.rest()))
-            flush()
-        except Exception as exc:  # noqa: BLE001 - an unreachable API must not crash the syncer
-            if nodes is not None:
-                nodes.stop()
-            reason = STOPPED if isinstance(exc, SyncStopped) else f"{type(exc).__name__}: {exc}"
-            _log.error("full sync %s failed, the model is left as it was: %s", sid, reason)
-            self._abort(env, sid, started, reason, after)
-            return result(self.clock(), reason)
-        completed = self.clock()
-        try:
-            self.log.append([env(ev.SnapshotCompleted(sid, dict(counts), started, after=after), completed)])
-        except Exception as exc:  # noqa: BLE001 - the marker may be partial: close the rest
-            reason = f"cannot append to {self.log.url}: {type(exc).__name__}: {exc}"
-            _log.error("full sync %s not completed: %s", sid, reason)
-            # Partitions the completed marker reached are reconciled; the others are
-            # closed by this abort, and the fold reports the sync as partial.
-            self._abort(env, sid, started, f"completed marker not stored everywhere: {reason}", after)
-            return result(self.clock(), reason)
-        if self.max_rounds:
-            self._follow_up(sid, env, window, follow, cancel)
-        done = result(completed)
-        _log.info("%s", done.summary())
-        return done
-
-    # -- follow-up rounds ----------------------------------------------------
-    def _follow_up(self, sid: str, env: Callable[[object, int], ev.Envelope], window: Position,
-                   follow: _FollowUps, cancel: threading.Event | None) -> None:
-        """Re-read, by key, what live records touched since ``window``, round after
-        round, until a scan finds none. Rounds stop early when a scan finds no fewer keys
-        than the one before, more than :data:`BUSY_KEYS` (operations are running: their
-        records are news, not a backlog), after ``max_rounds``, or above ``max_rereads``
-        keys. Never raises: a
-        failure is reported in the result."""
-        kinds = tuple(k for k in (ev.INSTANCE, ev.SERVICE, ev.AGGREGATE) if k in self.scope)
-        if ev.INSTANCE in kinds and getattr(self.reader, "get_server", None) is None:
-            kinds = tuple(k for k in kinds if k != ev.INSTANCE)
-        contested: set[tuple[str, str]] = set()
-        before: int | None = None
-        try:
-            while True:
-                end = self.log.end()
-                contested = touched_keys(self.log, window, end, kinds)
-                if not contested or (cancel is not None and cancel.is_set()):
-                    break
-                if follow.rounds >= self.max_rounds or (
-                        before is not None and before > BUSY_KEYS and len(contested) >= before):
-                    # Operations are running: each round finds as many as the last; their
-                    # live records are the news, and the next sync settles what is left.
-                    break
-                if len(contested) > self.max_rereads:
-                    break
-                before, window = len(contested), end
-                self._round(f"{sid}.{follow.rounds + 1}", sid, env, sorted(contested), follow)
-                contested = set()
-        except Exception as exc:  # noqa: BLE001 - the sync itself completed
-            follow.error = f"{type(exc).__name__}: {exc}"
-            _log.error("follow-up of full sync %s failed: %s", sid, follow.error)
-        follow.unsettled = len(contested)
-        if contested:
-            _log.info("full sync %s: %d key(s) touched by live records while it read are left to the next "
-                      "sync (%d follow-up round(s); operations were running)", sid, len(contested), follow.rounds)
-
-    def _round(self, fsid: str, sid: str, env: Callable[[object, int], ev.Envelope],
-               keys: list[tuple[str, str]], follow: _FollowUps) -> None:
-        """One follow-up round: a window of its own, the keys re-read, closed."""
-        t = self.clock()
-        after = self.log.end().offsets
-        self.log.append([env(ev.SnapshotStarted(fsid, (), self.log.partitions(), after=after, follows=sid), t)])
-        follow.rounds += 1
-        try:
-            records = list(self._reread(fsid, keys))
-            for k in range(0, len(records), self.batch):
-                self.log.append([env(p, self.clock()) for p in records[k: k + self.batch]])
-            follow.rechecked += len(keys)
-        except Exception as exc:
-            self._abort(env, fsid, t, f"follow-up read failed: {type(exc).__name__}: {exc}", after)
-            raise
-        self.log.append([env(ev.SnapshotCompleted(fsid, {"rechecked": len(keys)}, t, after=after), self.clock())])
-
-    def _reread(self, fsid: str, keys: list[tuple[str, str]]) -> Iterator[object]:
-        """The current state of each key, or ``entity.absent``."""
+    def reread(self, fsid: str, keys: list[tuple[str, str]]) -> Iterator[object]:
+        """The current state of each ``(kind, key)``, or ``entity.absent``, as records of
+        the follow-up round ``fsid``."""
         by_kind: dict[str, list[str]] = {}
         for kind, key in keys:
             by_kind.setdefault(kind, []).append(key)
@@ -467,31 +308,266 @@ class Snapshotter:
             for key in by_kind[ev.AGGREGATE]:
                 a = aggregates.get(key)
                 yield ev.AggregateObserved(fsid, a) if a is not None else ev.EntityAbsent(fsid, ev.AGGREGATE, key)
-        uuids = by_kind.get(ev.INSTANCE, [])
-        if uuids:
-            get = self.reader.get_server  # type: ignore[attr-defined]
-            with ThreadPoolExecutor(max_workers=max(1, min(self.reread_workers, len(uuids))),
-                                    thread_name_prefix="eventmodel-reread") as pool:
-                for u, inst in zip(uuids, pool.map(get, uuids), strict=True):
-                    if inst is None:
-                        yield ev.EntityAbsent(fsid, ev.INSTANCE, u)
-                    elif isinstance(inst, ev.PartialInstance):
-                        yield ev.InstanceSeen(fsid, inst.uuid, inst.status)
-                    else:
-                        yield ev.InstanceObserved(fsid, _canonical(inst))
+        yield from self._reread_servers(fsid, by_kind.get(ev.INSTANCE, []))
 
-    def _abort(self, env: Callable[[object, int], ev.Envelope], sid: str, started: int, reason: str,
-               after: tuple[int, ...] | None) -> None:
-        """Append ``snapshot.aborted`` (to every partition); tried a few times, because a
-        marker that reached only some partitions leaves the others' windows open until
-        the next completed sync supersedes them."""
-        marker = env(ev.SnapshotAborted(sid, reason[:1000], started, after=after), self.clock())
+    def _reread_servers(self, fsid: str, uuids: list[str]) -> Iterator[object]:
+        """Each server by id, a few requests in flight at once."""
+        if not uuids:
+            return
+        get = self.reader.get_server  # type: ignore[attr-defined]
+        with ThreadPoolExecutor(max_workers=max(1, min(self.reread_workers, len(uuids))),
+                                thread_name_prefix="eventmodel-reread") as pool:
+            for u, inst in zip(uuids, pool.map(get, uuids), strict=True):
+                if inst is None:
+                    yield ev.EntityAbsent(fsid, ev.INSTANCE, u)
+                elif isinstance(inst, ev.PartialInstance):
+                    yield ev.InstanceSeen(fsid, inst.uuid, inst.status)
+                else:
+                    yield ev.InstanceObserved(fsid, _canonical(inst))
+
+
+class _SyncRun:
+    """One full sync of a :class:`Snapshotter`, step by step:
+
+    :meth:`start` appends ``snapshot.started`` after noting the log's end (the sync's
+    window); :meth:`list` appends one observed record per entity the APIs list, in
+    batches; :meth:`complete` appends ``snapshot.completed``; :meth:`follow_up` then
+    re-reads what live records touched in the window (:meth:`readback` finds them), one
+    :meth:`round` at a time. A step that fails appends ``snapshot.aborted``
+    (:meth:`abort`); :meth:`run` chains the steps and :meth:`result` reports."""
+
+    def __init__(self, snap: Snapshotter, progress: Callable[[int], None] | None = None,
+                 cancel: threading.Event | None = None) -> None:
+        self.snap, self.log, self.reader = snap, snap.log, snap.reader
+        self.progress, self.cancel = progress, cancel
+        self.sid = str(uuid.uuid4())
+        self.source = f"{snap.source}:{self.sid}"
+        self.t0 = time.monotonic()
+        self.requests0 = _request_counts(snap.reader)
+        self.started = snap.clock()
+        self.counts = {kind: 0 for kind in (ev.SERVICE, ev.NODE, ev.AGGREGATE, ev.INSTANCE) if kind in snap.scope}
+        self.seq = 0
+        self.pages = 0
+        self.pending: list[ev.Envelope] = []
+        self.follow = _FollowUps()
+        #: the log's end before the started marker (None until :meth:`start` read it)
+        self.window: Position | None = None
+        #: when the listing ended (set by :meth:`complete`)
+        self.completed = 0
+
+    @property
+    def after(self) -> tuple[int, ...] | None:
+        return None if self.window is None else self.window.offsets
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
+
+    def run(self) -> SyncResult:
+        """Every step in order; the result of the first that failed, or of all."""
+        reason = self.start() or self.list() or self.complete()
+        if reason is not None:
+            return self.result(self.snap.clock(), reason)
+        if self.snap.max_rounds:
+            self.follow_up()
+        done = self.result(self.completed)
+        _log.info("%s", done.summary())
+        return done
+
+    # -- the steps -------------------------------------------------------------
+    def start(self) -> str | None:
+        """Append ``snapshot.started`` to every partition; why not, or None."""
+        try:
+            # the log's end before the marker: orders this sync's window among others'
+            self.window = self.log.end()
+            self.log.append([self.envelope(ev.SnapshotStarted(self.sid, self.snap.scope, self.log.partitions(),
+                                                              after=self.after), self.started)])
+        except Exception as exc:  # noqa: BLE001 - the log is down: the marker may be partial
+            reason = f"cannot append to {self.log.url}: {type(exc).__name__}: {exc}"
+            _log.error("full sync %s not started: %s", self.sid, reason)
+            self.window = None
+            self.abort(self.sid, self.started, f"not started: {reason}")
+            return reason
+        return None
+
+    def list(self) -> str | None:
+        """Append what the APIs list (services, nodes, aggregates, servers); why the
+        listing failed (then the sync is aborted), or None."""
+        nodes: _Background | None = None
+        try:
+            start_sync = getattr(self.reader, "start_sync", None)
+            if start_sync is not None:
+                start_sync()
+            self.emit(ev.SERVICE, (ev.ComputeServiceObserved(self.sid, s) for s in self.reader.list_services()))
+            self.flush()
+            nodes = self.list_nodes()
+            if ev.AGGREGATE in self.snap.scope:
+                self.emit(ev.AGGREGATE, (ev.AggregateObserved(self.sid, a)
+                                         for a in self.reader.list_aggregates()))  # type: ignore[attr-defined]
+                self.flush()
+            self.list_servers(nodes)
+        except Exception as exc:  # noqa: BLE001 - an unreachable API must not crash the syncer
+            if nodes is not None:
+                nodes.stop()
+            reason = STOPPED if isinstance(exc, SyncStopped) else f"{type(exc).__name__}: {exc}"
+            _log.error("full sync %s failed, the model is left as it was: %s", self.sid, reason)
+            self.abort(self.sid, self.started, reason)
+            return reason
+        return None
+
+    def list_nodes(self) -> _Background | None:
+        """The nodes now, or (a reader that allows it) on a thread while the servers are listed."""
+        if getattr(self.reader, "concurrent_listings", False):
+            # the nodes (one inventory request each) are read while the servers are
+            return _Background(self.reader.list_nodes, "eventmodel-sync-nodes")
+        self.emit(ev.NODE, (ev.ComputeNodeObserved(self.sid, n) for n in self.reader.list_nodes()))
+        self.flush()
+        return None
+
+    def list_servers(self, nodes: _Background | None) -> None:
+        """Every page of servers (and the nodes read meanwhile), then the rest of the nodes."""
+        for page in _pages(self.reader, self.snap.page_size):
+            self.pages += 1
+            partial = sum(1 for i in page if isinstance(i, ev.PartialInstance))
+            if partial:
+                self.counts["partial"] = self.counts.get("partial", 0) + partial
+            self.emit(ev.INSTANCE, (ev.InstanceSeen(self.sid, i.uuid, i.status)
+                                    if isinstance(i, ev.PartialInstance)
+                                    else ev.InstanceObserved(self.sid, _canonical(i)) for i in page))
+            if nodes is not None:
+                self.emit(ev.NODE, (ev.ComputeNodeObserved(self.sid, n) for n in nodes.ready()))
+            if self.cancelled:
+                self.flush()
+        if nodes is not None:
+            self.emit(ev.NODE, (ev.ComputeNodeObserved(self.sid, n) for n in nodes.rest()))
+        self.flush()
+
+    def complete(self) -> str | None:
+        """Append ``snapshot.completed`` with the counts; why not (then the partitions
+        it missed are closed by an abort), or None."""
+        self.completed = self.snap.clock()
+        try:
+            self.log.append([self.envelope(ev.SnapshotCompleted(self.sid, dict(self.counts), self.started,
+                                                                after=self.after), self.completed)])
+        except Exception as exc:  # noqa: BLE001 - the marker may be partial: close the rest
+            reason = f"cannot append to {self.log.url}: {type(exc).__name__}: {exc}"
+            _log.error("full sync %s not completed: %s", self.sid, reason)
+            # Partitions the completed marker reached are reconciled; the others are
+            # closed by this abort, and the fold reports the sync as partial.
+            self.abort(self.sid, self.started, f"completed marker not stored everywhere: {reason}")
+            return reason
+        return None
+
+    def readback(self, start: Position, end: Position) -> set[tuple[str, str]]:
+        """``(kind, key)`` a live record touched from ``start`` to ``end``, of the kinds
+        a follow-up round can re-read."""
+        kinds = tuple(k for k in (ev.INSTANCE, ev.SERVICE, ev.AGGREGATE) if k in self.snap.scope)
+        if ev.INSTANCE in kinds and getattr(self.reader, "get_server", None) is None:
+            kinds = tuple(k for k in kinds if k != ev.INSTANCE)
+        return touched_keys(self.log, start, end, kinds)
+
+    def follow_up(self) -> None:
+        """Re-read, by key, what live records touched since the window, round after
+        round, until a scan finds none. Rounds stop early when a scan finds no fewer keys
+        than the one before, more than :data:`BUSY_KEYS` (operations are running: their
+        records are news, not a backlog), after ``max_rounds``, or above ``max_rereads``
+        keys. Never raises: a failure is reported in the result."""
+        assert self.window is not None, "follow_up after start"
+        window, before = self.window, None
+        contested: set[tuple[str, str]] = set()
+        try:
+            while True:
+                end = self.log.end()
+                contested = self.readback(window, end)
+                if not contested or self.cancelled or self._settle_later(before, len(contested)):
+                    break
+                before, window = len(contested), end
+                self.round(sorted(contested))
+                contested = set()
+        except Exception as exc:  # noqa: BLE001 - the sync itself completed
+            self.follow.error = f"{type(exc).__name__}: {exc}"
+            _log.error("follow-up of full sync %s failed: %s", self.sid, self.follow.error)
+        self.follow.unsettled = len(contested)
+        if contested:
+            _log.info("full sync %s: %d key(s) touched by live records while it read are left to the next "
+                      "sync (%d follow-up round(s); operations were running)", self.sid, len(contested),
+                      self.follow.rounds)
+
+    def _settle_later(self, before: int | None, now: int) -> bool:
+        """Whether ``now`` contested keys (``before`` in the last scan) are left to the next sync."""
+        if self.follow.rounds >= self.snap.max_rounds or now > self.snap.max_rereads:
+            return True
+        # Operations are running: each round finds as many as the last; their live
+        # records are the news, and the next sync settles what is left.
+        return before is not None and before > BUSY_KEYS and now >= before
+
+    def round(self, keys: list[tuple[str, str]]) -> None:
+        """One follow-up round: a window of its own, the keys re-read, closed."""
+        fsid = f"{self.sid}.{self.follow.rounds + 1}"
+        t = self.snap.clock()
+        after = self.log.end().offsets
+        self.log.append([self.envelope(ev.SnapshotStarted(fsid, (), self.log.partitions(), after=after,
+                                                          follows=self.sid), t)])
+        self.follow.rounds += 1
+        try:
+            records = list(self.snap.reread(fsid, keys))
+            for k in range(0, len(records), self.snap.batch):
+                self.log.append([self.envelope(p, self.snap.clock()) for p in records[k: k + self.snap.batch]])
+            self.follow.rechecked += len(keys)
+        except Exception as exc:
+            self.abort(fsid, t, f"follow-up read failed: {type(exc).__name__}: {exc}", after)
+            raise
+        self.log.append([self.envelope(ev.SnapshotCompleted(fsid, {"rechecked": len(keys)}, t, after=after),
+                                       self.snap.clock())])
+
+    # -- records ---------------------------------------------------------------
+    def envelope(self, payload: object, at: int) -> ev.Envelope:
+        """``payload`` as this sync's next record (its message id counts up from 1)."""
+        self.seq += 1
+        return ev.envelope(payload, source=self.source, message_id=str(self.seq), occurred_at=at,
+                           recorded_at=now_us())
+
+    def emit(self, kind: str, items: Iterable[object]) -> None:
+        """Queue a record per item, counted under ``kind``; append every full batch."""
+        for payload in items:
+            self.pending.append(self.envelope(payload, self.snap.clock()))
+            self.counts[kind] += 1
+            if len(self.pending) >= self.snap.batch:
+                self.flush()
+
+    def flush(self) -> None:
+        """Append what is queued; raise :class:`SyncStopped` once cancelled."""
+        if self.pending:
+            self.log.append(self.pending)
+            if self.progress:
+                self.progress(len(self.pending))
+            self.pending.clear()
+        if self.cancelled:
+            raise SyncStopped(STOPPED)
+
+    def abort(self, sid: str, started: int, reason: str, after: tuple[int, ...] | None = None) -> None:
+        """Append ``snapshot.aborted`` for ``sid`` (to every partition; its window the
+        sync's unless ``after`` is given); tried a few times, because a marker that
+        reached only some partitions leaves the others' windows open until the next
+        completed sync supersedes them."""
+        marker = self.envelope(ev.SnapshotAborted(sid, reason[:1000], started,
+                                                    after=self.after if after is None else after),
+                               self.snap.clock())
         for attempt in range(3):
             try:
                 self.log.append([marker])
                 return
             except Exception as exc:  # noqa: BLE001 - the next completed sync supersedes it
                 _log.error("could not record the abort of sync %s (try %d): %s", sid, attempt + 1, exc)
+
+    def result(self, completed: int, error: str | None = None) -> SyncResult:
+        """The report: counts, the requests sent since the start, rounds."""
+        after = _request_counts(self.reader)
+        used = {k: v - self.requests0.get(k, 0) for k, v in after.items() if v - self.requests0.get(k, 0)}
+        return SyncResult(self.sid, self.counts, self.started, completed, error=error, requests=used,
+                          wall_s=time.monotonic() - self.t0, pages=self.pages, rounds=self.follow.rounds,
+                          rechecked=self.follow.rechecked, unsettled=self.follow.unsettled,
+                          follow_up_error=self.follow.error)
 
 
 class PeriodicSync:

@@ -52,5 +52,15 @@ class BridgeStats:
             text += f" last_error={self.last_error!r}"
         return text
 
+    def summary(self) -> str:
+        """What the bridge did, in one sentence, for when it stopped."""
+        return (
+            f"{self.acked} messages stored and acknowledged "
+            f"({self.event_messages} with events, {self.events} events, {self.irrelevant} irrelevant, "
+            f"{self.dead} dead letters) in {self.batches} batches; {self.reconnects} reconnects"
+            + (f"; {self.abandoned} left unacknowledged for redelivery" if self.abandoned else "")
+            + (f"; {self.rejected} records refused by the log (dead-lettered)" if self.rejected else "")
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
