@@ -23,6 +23,12 @@ from eventmodel.events import (
     InstanceStateChanged, InstanceUpdated, PartialInstance, SnapshotAborted, SnapshotCompleted, SnapshotStarted,
     envelope, event_id,
 )
+from eventmodel.events import (
+    BAREMETAL_KINDS, BAREMETAL_NODE, COMPUTE_KINDS, POOL, STORAGE_KINDS, STORAGE_NODE, VOLUME, VOLUME_TYPE,
+    BaremetalNode, BaremetalNodeChanged, BaremetalNodeDeleted, BaremetalNodeObserved, PoolChanged, PoolObserved,
+    StorageNode, StorageNodeObserved, StoragePool, Volume, VolumeAttachment, VolumeChanged, VolumeDeleted,
+    VolumeObserved, VolumeType, VolumeTypeObserved,
+)
 from eventmodel.log import (
     BroadcastIncomplete, DeadLetter, EventLog, LogError, LogUrlError, PartitionsChanged, Position, PositionNotCovered,
     Record, RecordsRejected, open_log,
@@ -57,6 +63,11 @@ __all__ = [
     "ComputeServiceChanged", "ComputeServiceDeleted", "ComputeServiceObserved", "AggregateChanged",
     "AggregateDeleted", "AggregateObserved", "SnapshotStarted", "SnapshotCompleted", "SnapshotAborted",
     "EntityAbsent", "AuditRead",
+    # block storage (Cinder) and bare metal (Ironic)
+    "COMPUTE_KINDS", "STORAGE_KINDS", "BAREMETAL_KINDS", "STORAGE_NODE", "POOL", "VOLUME", "VOLUME_TYPE",
+    "BAREMETAL_NODE", "StorageNode", "StoragePool", "Volume", "VolumeAttachment", "VolumeType", "BaremetalNode",
+    "VolumeChanged", "VolumeDeleted", "VolumeObserved", "PoolChanged", "PoolObserved", "StorageNodeObserved",
+    "VolumeTypeObserved", "BaremetalNodeChanged", "BaremetalNodeDeleted", "BaremetalNodeObserved",
     # sources: normalizers, plugins, the full sync
     "NovaNormalizer", "MessageNormalizer", "Outcome", "CompositeNormalizer", "Plugin", "PluginNormalizer",
     "load_plugins", "Snapshotter", "SyncResult", "PeriodicSync", "CloudReader",

@@ -157,6 +157,143 @@ class PartialInstance:
         return self.uuid
 
 
+# -- block storage (Cinder) and bare metal (Ironic) -----------------------------
+
+
+@attrs.frozen(slots=True)
+class StorageNode:
+    """A cinder-volume service: one backend of a storage host (``host@backend``).
+
+    Cinder sends no notification about its services: only a full sync reads them, and
+    their version is the lowest (log order decides)."""
+
+    host: str  # host@backend
+    version: int = 0
+    zone: str | None = None
+    disabled: bool = False
+    disabled_reason: str | None = None
+    up: bool = True
+
+    @property
+    def key(self) -> str:
+        return self.host
+
+    @property
+    def backend(self) -> str:
+        """The part after ``@``: what a volume type's ``volume_backend_name`` names."""
+        return self.host.partition("@")[2]
+
+
+@attrs.frozen(slots=True)
+class StoragePool:
+    """A pool of a storage backend (``host@backend#pool``) and its capacity in GB.
+
+    ``version`` is the time the backend reported these figures (Cinder's ``reported_at``
+    in ``capacity.pool``, the pool's ``timestamp`` in the scheduler's listing), else the
+    lowest. A capacity the backend reports as ``infinite`` or ``unknown`` is None with
+    its word in ``unbounded``."""
+
+    name: str
+    version: int = 0
+    total_capacity_gb: float | None = None
+    free_capacity_gb: float | None = None
+    provisioned_capacity_gb: float | None = None
+    allocated_capacity_gb: float | None = None
+    virtual_free_gb: float | None = None
+    #: how many volumes the backend says the pool holds (only some drivers report it)
+    total_volumes: int | None = None
+    #: ``infinite`` or ``unknown`` when the backend reported no number for its capacity
+    unbounded: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+    @property
+    def node(self) -> str:
+        """The storage node (``host@backend``) the pool belongs to."""
+        return self.name.partition("#")[0]
+
+
+@attrs.frozen(slots=True)
+class VolumeType:
+    """A Cinder volume type: its name and the backend it selects (``volume_backend_name``)."""
+
+    id: str
+    version: int = 0
+    name: str = ""
+    backend_name: str | None = None
+    is_public: bool = True
+    extra_specs: dict[str, str] = attrs.field(factory=dict, hash=False)
+
+    @property
+    def key(self) -> str:
+        return self.id
+
+
+@attrs.frozen(slots=True)
+class VolumeAttachment:
+    """A volume attached to a server (only attachments Cinder counts as attached)."""
+
+    server_id: str
+    attachment_id: str
+
+
+@attrs.frozen(slots=True)
+class Volume:
+    """A Cinder volume as the source last described it.
+
+    ``host`` is its pool (``host@backend#pool``), None while unscheduled. ``version``
+    is Cinder's ``updated_at``, else ``created_at``, else the lowest, in µs; Cinder's
+    volume notifications carry neither, so their records have the lowest version and
+    log order decides among them (ADR 0018)."""
+
+    uuid: str
+    version: int
+    host: str | None
+    size_gb: int
+    status: str
+    name: str = ""
+    project_id: str = ""
+    user_id: str = ""
+    #: the type's id (notifications) and name (the API; the sync's type table maps ids)
+    volume_type_id: str | None = None
+    volume_type: str | None = None
+    availability_zone: str | None = None
+    attachments: tuple[VolumeAttachment, ...] = ()
+    multiattach: bool = False
+    bootable: bool = False
+    snapshot_id: str | None = None
+    metadata: dict[str, str] = attrs.field(factory=dict, hash=False)
+    created_at: int | None = None
+
+    @property
+    def key(self) -> str:
+        return self.uuid
+
+
+@attrs.frozen(slots=True)
+class BaremetalNode:
+    """An Ironic node. ``version`` is Ironic's ``updated_at`` (whole seconds), else its
+    ``created_at``, else the lowest. Nova's compute node of an Ironic node has the
+    node's uuid as its hypervisor hostname."""
+
+    uuid: str
+    version: int
+    name: str | None = None
+    power_state: str | None = None
+    provision_state: str | None = None
+    maintenance: bool = False
+    maintenance_reason: str | None = None
+    resource_class: str | None = None
+    instance_uuid: str | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict, hash=False)
+
+    @property
+    def key(self) -> str:
+        return self.uuid
+
+
 #: the version of a record whose source gave no time at all: every other version beats it
 LOWEST_VERSION = 0
 
@@ -174,7 +311,18 @@ INSTANCE = "instance"
 NODE = "node"
 SERVICE = "service"
 AGGREGATE = "aggregate"
-KINDS: tuple[str, ...] = (INSTANCE, NODE, SERVICE, AGGREGATE)
+STORAGE_NODE = "storage_node"
+POOL = "pool"
+VOLUME = "volume"
+VOLUME_TYPE = "volume_type"
+BAREMETAL_NODE = "baremetal_node"
+#: the kinds of Nova's model (a Nova full sync reconciles these)
+COMPUTE_KINDS: tuple[str, ...] = (INSTANCE, NODE, SERVICE, AGGREGATE)
+#: Cinder's (Watcher's storage model)
+STORAGE_KINDS: tuple[str, ...] = (STORAGE_NODE, POOL, VOLUME, VOLUME_TYPE)
+#: Ironic's (Watcher's baremetal model)
+BAREMETAL_KINDS: tuple[str, ...] = (BAREMETAL_NODE,)
+KINDS: tuple[str, ...] = COMPUTE_KINDS + STORAGE_KINDS + BAREMETAL_KINDS
 
 
 #: what a record does to the fold: replaces the entity (``upsert``), deletes it, is a
@@ -348,12 +496,82 @@ class AggregateObserved(_Payload, type="aggregate.observed", kind=AGGREGATE, eff
     aggregate: Aggregate
 
 
+# -- block storage (Cinder) --------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class VolumeChanged(_Payload, type="volume.changed", kind=VOLUME):
+    """A volume was created, adopted, updated, attached, detached, extended, retyped,
+    reverted or transferred (``change`` says which)."""
+
+    volume: Volume
+    change: str = "updated"
+
+
+@attrs.frozen(slots=True)
+class VolumeDeleted(_Payload, type="volume.deleted", kind=VOLUME, effect="delete"):
+    volume: Volume
+
+
+@attrs.frozen(slots=True)
+class VolumeObserved(_Payload, type="volume.observed", kind=VOLUME, effect="observe"):
+    snapshot_id: str
+    volume: Volume
+
+
+@attrs.frozen(slots=True)
+class PoolChanged(_Payload, type="pool.changed", kind=POOL):
+    """A backend reported a pool's capacity (Cinder's ``capacity.pool``)."""
+
+    pool: StoragePool
+
+
+@attrs.frozen(slots=True)
+class PoolObserved(_Payload, type="pool.observed", kind=POOL, effect="observe"):
+    snapshot_id: str
+    pool: StoragePool
+
+
+@attrs.frozen(slots=True)
+class StorageNodeObserved(_Payload, type="storage_node.observed", kind=STORAGE_NODE, effect="observe"):
+    snapshot_id: str
+    storage_node: StorageNode
+
+
+@attrs.frozen(slots=True)
+class VolumeTypeObserved(_Payload, type="volume_type.observed", kind=VOLUME_TYPE, effect="observe"):
+    snapshot_id: str
+    volume_type: VolumeType
+
+
+# -- bare metal (Ironic) -----------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class BaremetalNodeChanged(_Payload, type="baremetal_node.changed", kind=BAREMETAL_NODE):
+    """An Ironic node was created, updated, powered, provisioned or put in maintenance."""
+
+    baremetal_node: BaremetalNode
+    change: str = "updated"
+
+
+@attrs.frozen(slots=True)
+class BaremetalNodeDeleted(_Payload, type="baremetal_node.deleted", kind=BAREMETAL_NODE, effect="delete"):
+    baremetal_node: BaremetalNode
+
+
+@attrs.frozen(slots=True)
+class BaremetalNodeObserved(_Payload, type="baremetal_node.observed", kind=BAREMETAL_NODE, effect="observe"):
+    snapshot_id: str
+    baremetal_node: BaremetalNode
+
+
 @attrs.frozen(slots=True)
 class SnapshotStarted(_Payload, type="snapshot.started", effect="marker"):
     """Written to every partition before a full sync makes its first API call."""
 
     snapshot_id: str
-    scope: tuple[str, ...] = KINDS
+    scope: tuple[str, ...] = COMPUTE_KINDS
     partitions: int = 1  # how many partitions the marker was written to
     #: the log's end (next offset per partition) the syncer read just before appending
     #: this marker: orders syncs by their start on each partition, so that a copy of an
@@ -443,6 +661,16 @@ BUILTIN_PAYLOADS: tuple[type[_Payload], ...] = (
     AggregateChanged,
     AggregateDeleted,
     AggregateObserved,
+    VolumeChanged,
+    VolumeDeleted,
+    VolumeObserved,
+    PoolChanged,
+    PoolObserved,
+    StorageNodeObserved,
+    VolumeTypeObserved,
+    BaremetalNodeChanged,
+    BaremetalNodeDeleted,
+    BaremetalNodeObserved,
     SnapshotStarted,
     SnapshotCompleted,
     SnapshotAborted,

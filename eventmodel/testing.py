@@ -3,7 +3,7 @@ an in-memory partitioned log that needs no SQLite file or Kafka broker, a reader
 interleaving of its partitions, and record builders.
 
     log = MemLog(partitions=2)
-    log.append(envelopes_of([InstanceCreated(inst), SnapshotStarted("s1", KINDS)]))
+    log.append(envelopes_of([InstanceCreated(inst), SnapshotStarted("s1", COMPUTE_KINDS)]))
     state = fold(ClusterState.empty(2), interleave(log.parts, random.Random(0)))
 
 ``MemLog`` keys records like the Kafka backend (one key, one partition; snapshot markers

@@ -15,7 +15,8 @@ import immutables
 from eventmodel.errors import ModelError
 from eventmodel.clock import format_time
 from eventmodel.events import (
-    AGGREGATE, INSTANCE, NODE, SERVICE, Aggregate, ComputeNode, ComputeService, Instance, service_key,
+    AGGREGATE, BAREMETAL_NODE, INSTANCE, NODE, POOL, SERVICE, STORAGE_NODE, VOLUME, VOLUME_TYPE, Aggregate,
+    BaremetalNode, ComputeNode, ComputeService, Instance, Volume, service_key,
 )
 from eventmodel.records import Position
 from projections.state import EMPTY, ClusterState, SnapshotResult
@@ -134,6 +135,38 @@ class ClusterModel:
     def aggregates(self) -> immutables.Map:
         """uuid → Aggregate (host aggregates, with their zones and metadata)."""
         return self.state.table(AGGREGATE)
+
+    def storage_nodes(self) -> immutables.Map:
+        """``host@backend`` → StorageNode (Cinder's cinder-volume services)."""
+        return self.state.table(STORAGE_NODE)
+
+    def pools(self) -> immutables.Map:
+        """``host@backend#pool`` → StoragePool."""
+        return self.state.table(POOL)
+
+    def volumes(self) -> immutables.Map:
+        """uuid → Volume."""
+        return self.state.table(VOLUME)
+
+    def volume_types(self) -> immutables.Map:
+        """type id → VolumeType."""
+        return self.state.table(VOLUME_TYPE)
+
+    def baremetal_nodes(self) -> immutables.Map:
+        """uuid → BaremetalNode (Ironic)."""
+        return self.state.table(BAREMETAL_NODE)
+
+    def volume(self, uuid: str) -> Volume:
+        try:
+            return self.state.table(VOLUME)[uuid]
+        except KeyError:
+            raise UnknownEntity(f"no volume {uuid} at {self.describe()}") from None
+
+    def baremetal_node(self, uuid: str) -> BaremetalNode:
+        try:
+            return self.state.table(BAREMETAL_NODE)[uuid]
+        except KeyError:
+            raise UnknownEntity(f"no baremetal node {uuid} at {self.describe()}") from None
 
     def table(self, kind: str) -> immutables.Map:
         return self.state.table(kind)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import attrs
 import immutables
 
-from eventmodel.events import INSTANCE, KINDS
+from eventmodel.events import COMPUTE_KINDS, INSTANCE
 from eventmodel.records import Position
 
 EMPTY: immutables.Map = immutables.Map()
@@ -119,8 +119,8 @@ class ClusterState:
             superseded=(-1,) * partitions,
             last_started=(-1,) * partitions,
             horizons=(0,) * partitions,
-            tables=immutables.Map({k: EMPTY for k in KINDS}),
-            tombstones=immutables.Map({k: EMPTY for k in KINDS}),
+            tables=immutables.Map({k: EMPTY for k in COMPUTE_KINDS}),
+            tombstones=immutables.Map({k: EMPTY for k in COMPUTE_KINDS}),
         )
 
     def table(self, kind: str) -> immutables.Map:

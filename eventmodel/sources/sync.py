@@ -281,7 +281,7 @@ class Snapshotter:
         #: no follow-up (each key is one API request), the next sync settles them
         self.max_rereads = max_rereads
         #: the kinds a sync reconciles: aggregates only when the reader lists them
-        self.scope: tuple[str, ...] = ev.KINDS if hasattr(reader, "list_aggregates") else (
+        self.scope: tuple[str, ...] = ev.COMPUTE_KINDS if hasattr(reader, "list_aggregates") else (
             ev.INSTANCE, ev.NODE, ev.SERVICE)
 
     def run_once(self, progress: Callable[[int], None] | None = None,
