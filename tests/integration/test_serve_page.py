@@ -23,6 +23,19 @@ from tests.fixtures.serve import ServeProcess, fill_with_demo
 INSTALL = "apt-get install -y chromium chromium-driver"
 
 
+def _text(driver: object, element_id: str) -> str:
+    """The element's text, or "" while the page has not drawn it (or is redrawing it):
+    a condition to poll, never an exception before the deadline."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    try:
+        found = driver.find_elements(By.ID, element_id)  # type: ignore[attr-defined]
+        return found[0].text if found else ""
+    except StaleElementReferenceException:
+        return ""
+
+
 def browser_paths() -> tuple[str, str]:
     """chromium and chromedriver, or fail saying how to install them."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -86,7 +99,7 @@ def test_cluster_view_search_and_history(page_log: str, browser: object, tmp_pat
                    f"the cluster view to draw {nodes} nodes")
         assert find(By.ID, "node-count").text.startswith(f"{nodes} nodes")
         assert find(By.ID, "position").text == str(log.end())
-        wait_until(lambda: find(By.ID, "state").text == "ready", 30, "the page to say ready")
+        wait_until(lambda: _text(d, "state") == "ready", 30, "the page to say ready")
 
         # an instance with a history of several records, found by its name
         inst = max(model.instances().values(), key=lambda i: (len(list(history(log, i.uuid))), i.uuid))
@@ -96,7 +109,7 @@ def test_cluster_view_search_and_history(page_log: str, browser: object, tmp_pat
         hit = wait_until(lambda: [li for li in d.find_elements(By.CSS_SELECTOR, "#results li")  # type: ignore[attr-defined]
                                   if inst.uuid in li.text], 30, "the search to list the instance")
         hit[0].click()
-        wait_until(lambda: inst.name in find(By.ID, "instance-title").text, 30, "the instance's details")
+        wait_until(lambda: inst.name in _text(d, "instance-title"), 30, "the instance's details")
         events = wait_until(lambda: d.find_elements(By.CSS_SELECTOR, "#history-events li")  # type: ignore[attr-defined]
                             if len(d.find_elements(By.CSS_SELECTOR, "#history-events li")) == len(records)  # type: ignore[attr-defined]
                             else None, 30, f"a timeline of {len(records)} records")
@@ -109,7 +122,7 @@ def test_cluster_view_search_and_history(page_log: str, browser: object, tmp_pat
         node = inst.node or max(model.compute_nodes(), key=lambda n: (model.node_instance_count(n), n))
         box.clear()
         box.send_keys(node.split(".")[0], Keys.ENTER)
-        wait_until(lambda: node in find(By.ID, "details").text and d.find_elements(  # type: ignore[attr-defined]
+        wait_until(lambda: node in _text(d, "details") and d.find_elements(  # type: ignore[attr-defined]
             By.CSS_SELECTOR, "#node-instances li"), 30, "the node's details and instances")
         assert len(d.find_elements(By.CSS_SELECTOR, "#node-instances li")) == min(  # type: ignore[attr-defined]
             100, model.node_instance_count(node))
@@ -121,7 +134,7 @@ def test_cluster_view_search_and_history(page_log: str, browser: object, tmp_pat
                  for e in normalizer.normalize(raw, recorded_at=now_us()).events]
         log.append(fresh)
         end = str(log.end())
-        wait_until(lambda: find(By.ID, "position").text == end, 30, f"the page to show position {end}")
-        wait_until(lambda: f"at position {end}" in find(By.ID, "node-count").text, 30, "the cluster view to redraw")
+        wait_until(lambda: _text(d, "position") == end, 30, f"the page to show position {end}")
+        wait_until(lambda: f"at position {end}" in _text(d, "node-count"), 30, "the cluster view to redraw")
         severe = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]  # type: ignore[attr-defined]
         assert not severe, severe
