@@ -25,15 +25,16 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from eventmodel.errors import WatcherError
+from projections.watcher.convert import WatcherXmlError
 
 if TYPE_CHECKING:
     from projections.watcher.baremetal import BaremetalView
     from projections.watcher.storage import StorageView
 
 
-class StorageXmlError(WatcherError, ValueError):
-    """The file is not a Watcher storage or baremetal scenario this version can read."""
+#: the file is not a Watcher storage or baremetal scenario this version can read (the
+#: compute importer's error class: one class for every Watcher file refused)
+StorageXmlError = WatcherXmlError
 
 
 def storage_xml(view: StorageView) -> str:
