@@ -25,7 +25,6 @@ from typing import Any
 warnings.filterwarnings("ignore")
 
 SCENARIO = Path(__file__).resolve().parents[1] / "data" / "watcher-scenarios" / "storage_scenario_1.xml"
-GB = 1
 T0 = 1_700_000_000_000_000
 PROJECTS = ("6f1e2a3b4c5d4e6f8a9b0c1d2e3f4a5b", "0a1b2c3d4e5f40718293a4b5c6d7e8f9")
 STATES = ("active", "stopped", "paused", "active", "error", "stopped", "active")

@@ -401,3 +401,63 @@ def test_storage_and_baremetal_land_on_a_compute_model() -> None:
     imported = storage_xml_to_model((SCENARIOS / "storage_scenario_1.xml").read_bytes(), compute)
     assert len(imported.instances()) == 10 and len(imported.volumes()) == 9
     assert storage_index(imported, "given").volumes[-1] == "4d1c952d-95d0-4aac-82aa-c3cb509af9f3"
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 10_000), st.integers(0, 20), st.booleans())
+def test_xml_export_import_round_trip(seed: int, volumes: int, unbounded: bool) -> None:
+    """Import of the export is the same model as Watcher shows it (byte-identical export),
+    for any cluster, unusable capacities included (shown, and so re-imported, as 0)."""
+    model = storage_cluster(seed, volumes=volumes, unbounded=unbounded)
+    text = StorageView(model).to_xml()
+    assert to_storage_model_root(model).to_xml() == text
+    again = StorageView(storage_xml_to_model(text)).to_xml()
+    assert again == text
+
+
+def test_a_shuffled_root_converts_in_its_own_order() -> None:
+    """A StorageModelRoot filled in another order converts to a model whose view lists and
+    maps as that root does (order="given")."""
+    import random
+
+    model = storage_cluster(3)
+    view = StorageView(model)
+    nodes, pools, vols, _ = view.layout()
+    rng = random.Random(4)
+    rng.shuffle(vols)
+    rng.shuffle(pools)
+    shuffled = attrs.evolve(model, given_storage_order=(tuple(nodes), tuple(pools), tuple(vols), (), ()))
+    root = to_storage_model_root(shuffled, order="given")
+    assert list(root.get_all_volumes()) == vols != list(view.get_all_volumes())
+    back = from_storage_model_root(root)
+    assert _shape(StorageView(back)) == _shape(root)
+
+
+def pre_execute(view: StorageView) -> str:
+    """Named as zone_migration's method that logs the model at DEBUG."""
+    return view.to_string()
+
+
+LOG = logging.getLogger("tests.watcher_storage.pre_execute")
+
+
+def test_to_string_is_not_built_for_a_debug_line_nobody_reads() -> None:
+    view = StorageView(storage_cluster(0))
+    LOG.setLevel(logging.INFO)
+    assert "not rendered" in pre_execute(view)
+    LOG.setLevel(logging.DEBUG)
+    assert pre_execute(view) == view.to_xml()
+    assert view.to_string() == view.to_xml()
+
+
+def test_ironic_nodes_link_to_novas_compute_nodes_by_uuid() -> None:
+    from eventmodel.events import ComputeNode
+    from projections.export import from_entities
+    from projections.watcher.baremetal import ironic_compute_nodes
+
+    bare = baremetal_cluster(3)
+    uuids = sorted(bare.baremetal_nodes())
+    nodes = [ComputeNode(name=uuids[0], version=1, host="ironic-conductor", hypervisor_type="ironic"),
+             ComputeNode(name="kvm-1", version=1, host="kvm-1")]
+    model = baremetal_cluster(3, base=from_entities([], nodes, []))
+    assert ironic_compute_nodes(model) == {uuids[0]: uuids[0]}
