@@ -98,7 +98,9 @@ class BaremetalView:
     def _element(self, uuid: str) -> Any:
         el = self._els.get(uuid)
         if el is None:
-            el = self._els[uuid] = self._E.IronicNode(**ironic_node_values(self.model.baremetal_nodes()[uuid]))
+            from projections.watcher.storage_elements import build
+
+            el = self._els[uuid] = build(self._E.IronicNode, ironic_node_values(self.model.baremetal_nodes()[uuid]))
         return el
 
     def assert_node(self, obj: Any) -> None:

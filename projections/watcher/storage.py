@@ -4,7 +4,8 @@
 ``storage_capacity_balance``), its storage audit scope and its planners make on the
 storage model (``get_all_volumes``, ``get_node_by_name``, ``get_pool_volumes``,
 ``remove_volume``, ``to_string``, ``stale``, ...) with Watcher's own ``StorageNode``,
-``Pool`` and ``Volume`` element classes, built only when asked for. Creating a view is
+``Pool`` and ``Volume`` element classes, built only when asked for (cheaply:
+:mod:`projections.watcher.storage_elements`). Creating a view is
 O(1); the pool → volumes and node → pools index is built once per model version
 (:func:`storage_index`, shareable between the views of one snapshot) and every call
 after that costs what it returns. Changes (the audit scope's exclusions, what-ifs)
@@ -190,12 +191,14 @@ def volume_values(vol: ModelVolume, names: Mapping[str, str]) -> dict[str, Any]:
 
 
 def volume_element(element: Any, values: dict[str, Any]) -> Any:
-    """Watcher's ``Volume`` holding ``values``; an unknown project is ``""``, set past the
-    field's coercion (Watcher's UUID field refuses ``""``, and its storage audit scope reads
-    every volume's ``project_id``)."""
+    """Watcher's ``Volume`` holding ``values``; an unknown project is ``""``
+    (:mod:`projections.watcher.storage_elements`: Watcher's UUID field refuses ``""``, and
+    its storage audit scope reads every volume's ``project_id``)."""
     if "project_id" in values:
         return element.Volume(**values)
-    el = element.Volume(**values)
+    from projections.watcher.storage_elements import Volume
+
+    el = Volume(**values)
     el._obj_project_id = ""
     return el
 
@@ -399,12 +402,15 @@ class StorageView:
         el = self._els.get(key)
         if el is None:
             ix = self.index
+            from projections.watcher import storage_elements as se
+
             if kind == NODE:
-                el = self._E.StorageNode(**storage_node_values(self.model.storage_nodes()[key], ix.by_backend))
+                el = se.build(self._E.StorageNode, storage_node_values(self.model.storage_nodes()[key], ix.by_backend))
             elif kind == POOL:
-                el = self._E.Pool(**pool_values(self.model.pools()[key])[0])
+                el = se.build(self._E.Pool, pool_values(self.model.pools()[key])[0])
             else:
-                el = volume_element(self._E, volume_values(self.model.volumes()[key], ix.type_names))
+                values = volume_values(self.model.volumes()[key], ix.type_names)
+                el = se.build(self._E.Volume, values) if "project_id" in values else se.Volume.of(values)
             self._els[key] = el
         return el
 

@@ -76,7 +76,13 @@ def test_view_reads_as_the_storage_model_root_of_the_same_model(seed: int) -> No
     # elements are Watcher's classes and compare equal to Watcher's
     for k, v in root.get_all_volumes().items():
         mine = view.get_volume_by_uuid(k)
-        assert type(mine) is element.Volume and mine == v
+        assert isinstance(mine, element.Volume) and type(mine).__name__ == "Volume" and mine == v
+    for k, n in root.get_all_storage_nodes().items():
+        assert view.get_node_by_name(k) == n and type(view.get_node_by_name(k)) is element.StorageNode
+    for n in root.get_all_storage_nodes().values():
+        for p in root.get_node_pools(n):
+            assert view.get_pool_by_pool_name(p.name) == p
+            assert type(view.get_pool_by_pool_name(p.name)) is element.Pool
     assert len(view.get_all_volumes()) == len(model.volumes())
 
 
@@ -353,6 +359,7 @@ def test_baremetal_view_reads_as_the_baremetal_model_root() -> None:
         [(k, _fields(n)) for k, n in root.get_all_ironic_nodes().items()]
     for u, n in model.baremetal_nodes().items():
         el = view.get_node_by_uuid(u)
+        assert el == root.get_node_by_uuid(u) and type(el) is element.IronicNode
         assert el.maintenance_reason == (n.maintenance_reason or "")  # None is "" (Watcher refuses None)
         assert el.extra == n.extra  # verbatim, nested values too
         assert el.maintenance is n.maintenance
@@ -461,3 +468,16 @@ def test_ironic_nodes_link_to_novas_compute_nodes_by_uuid() -> None:
              ComputeNode(name="kvm-1", version=1, host="kvm-1")]
     model = baremetal_cluster(3, base=from_entities([], nodes, []))
     assert ironic_compute_nodes(model) == {uuids[0]: uuids[0]}
+
+
+def test_views_and_roots_deep_copy_with_unknown_projects() -> None:
+    """Watcher deep-copies models (its collectors, strategies' tests): a volume whose
+    project is unknown ("") survives it, on the view and on the root."""
+    model = storage_cluster(0)
+    assert any(not v.project_id for v in model.volumes().values())
+    view = StorageView(model)
+    view.get_all_volumes()
+    for m in (view, to_storage_model_root(model)):
+        twin = copy.deepcopy(m)
+        assert _shape(twin) == _shape(m)
+        assert {v.project_id for v in twin.get_all_volumes().values()} >= {""}
