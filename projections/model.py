@@ -94,6 +94,13 @@ class ClusterModel:
     #: (node uuids, instance uuids) as that source lists them, and the instances it marks
     #: ``watcher_exclude``; None for a folded model
     given_order: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] | None = None
+    #: the same for storage (a Watcher storage XML file, a ``StorageModelRoot``): (storage
+    #: node hosts, pool names, volume uuids) as the source lists them, then the pools it maps
+    #: to no node and the volumes it maps to no pool whatever their names say; None for a
+    #: folded model
+    given_storage_order: tuple[tuple[str, ...], ...] | None = None
+    #: the same for Ironic nodes (a Watcher baremetal XML file, a ``BaremetalModelRoot``)
+    given_baremetal_order: tuple[str, ...] | None = None
 
     # -- stamps --------------------------------------------------------------
     @property
