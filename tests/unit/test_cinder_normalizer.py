@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
-
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -18,16 +17,15 @@ from hypothesis import strategies as st
 
 from eventmodel import events as ev
 from eventmodel.clock import parse_time, to_us
-from eventmodel.codec import Codec
 from eventmodel.sources.cinder import HANDLERS, IRRELEVANT_TYPES, VOLUME_EVENT_TYPES, CinderNormalizer, irrelevance
 from eventmodel.sources.nova import Outcome
 from eventmodel.sources.plugins import CompositeNormalizer
+from tests.unit.notification_corpus import RECORDED, Corpus, check, json_values, wire
 
 ROOT = Path(__file__).resolve().parents[2]
-CORPUS = ROOT / "tests" / "data" / "cinder-notifications"
+CORPUS = Corpus("cinder-notifications")
 WATCHER = ROOT / "tests" / "data" / "watcher-cinder-notifications"
-RECORDED = 1_795_000_000_000_000
-EXPECTED: dict[str, str] = json.loads((CORPUS / "expected.json").read_text())
+EXPECTED = CORPUS.expected
 SECRETS = (b"gAAAAABnZXhhbXBsZS10b2tlbi1ub3QtcmVhbA", b"N0tR3alChapS3cret")
 
 #: every volume.* type of cinder 29.0.0 (fact sheet section 3.2)
@@ -40,26 +38,7 @@ CINDER_VOLUME_TYPES = [
 
 _default = CompositeNormalizer()
 _us = to_us
-_codec = Codec()
-
-
-def _inner(name: str) -> dict:
-    return json.loads(json.loads((CORPUS / f"{name}.json").read_text())["oslo.message"])
-
-
-def _wire(inner: dict) -> bytes:
-    return json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(inner)}).encode()
-
-
-def _check(out: Outcome) -> Outcome:
-    assert isinstance(out, Outcome) and out.status in ("events", "irrelevant", "dead")
-    if out.status == "events":
-        assert len(out.events) == 1 and not out.reason
-        env = out.events[0]
-        assert _codec.decode(_codec.encode(env)) == env
-    else:
-        assert out.reason and out.events == ()
-    return out
+_inner, _wire, _check = CORPUS.inner, wire, check
 
 
 def _one(name: str, **payload: object) -> Outcome:
@@ -76,12 +55,7 @@ def _volume(name: str, **payload: object) -> ev.Volume:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_every_corpus_file_becomes_what_the_table_says_without_a_dead_letter(name: str) -> None:
-    raw = (CORPUS / f"{name}.json").read_bytes()
-    for normalizer in (_default, CinderNormalizer()):
-        out = _check(normalizer.normalize(raw, recorded_at=RECORDED))
-        assert out.status != "dead", out.reason
-        assert (out.events[0].type if out.events else out.status) == EXPECTED[name]
-    assert len(EXPECTED) == len(list(CORPUS.glob("*.json"))) - 1  # every file is listed (but expected.json)
+    CORPUS.check_file(name, (_default, CinderNormalizer()))
 
 
 def test_a_volume_event_carries_the_volume_as_the_payload_describes_it() -> None:
@@ -258,12 +232,6 @@ def test_watchers_own_cinder_files_normalize_without_a_dead_letter() -> None:
     assert error.host is None and error.volume_type_id is None and error.status == "error"
 
 
-json_scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=20)
-json_values = st.recursive(
-    json_scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
-    max_leaves=12,
-)
 _FIELDS = sorted({*_inner("volume-attach-end")["payload"], *_inner("capacity-pool")["payload"], "glance_metadata"})
 
 

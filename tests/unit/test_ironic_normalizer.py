@@ -5,7 +5,6 @@ normalizes with no dead letter and as ADR 0018's table says; versions are Ironic
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,34 +14,19 @@ from hypothesis import strategies as st
 
 from eventmodel import events as ev
 from eventmodel.clock import to_us
-from eventmodel.codec import Codec
 from eventmodel.sources.ironic import HANDLERS, IronicNormalizer, irrelevance
 from eventmodel.sources.nova import Outcome
 from eventmodel.sources.plugins import CompositeNormalizer
+from tests.unit.notification_corpus import RECORDED, Corpus, check, json_values, wire
 
 ROOT = Path(__file__).resolve().parents[2]
-CORPUS = ROOT / "tests" / "data" / "ironic-notifications"
-RECORDED = 1_795_000_000_000_000
-EXPECTED: dict[str, str] = json.loads((CORPUS / "expected.json").read_text())
+CORPUS = Corpus("ironic-notifications")
+EXPECTED = CORPUS.expected
 NODE = "1be26c0b-03f2-4d2e-ae87-c02d7f33c123"
 TOKEN = b"gAAAAABpcm9uaWMtdG9rZW4tbm90LXJlYWw"
 
 _default = CompositeNormalizer()
-_codec = Codec()
-
-
-def _inner(name: str) -> dict:
-    return json.loads(json.loads((CORPUS / f"{name}.json").read_text())["oslo.message"])
-
-
-def _check(out: Outcome) -> Outcome:
-    assert isinstance(out, Outcome) and out.status in ("events", "irrelevant", "dead")
-    if out.status == "events":
-        assert len(out.events) == 1 and not out.reason
-        assert _codec.decode(_codec.encode(out.events[0])) == out.events[0]
-    else:
-        assert out.reason and out.events == ()
-    return out
+_inner, _check = CORPUS.inner, check
 
 
 def _one(name: str, **data: object) -> Outcome:
@@ -59,12 +43,7 @@ def _node(name: str, **data: object) -> ev.BaremetalNode:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_every_corpus_file_becomes_what_the_table_says_without_a_dead_letter(name: str) -> None:
-    raw = (CORPUS / f"{name}.json").read_bytes()
-    for normalizer in (_default, IronicNormalizer()):
-        out = _check(normalizer.normalize(raw, recorded_at=RECORDED))
-        assert out.status != "dead", out.reason
-        assert (out.events[0].type if out.events else out.status) == EXPECTED[name]
-    assert len(EXPECTED) == len(list(CORPUS.glob("*.json"))) - 1
+    CORPUS.check_file(name, (_default, IronicNormalizer()))
 
 
 def test_a_node_event_carries_the_node_as_ironic_describes_it() -> None:
@@ -132,8 +111,7 @@ def test_baremetal_types_from_another_publisher_are_not_ironics() -> None:
 def test_a_node_that_cannot_be_read_is_dead_with_the_field_named(data: dict, words: str) -> None:
     out = _one("baremetal-node-update-end", **data)
     assert out.status == "dead" and words in out.reason, out.reason
-    letter = _default.dead_letter(json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(
-        _inner("baremetal-node-update-end"))}).encode(), out)
+    letter = _default.dead_letter(wire(_inner("baremetal-node-update-end")), out)
     assert TOKEN not in letter.raw and b"***" in letter.raw
 
 
@@ -144,12 +122,6 @@ def test_a_payload_without_ironic_object_data_is_dead() -> None:
     assert out.status == "dead" and "no ironic_object.data" in out.reason
 
 
-json_scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=20)
-json_values = st.recursive(
-    json_scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
-    max_leaves=12,
-)
 _FIELDS = sorted(_inner("baremetal-node-update-end")["payload"]["ironic_object.data"])
 
 
