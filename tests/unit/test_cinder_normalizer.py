@@ -11,6 +11,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -262,3 +263,27 @@ def test_the_adr_draws_every_handled_type() -> None:
     for event_type, handler in HANDLERS.items():
         short = event_type.removeprefix("volume.")
         assert short in adr and handler.event.TYPE in adr, event_type
+
+
+def test_what_the_fold_makes_of_notification_versions_beside_a_syncs_read() -> None:
+    """ADR 0018's open point, held: notifications carry the lowest version, so they
+    decide after a sync's read only if that read carries the lowest version too."""
+    from eventmodel.testing import records_of
+    from projections.fold import fold
+    from projections.model import ClusterModel
+    from projections.state import ClusterState
+
+    attach = _one("volume-attach-end").events[0].payload
+    delete = _one("volume-delete-end").events[0].payload
+    read = attrs.evolve(_one("volume-create-end").events[0].payload.volume, status="available")
+
+    def after(version: int, *live: object) -> dict[str, str]:
+        recs = records_of([ev.SnapshotStarted("s", ev.STORAGE_KINDS, 1),
+                           ev.VolumeObserved("s", attrs.evolve(read, version=version)),
+                           ev.SnapshotCompleted("s", {ev.VOLUME: 1}), *live])
+        return {k: x.status for k, x in ClusterModel(fold(ClusterState.empty(), recs)).volumes().items()}
+
+    assert after(ev.LOWEST_VERSION, attach) == {read.uuid: "in-use"}
+    assert after(ev.LOWEST_VERSION, attach, delete) == {}
+    updated_at = to_us(datetime(2026, 12, 1, 10, 0, 11, tzinfo=UTC))
+    assert after(updated_at, attach, delete) == {read.uuid: "available"}  # the notifications are stale
