@@ -258,6 +258,19 @@ def test_any_json_value_in_place_of_a_payload_or_its_lists_never_crashes(name: s
     _check(_default.normalize(inner, recorded_at=RECORDED))
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["volume.", "capacity.", "snapshot.", "scheduler.", "baremetal.node.", "baremetal.", "", "x."]),
+       st.text(max_size=24), st.sampled_from(["volume.", "capacity.", "ironic-", "nova-", "scheduler.", ""]),
+       st.text(min_size=1, max_size=12), st.sampled_from(["volume-attach-end", "capacity-pool"]))
+def test_any_event_type_from_any_publisher_is_routed_without_a_crash(
+        family: str, rest: str, service: str, host: str, name: str) -> None:
+    inner = _inner(name)
+    inner["event_type"], inner["publisher_id"] = family + rest or "x", service + host
+    out = _check(_default.normalize(inner, recorded_at=RECORDED))
+    if out.status == "irrelevant":
+        assert out.event_type == inner["event_type"]
+
+
 def test_the_adr_draws_every_handled_type() -> None:
     adr = (ROOT / "ADR" / "0018-storage-and-baremetal.md").read_text()
     for event_type, handler in HANDLERS.items():
