@@ -39,6 +39,7 @@ _LAZY = {
     "Codec": "eventmodel.codec", "EventTypes": "eventmodel.codec", "DecodeError": "eventmodel.codec",
     "NovaNormalizer": "eventmodel.sources.nova", "MessageNormalizer": "eventmodel.sources.nova",
     "Outcome": "eventmodel.sources.nova", "Invalid": "eventmodel.sources.nova",
+    "CinderNormalizer": "eventmodel.sources.cinder", "IronicNormalizer": "eventmodel.sources.ironic",
     "CompositeNormalizer": "eventmodel.sources.plugins", "Plugin": "eventmodel.sources.plugins",
     "PluginNormalizer": "eventmodel.sources.plugins", "load_plugins": "eventmodel.sources.plugins",
     "Snapshotter": "eventmodel.sources.sync", "SyncResult": "eventmodel.sources.sync",
@@ -69,8 +70,8 @@ __all__ = [
     "VolumeChanged", "VolumeDeleted", "VolumeObserved", "PoolChanged", "PoolObserved", "StorageNodeObserved",
     "VolumeTypeObserved", "BaremetalNodeChanged", "BaremetalNodeDeleted", "BaremetalNodeObserved",
     # sources: normalizers, plugins, the full sync
-    "NovaNormalizer", "MessageNormalizer", "Outcome", "CompositeNormalizer", "Plugin", "PluginNormalizer",
-    "load_plugins", "Snapshotter", "SyncResult", "PeriodicSync", "CloudReader",
+    "NovaNormalizer", "CinderNormalizer", "IronicNormalizer", "MessageNormalizer", "Outcome", "CompositeNormalizer",
+    "Plugin", "PluginNormalizer", "load_plugins", "Snapshotter", "SyncResult", "PeriodicSync", "CloudReader",
 ]
 
 

@@ -45,7 +45,8 @@ def bridge(
     ),
     topic: list[str] = typer.Option(
         list(DEFAULT_TARGETS), "--topic",
-        help="<exchange>.<topic> to consume, like Watcher's notification_topics; repeatable.",
+        help="<exchange>.<topic> to consume, like Watcher's notification_topics; repeatable (replaces the "
+        "default: add openstack.notifications for Cinder, ironic.ironic_versioned_notifications for Ironic).",
     ),
     queue: str = typer.Option(DEFAULT_QUEUE, "--queue", help="The bridge's own queue (created if missing)."),
     batch: int = typer.Option(500, "--batch", min=1, help="Append after this many messages ..."),
@@ -84,7 +85,7 @@ def bridge(
     metrics_port: Optional[int] = metrics_port_option(),  # noqa: UP007
     metrics_host: str = metrics_host_option(),
 ) -> None:
-    """Consume Nova's notifications from RabbitMQ and append their events to the log.
+    """Consume Nova's notifications (Cinder's and Ironic's with --topic) from RabbitMQ and append their events to the log.
 
     Every message ends as events, irrelevant or a dead letter; a batch is acknowledged
     only after the log stored it. SIGTERM or Ctrl-C stops cleanly: the current batch is

@@ -1,9 +1,10 @@
 """``eventmodel normalize FILE...``: show what notifications become, without a log.
 
 Each FILE (``-`` is standard input) holds one JSON document — an oslo.messaging wire
-envelope, an inner notification or a bare Nova sample — a JSON array of them, or JSON
-lines. One line is printed per typed event (the record as the log would store it), or
-one line per notification that became none::
+envelope, an inner notification or a bare sample, from Nova, Cinder or Ironic (or a
+plugin's service) — a JSON array of them, or JSON lines. One line is printed per typed
+event (the record as the log would store it), or one line per notification that
+became none::
 
     {"file": "x.json", "status": "irrelevant", "event_type": "aggregate.create.end", "reason": "..."}
 
@@ -22,7 +23,7 @@ import typer
 
 from eventmodel.clock import parse_time
 from eventmodel.codec import Codec, EventTypes
-from eventmodel.sources.nova import DEAD, EVENTS, NovaNormalizer, Outcome
+from eventmodel.sources.nova import DEAD, EVENTS, Outcome
 from eventmodel.sources.plugins import CompositeNormalizer, load_plugins
 
 _encode = msgspec.json.Encoder().encode
@@ -73,7 +74,7 @@ def register(app: typer.Typer) -> None:
             typer.Option("--recorded-at", help="Stamp events with this time (µs or ISO 8601) instead of now."),
         ] = None,
         plugins: Annotated[
-            bool, typer.Option("--plugins/--no-plugins", help="Load eventmodel.plugins entry points.")
+            bool, typer.Option("--plugins/--no-plugins", help="Load eventmodel.plugins entry points (Nova, Cinder and Ironic are built in).")
         ] = True,
     ) -> None:
         """Print the typed events notifications become (one JSON line each)."""
@@ -89,11 +90,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
 
         types = EventTypes.builtin()
-        normalizer: NovaNormalizer | CompositeNormalizer
-        if plugins:
-            normalizer = CompositeNormalizer(load_plugins(types), types=types)
-        else:
-            normalizer = NovaNormalizer(types)
+        normalizer = CompositeNormalizer(load_plugins(types) if plugins else (), types=types)
         codec = Codec(types)
         out = sys.stdout
         any_dead = False

@@ -1,10 +1,10 @@
 """Dead letters: input that could not become events, kept with the reason.
 
 A letter holds (a bounded prefix of) the input's bytes, their full size and SHA-256,
-the reason and where it came from. Before it is stored the request context's
-credentials are taken out of the bytes (:func:`redact_credentials`: the auth token
-oslo.messaging puts in every notification's ``_context_*`` fields); :func:`letter_of`
-does both. The log backends store letters bounded (:func:`bounded_dead_letter`), so
+the reason and where it came from. Before it is stored the credentials are taken out
+of the bytes (:func:`redact_credentials`: the auth token oslo.messaging puts in every
+notification's ``_context_*`` fields, and the payload's: Cinder's volume notifications
+carry CHAP secrets in attachment rows); :func:`letter_of` does both. The log backends store letters bounded (:func:`bounded_dead_letter`), so
 storing one never fails because of its size.
 """
 
@@ -122,6 +122,28 @@ def _is_secret(key: object) -> bool:
     return type(key) is str and any(w in key.lower() for w in _SECRET_WORDS)
 
 
+#: payload fields whose whole value is a credential whatever their name says: a Cinder
+#: volume row's ``provider_auth`` (CHAP user and secret) and an attachment row's
+#: ``connection_info`` (JSON text holding ``auth_password`` for iSCSI CHAP), both in
+#: Cinder's volume notifications
+_SECRET_FIELDS = frozenset({"provider_auth", "connection_info"})
+#: how deep a payload is searched for secrets (Cinder's rows are 5 levels deep)
+_PAYLOAD_DEPTH = 64
+
+
+def _redact_payload(value: object, depth: int = 0) -> object:
+    """``value`` with the values of secret-named keys and of :data:`_SECRET_FIELDS`
+    replaced, at any depth up to :data:`_PAYLOAD_DEPTH`."""
+    if depth >= _PAYLOAD_DEPTH:
+        return value
+    if type(value) is dict:
+        return {k: (_REDACTED if v is not None and (k in _SECRET_FIELDS or _is_secret(k))
+                    else _redact_payload(v, depth + 1)) for k, v in value.items()}
+    if type(value) is list:
+        return [_redact_payload(v, depth + 1) for v in value]
+    return value
+
+
 def _redact_context(body: dict) -> dict:
     out = {}
     for k, v in body.items():
@@ -129,6 +151,8 @@ def _redact_context(body: dict) -> dict:
             out[k] = _REDACTED
         elif k == "_context" and type(v) is dict:
             out[k] = {ck: (_REDACTED if _is_secret(ck) else cv) for ck, cv in v.items()}
+        elif k == "payload":
+            out[k] = _redact_payload(v)
         else:
             out[k] = v
     return out
@@ -136,7 +160,8 @@ def _redact_context(body: dict) -> dict:
 
 def redact_credentials(data: bytes) -> bytes:
     """``data`` with the request context's credentials (auth tokens, passwords,
-    secrets) replaced by ``***``; everything else kept. A message that parses is
+    secrets) and the payload's (secret-named keys, Cinder's ``provider_auth`` and
+    ``connection_info``) replaced by ``***``; everything else kept. A message that parses is
     redacted field by field; one that does not, by pattern."""
     try:
         outer = msgspec.json.decode(data)

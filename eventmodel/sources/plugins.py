@@ -26,9 +26,12 @@ always has a string ``event_type``, ``publisher_id``, ``message_id`` and ``times
 
 :class:`CompositeNormalizer` routes each message: Nova's own types from a ``nova-*``
 publisher go to :class:`~eventmodel.sources.nova.NovaNormalizer`; anything else goes
-to the first plugin normalizer that accepts it; what no plugin accepts goes back to
-Nova's normalizer, which turns a known type into events and calls anything else
-irrelevant. A plugin that fails to load is logged with its entry point's name and
+to the first plugin normalizer that accepts it (so a site's plugin may take over a
+built-in's types); then to the built-in normalizer that claims it — Cinder's types
+from a Cinder publisher (:class:`~eventmodel.sources.cinder.CinderNormalizer`),
+``baremetal.*`` from an ``ironic-*`` publisher
+(:class:`~eventmodel.sources.ironic.IronicNormalizer`); what nobody takes goes back to
+Nova's normalizer, which calls it irrelevant. A plugin that fails to load is logged with its entry point's name and
 skipped. A plugin normalizer that raises, returns something other than an Outcome, or
 emits an event type nobody registered makes that message dead (its bytes are kept in
 the dead letters, so nothing is lost when the plugin is fixed); it never crashes the
@@ -48,6 +51,8 @@ from eventmodel.clock import parse_time
 from eventmodel.codec import EventTypes, Upcaster
 from eventmodel.events import Envelope
 from eventmodel.log.base import DeadLetter
+from eventmodel.sources.cinder import CinderNormalizer
+from eventmodel.sources.ironic import IronicNormalizer
 from eventmodel.sources.nova import (
     DEAD,
     DEFAULT_SERVICE_DOWN_TIME,
@@ -60,6 +65,7 @@ from eventmodel.sources.nova import (
     dead,
     dead_letter,
 )
+from eventmodel.sources.nova.normalizer import TableNormalizer
 
 __all__ = [
     "GROUP",
@@ -202,7 +208,9 @@ def _fail(failures: list[PluginFailure] | None, where: str, reason: str) -> None
 
 
 class CompositeNormalizer(MessageNormalizer):
-    """Nova's normalizer plus the plugins' normalizers, behind the same interface."""
+    """Nova's normalizer, the plugins' and the other built-in services' (Cinder,
+    Ironic) behind the same interface: the default normalizer of the bridge and of
+    ``eventmodel normalize``."""
 
     def __init__(
         self,
@@ -210,10 +218,16 @@ class CompositeNormalizer(MessageNormalizer):
         *,
         types: EventTypes | None = None,
         nova: NovaNormalizer | None = None,
+        builtins: Sequence[TableNormalizer] | None = None,
     ) -> None:
+        """``builtins``: the other services' normalizers, asked (``claims``) after the
+        plugins; default Cinder's and Ironic's."""
         self.types = types or (nova.types if nova is not None else EventTypes.builtin())
         self.nova = nova or NovaNormalizer(self.types)
         self.plugins = tuple(plugins)
+        self.builtins: tuple[TableNormalizer, ...] = (
+            (CinderNormalizer(self.types), IronicNormalizer(self.types)) if builtins is None else tuple(builtins)
+        )
         self._routes: list[tuple[Plugin, Any]] = [(p, n) for p in self.plugins for n in p.normalizers]
 
     @classmethod
@@ -227,7 +241,7 @@ class CompositeNormalizer(MessageNormalizer):
         return cls(load_plugins(types), types=types, nova=nova)
 
     def normalize_message(self, msg: Message, *, recorded_at: int) -> Outcome:
-        if not self._routes or self.nova.claims(msg):
+        if self.nova.claims(msg):
             return self.nova.normalize_message(msg, recorded_at=recorded_at)
         for plugin, normalizer in self._routes:
             try:
@@ -237,6 +251,9 @@ class CompositeNormalizer(MessageNormalizer):
                 return dead(f"plugin {plugin.name}: accepts() failed: {type(exc).__name__}: {exc}", msg.event_type)
             if accepted:
                 return self._run(plugin, normalizer, msg, recorded_at)
+        for builtin in self.builtins:
+            if builtin.claims(msg):
+                return builtin.normalize_message(msg, recorded_at=recorded_at)
         return self.nova.normalize_message(msg, recorded_at=recorded_at)
 
     def _run(self, plugin: Plugin, normalizer: Any, msg: Message, recorded_at: int) -> Outcome:

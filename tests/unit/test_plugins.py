@@ -259,9 +259,12 @@ def test_cli_normalize_uses_installed_plugins(installed_plugin: Path, tmp_path: 
     assert result.exit_code == 0, result.output
     line = json.loads(result.stdout.strip().splitlines()[0])
     assert line["type"] == "volume.attached" and line["payload"]["size_gb"] == 10
+    # without plugins the built-in Cinder normalizer has it
     result = CliRunner().invoke(app, ["normalize", "--no-plugins", str(path)])
-    assert result.exit_code == 0
-    assert json.loads(result.stdout)["status"] == "irrelevant"
+    assert result.exit_code == 0, result.output
+    line = json.loads(result.stdout)
+    assert line["type"] == "volume.changed" and line["payload"]["volume"]["size_gb"] == 10
+    assert line["payload"]["volume"]["attachments"][0]["server_id"] == "178b0921-8f85-4257-88b6-2e743b5a975c"
 
 
 # ---------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The AMQP bridge: Nova's versioned notifications on RabbitMQ → typed events on the log.
+"""The AMQP bridge: Nova's (and, opted in, Cinder's and Ironic's) notifications on
+RabbitMQ → typed events on the log.
 
 The package by role (the names other code uses are re-exported here):
 
@@ -21,6 +22,7 @@ from eventmodel.sources.amqp.bridge import (
     run_forever,
 )
 from eventmodel.sources.amqp.config import (
+    CINDER_TARGET,
     DEFAULT_AMQP_URL,
     DEFAULT_PRIORITIES,
     DEFAULT_QUEUE,
@@ -28,6 +30,7 @@ from eventmodel.sources.amqp.config import (
     BridgeConfig,
     BridgeConfigError,
     ExchangeMissing,
+    IRONIC_TARGET,
     Target,
     amqp_url,
     oslo_url,
@@ -38,6 +41,7 @@ from eventmodel.sources.amqp.writer import Appender, BatchWriter
 from eventmodel.sources.amqp.writer import _Stopping as _Stopping  # tests reach it here
 
 __all__ = [
+    "CINDER_TARGET",
     "DEFAULT_AMQP_URL",
     "DEFAULT_PRIORITIES",
     "DEFAULT_QUEUE",
@@ -50,6 +54,7 @@ __all__ = [
     "BridgeConfigError",
     "BridgeStats",
     "ExchangeMissing",
+    "IRONIC_TARGET",
     "Normalizer",
     "Target",
     "amqp_url",

@@ -110,7 +110,7 @@ class Normalizer(Protocol):
 def default_normalizer(
     types: EventTypes | None = None, *, service_down_time: float = 60  # Nova's default
 ) -> Normalizer:
-    """The plugin-aware composite normalizer (Nova + installed plugins), else Nova's.
+    """The composite normalizer (Nova, Cinder, Ironic and the installed plugins), else Nova's.
 
     Plugin event types are registered into ``types``; give the log a codec over the
     same ``types`` so it can encode them. ``service_down_time`` is Nova's, in seconds

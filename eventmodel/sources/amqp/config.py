@@ -11,6 +11,12 @@ import attrs
 from eventmodel.errors import ConfigError, SourceError
 
 DEFAULT_TARGETS: tuple[str, ...] = ("nova.versioned_notifications",)
+#: Cinder's unversioned notifications: oslo.messaging's default exchange (Cinder sets
+#: none; some deployments set ``control_exchange = cinder``). Opt-in (ADR 0018): binding
+#: it by default would declare the exchange in a cloud where Cinder has not
+CINDER_TARGET = "openstack.notifications"
+#: Ironic's versioned notifications (opt-in, as Cinder's)
+IRONIC_TARGET = "ironic.ironic_versioned_notifications"
 DEFAULT_QUEUE = "eventmodel-bridge"
 #: Nova sends versioned notifications at INFO and ERROR priority only
 DEFAULT_PRIORITIES: tuple[str, ...] = ("info", "error")

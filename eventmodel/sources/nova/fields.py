@@ -87,3 +87,18 @@ def object_name(body: dict) -> str:
         if type(name) is str:
             return f" ({name} {version})" if type(version) is str else f" ({name})"
     return ""
+
+
+def versioned_data(payload: Any, namespace: str) -> dict:
+    """The ``<namespace>.data`` of a versioned notification's payload (``nova_object``,
+    ``ironic_object``); Invalid when it has none."""
+    if type(payload) is not dict:
+        raise Invalid("missing payload" if payload is None else f"payload is {kind(payload)}, not an object")
+    data = payload.get(f"{namespace}.data")
+    if type(data) is not dict:
+        raise Invalid(
+            f"payload has no {namespace}.data (not a versioned notification)"
+            if data is None
+            else f"payload {namespace}.data is {kind(data)}, not an object"
+        )
+    return data

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any, Final, Literal
+from typing import Any, ClassVar, Final, Literal
 
 import attrs
 
@@ -28,9 +28,10 @@ from eventmodel.errors import ConfigError
 from eventmodel.log.dead_letters import DeadLetter, letter_of
 from eventmodel.sources.nova import fields as f
 from eventmodel.sources.nova import values as v
-from eventmodel.sources.nova.table import HANDLERS, irrelevance, is_nova_publisher, knows
+from eventmodel.sources.nova.table import TABLE, is_nova_publisher
 from eventmodel.sources.nova.values import Invalid
 from eventmodel.sources.nova.wire import Message, guess_event_type, parse_message
+from eventmodel.sources.tables import DecisionTable
 
 EVENTS: Final = "events"
 IRRELEVANT: Final = "irrelevant"
@@ -75,6 +76,23 @@ def dead_letter(raw: bytes | str | dict, outcome: Outcome, *, source: str = "amq
     return letter_of(raw, reason, source, now_us())
 
 
+def event_outcome(event: ev.Payload, msg: Message, recorded_at: int) -> Outcome:
+    """The outcome of a notification that became the one event ``event``: its envelope
+    keyed by the entity, its id derived from the publisher and the message id."""
+    entity = ev.entity_of(event)
+    env = ev.Envelope(
+        ev.event_id(msg.publisher_id, msg.message_id, 0),
+        event.TYPE,
+        entity.key if entity is not None else "",
+        msg.publisher_id,
+        msg.occurred_at,
+        recorded_at,
+        event,
+        event.VERSION,
+    )
+    return Outcome(EVENTS, (env,), "", msg.event_type)
+
+
 def check_service_down_time(seconds: object) -> float:
     """``seconds`` if it is a finite number of seconds > 0; ConfigError (a ValueError) otherwise."""
     if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and math.isfinite(seconds) \
@@ -102,9 +120,68 @@ class MessageNormalizer:
         raise NotImplementedError
 
 
-class NovaNormalizer(MessageNormalizer):
+class TableNormalizer(MessageNormalizer):
+    """A normalizer driven by a :class:`~eventmodel.sources.tables.DecisionTable`: a
+    handled type's payload data (:meth:`data`) goes to its handler, whose event becomes
+    the outcome; an unhandled type is irrelevant with the table's reason. A payload that
+    cannot be read is dead, never raised. Subclasses set ``table`` and say which
+    publishers are theirs."""
+
+    table: ClassVar[DecisionTable]
+
+    def __init__(self, types: EventTypes | None = None) -> None:
+        self.types = types or EventTypes.builtin()
+
+    def is_publisher(self, publisher_id: str) -> bool:
+        """True when ``publisher_id`` is the service's own."""
+        raise NotImplementedError
+
+    def claims(self, msg: Message) -> bool:
+        """True when this normalizer should have ``msg``: the service's type from the service."""
+        return self.table.knows(msg.event_type) and self.is_publisher(msg.publisher_id)
+
+    def data(self, msg: Message) -> dict:
+        """The payload data the handlers read; Invalid when there is none."""
+        raise NotImplementedError
+
+    def skip(self, data: dict, msg: Message) -> str | None:
+        """Why a handled type is irrelevant after all, before it is built (None: it is not)."""
+        return None
+
+    def invalid_reason(self, exc: Invalid, msg: Message) -> str:
+        return f"{msg.event_type}: {exc}"
+
+    def none_reason(self, msg: Message) -> str:
+        """Why a handler that built nothing made the message irrelevant."""
+        return "the handler built no event"
+
+    def normalize_message(self, msg: Message, *, recorded_at: int) -> Outcome:
+        event_type = msg.event_type
+        handler = self.table.handlers.get(event_type)
+        if handler is None:
+            return irrelevant(self.table.irrelevance(event_type) or "", event_type)
+        try:
+            data = self.data(msg)
+            why = self.skip(data, msg)
+            if why is not None:
+                return irrelevant(why, event_type)
+            event = handler(self, data, msg)
+        except Invalid as exc:
+            return dead(self.invalid_reason(exc, msg), event_type)
+        except Exception as exc:  # noqa: BLE001 - never crash the bridge on input
+            return dead(f"{event_type}: unreadable payload: {type(exc).__name__}: {exc}", event_type)
+        if event is None:
+            return irrelevant(self.none_reason(msg), event_type)
+        return event_outcome(event, msg, recorded_at)
+
+    def dead_letter(self, raw: bytes, outcome: Outcome, *, source: str = "amqp") -> DeadLetter:
+        return dead_letter(raw, outcome, source=source)
+
+
+class NovaNormalizer(TableNormalizer):
     """Nova versioned notifications → typed event envelopes. Stateless apart from caches."""
 
+    table = TABLE
     #: compute service binaries whose notifications become events
     COMPUTE_BINARIES = frozenset({"nova-compute"})
 
@@ -114,46 +191,25 @@ class NovaNormalizer(MessageNormalizer):
         """``service_down_time``: Nova's ``[DEFAULT] service_down_time`` in seconds (> 0):
         how long after its last heartbeat a service still counts as up
         (:func:`~eventmodel.sources.nova.values.service_up`)."""
-        self.types = types or EventTypes.builtin()
+        super().__init__(types)
         self.service_down_time = check_service_down_time(service_down_time)
         self._down_us = round(service_down_time * _SECOND)
         self._flavors: dict[tuple, ev.Flavor] = {}
 
-    # -- the API ---------------------------------------------------------
+    # -- the table's hooks -----------------------------------------------
 
-    def claims(self, msg: Message) -> bool:
-        """True when this normalizer should have ``msg`` rather than a plugin."""
-        return knows(msg.event_type) and is_nova_publisher(msg.publisher_id)
+    def is_publisher(self, publisher_id: str) -> bool:
+        return is_nova_publisher(publisher_id)
 
-    def normalize_message(self, msg: Message, *, recorded_at: int) -> Outcome:
-        event_type = msg.event_type
-        handler = HANDLERS.get(event_type)
-        if handler is None:
-            return irrelevant(irrelevance(event_type) or "", event_type)
-        try:
-            event = handler(self, _payload_data(msg), msg)
-        except Invalid as exc:
-            return dead(f"{event_type}: {exc}{f.object_name(msg.body)}", event_type)
-        except Exception as exc:  # noqa: BLE001
-            return dead(f"{event_type}: unreadable payload: {type(exc).__name__}: {exc}", event_type)
-        if event is None:
-            binary = (msg.body.get("payload") or {}).get("nova_object.data", {}).get("binary")
-            return irrelevant(f"service binary {binary!r} is not a compute service", event_type)
-        entity = ev.entity_of(event)
-        env = ev.Envelope(
-            ev.event_id(msg.publisher_id, msg.message_id, 0),
-            event.TYPE,
-            entity.key if entity is not None else "",
-            msg.publisher_id,
-            msg.occurred_at,
-            recorded_at,
-            event,
-            event.VERSION,
-        )
-        return Outcome(EVENTS, (env,), "", event_type)
+    def data(self, msg: Message) -> dict:
+        return _payload_data(msg)
 
-    def dead_letter(self, raw: bytes, outcome: Outcome, *, source: str = "amqp") -> DeadLetter:
-        return dead_letter(raw, outcome, source=source)
+    def invalid_reason(self, exc: Invalid, msg: Message) -> str:
+        return f"{msg.event_type}: {exc}{f.object_name(msg.body)}"
+
+    def none_reason(self, msg: Message) -> str:
+        binary = (msg.body.get("payload") or {}).get("nova_object.data", {}).get("binary")
+        return f"service binary {binary!r} is not a compute service"
 
     # -- payload pieces --------------------------------------------------
     def flavor(self, obj: Any, where: str = "flavor") -> ev.Flavor:
@@ -259,14 +315,4 @@ class NovaNormalizer(MessageNormalizer):
 
 def _payload_data(msg: Message) -> dict:
     """The ``nova_object.data`` of a message's payload; Invalid when it has none."""
-    payload = msg.body.get("payload")
-    if type(payload) is not dict:
-        raise Invalid("missing payload" if payload is None else f"payload is {v.kind(payload)}, not an object")
-    data = payload.get("nova_object.data")
-    if type(data) is not dict:
-        raise Invalid(
-            "payload has no nova_object.data (not a versioned notification)"
-            if data is None
-            else f"payload nova_object.data is {v.kind(data)}, not an object"
-        )
-    return data
+    return f.versioned_data(msg.body.get("payload"), "nova_object")

@@ -8,39 +8,18 @@ function that builds it, so the event class is written once, here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-
-import attrs
 
 from eventmodel import events as ev
 from eventmodel.sources.nova.wire import Message
+from eventmodel.sources.tables import DecisionTable, Handler, Phases, entity_handler
 
 if TYPE_CHECKING:
     from eventmodel.sources.nova.normalizer import NovaNormalizer
 
-#: builds the payload from the normalizer, ``nova_object.data`` and the message; None
-#: when the notification is irrelevant after all (another service binary)
-Build = Callable[["NovaNormalizer", dict, Message], "ev.Payload | None"]
-
-
-@attrs.frozen(slots=True)
-class Handler:
-    """How one event type is handled: the event class it produces (another only where
-    ``build`` says so, e.g. an update that reports a deletion) and the builder."""
-
-    event: type
-    build: Build
-
-    def __call__(self, normalizer: NovaNormalizer, data: dict, msg: Message) -> ev.Payload | None:
-        return self.build(normalizer, data, msg)
-
 
 def _instance(cls: type, **extra: Any) -> Handler:
-    def build(n: NovaNormalizer, data: dict, msg: Message) -> ev.Payload:
-        return cls(n.instance(data), **extra)
-
-    return Handler(cls, build)
+    return entity_handler(cls, "instance", **extra)
 
 
 def _state(action: str) -> Handler:
@@ -124,9 +103,6 @@ HANDLERS: dict[str, Handler] = {
     "aggregate.delete.end": Handler(ev.AggregateDeleted, _aggregate_deleted),
 }
 
-#: the event class each handled type produces (documentation and tests), from its handler
-EVENT_CLASS: dict[str, type] = {event_type: h.event for event_type, h in HANDLERS.items()}
-
 _NOT_IN_MODEL = "are not part of the model"
 
 #: exact event types that are irrelevant, with the reason
@@ -182,37 +158,23 @@ PREFIX_REASONS: tuple[tuple[str, str], ...] = (
     ("compute.", "a compute error report; the instance's state comes in its own notification"),
 )
 
-_NOVA_PREFIXES = ("instance.", "service.") + tuple(p for p, _ in PREFIX_REASONS)
-
-
-def irrelevance(event_type: str) -> str | None:
-    """Why Nova's ``event_type`` is irrelevant, or None when it becomes events."""
-    if event_type in HANDLERS:
-        return None
-    reason = IRRELEVANT_TYPES.get(event_type)
-    if reason is not None:
-        return reason
-    if event_type.startswith("instance."):
-        action, _, phase = event_type[len("instance."):].rpartition(".")
-        if phase == "start":
-            return f"start of {action}: nothing has changed yet, the .end notification carries the result"
-        if phase == "error":
-            return (
-                f"{action} failed: the payload shows the instance mid-transition; what it becomes "
-                "comes in its own notification or the next full sync"
-            )
-        return "a Nova instance notification this normalizer does not model"
-    for prefix, reason in PREFIX_REASONS:
-        if event_type.startswith(prefix):
-            return reason
-    if event_type.startswith("service."):
-        return "a Nova service notification this normalizer does not model"
-    return f"unknown event type {event_type!r}"
-
-
-def knows(event_type: str) -> bool:
-    """True when ``event_type`` is Nova's (handled, or known to be irrelevant)."""
-    return event_type in HANDLERS or event_type in IRRELEVANT_TYPES or event_type.startswith(_NOVA_PREFIXES)
+#: the table: handlers, exact irrelevant types, then the families in order
+TABLE = DecisionTable(HANDLERS, IRRELEVANT_TYPES, (
+    ("instance.", Phases(
+        start="start of {action}: nothing has changed yet, the .end notification carries the result",
+        error=("{action} failed: the payload shows the instance mid-transition; what it becomes "
+               "comes in its own notification or the next full sync"),
+        other="a Nova instance notification this normalizer does not model",
+    )),
+    *PREFIX_REASONS,
+    ("service.", "a Nova service notification this normalizer does not model"),
+))
+#: the event class each handled type produces (documentation and tests), from its handler
+EVENT_CLASS: dict[str, type] = TABLE.event_class
+#: why Nova's ``event_type`` is irrelevant, or None when it becomes events
+irrelevance = TABLE.irrelevance
+#: True when ``event_type`` is Nova's (handled, or known to be irrelevant)
+knows = TABLE.knows
 
 
 def is_nova_publisher(publisher_id: object) -> bool:
