@@ -18,6 +18,12 @@ the records that arrived since the previous scan, until a scan finds nothing
 (``max_rounds`` at most). With no operation running, the model then equals the cloud
 whatever the bus delivered meanwhile (ADR 0004).
 
+A storage sync (``Snapshotter(service="storage")``, a
+:class:`~eventmodel.sources.storage_sync.CinderReader`) reads Cinder's model the same
+way — scope :data:`~eventmodel.events.STORAGE_KINDS`, volume pages beside the storage
+nodes and pools, follow-up rounds re-reading touched volumes (``GET /volumes/{id}``)
+and pools; :class:`ServiceSyncs` runs one Snapshotter per service as one sync.
+
 Records are appended in batches as the listings arrive (memory does not grow with
 the number of servers); each :class:`SyncResult` reports wall time, records by kind
 and the requests the reader counted by service. :class:`PeriodicSync` runs syncs on
@@ -635,6 +641,56 @@ class _SyncRun:
                           follow_up_error=self.follow.error)
 
 
+class ServiceSyncs:
+    """One Snapshotter per service (compute, then storage), run one after the other as
+    one sync: each appends its own snapshot (its scope, its markers), so a failed storage
+    sync aborts only its own and leaves the compute model alone. :meth:`run_once`
+    returns the results merged (:func:`merge_results`); ``last`` keeps each."""
+
+    def __init__(self, snapshotters: list[Snapshotter]) -> None:
+        if not snapshotters:
+            raise ValueError("at least one Snapshotter is needed")
+        self.snapshotters = snapshotters
+        self.last: list[SyncResult] = []
+
+    @property
+    def reader(self) -> CloudReader:
+        return self.snapshotters[0].reader
+
+    @property
+    def log(self) -> EventLog:
+        return self.snapshotters[0].log
+
+    def run_once(self, progress: Callable[[int], None] | None = None,
+                 cancel: threading.Event | None = None) -> SyncResult:
+        self.last = [s.run_once(progress, cancel) for s in self.snapshotters]
+        return merge_results(self.last, [s.service for s in self.snapshotters])
+
+
+def merge_results(results: list[SyncResult], services: list[str]) -> SyncResult:
+    """Syncs of several services as one result: records and requests added up (requests
+    counted once when the readers share a counter is the caller's concern: each result
+    holds only its own sync's), the errors named by service."""
+    if len(results) == 1:
+        return results[0]
+    counts: dict[str, int] = {}
+    for r in results:
+        for k, v in r.counts.items():
+            counts[k] = counts.get(k, 0) + v
+    requests: dict[str, int] = {}
+    for r in results:
+        for k, v in r.requests.items():
+            requests[k] = requests.get(k, 0) + v
+    errors = [f"{svc}: {r.error}" for svc, r in zip(services, results, strict=True) if r.error]
+    follow = [f"{svc}: {r.follow_up_error}" for svc, r in zip(services, results, strict=True) if r.follow_up_error]
+    return SyncResult(
+        "+".join(r.snapshot_id for r in results), counts, min(r.started_at for r in results),
+        max(r.completed_at for r in results), error="; ".join(errors) or None, requests=requests,
+        wall_s=sum(r.wall_s for r in results), pages=sum(r.pages for r in results),
+        rounds=sum(r.rounds for r in results), rechecked=sum(r.rechecked for r in results),
+        unsettled=sum(r.unsettled for r in results), follow_up_error="; ".join(follow) or None)
+
+
 class PeriodicSync:
     """Runs a Snapshotter on its own thread: at start, then every ``period`` seconds
     give or take ``jitter`` (a fraction: 0.1 is ±10 %), and on :meth:`trigger`.
@@ -645,7 +701,7 @@ class PeriodicSync:
     ``on_start`` and ``on_result`` (with every result) and ``progress`` (records
     appended, per batch) are called on the sync thread."""
 
-    def __init__(self, snapshotter: Snapshotter, period: float = 3600.0, *, jitter: float = 0.1,
+    def __init__(self, snapshotter: Snapshotter | ServiceSyncs, period: float = 3600.0, *, jitter: float = 0.1,
                  on_result: Callable[[SyncResult], None] | None = None,
                  on_start: Callable[[], None] | None = None,
                  progress: Callable[[int], None] | None = None,
