@@ -178,9 +178,12 @@ class SimCinder:
         rng, start = self.rng, self.compute.start_us
         servers = sorted(u for u, i in self.compute.instances.items() if i.host is not None)
         for _ in range(count):
-            vt = self._pick_type()
-            size = VOLUME_SIZES[int(rng.random() * len(VOLUME_SIZES))]
-            pool = self._pick_pool(vt, size)
+            for _attempt in range(32):  # a type whose backend has a pool with room
+                vt = self._pick_type()
+                size = VOLUME_SIZES[int(rng.random() * len(VOLUME_SIZES))]
+                pool = self._pick_pool(vt, size)
+                if pool is not None:
+                    break
             if pool is None:
                 raise ValueError(f"cannot place {count} volumes: the pools are full")
             created = start - (3_600 + int(rng.random() * 90 * 86_400)) * S
