@@ -324,9 +324,11 @@ class Snapshotter:
             for key in by_kind[ev.AGGREGATE]:
                 a = aggregates.get(key)
                 yield ev.AggregateObserved(fsid, a) if a is not None else ev.EntityAbsent(fsid, ev.AGGREGATE, key)
-        if ev.POOL in by_kind:
+        if ev.POOL in by_kind or (ev.VOLUME in by_kind and hasattr(self.reader, "list_pools")):
+            # A volume's change changes its pool's figures, which Cinder reports late (a
+            # minute) or never (infinite pools): re-reading volumes re-reads the pools too.
             pools = {p.key: p for p in self.reader.list_pools()}  # type: ignore[attr-defined]
-            for key in by_kind[ev.POOL]:
+            for key in sorted(set(by_kind.get(ev.POOL, ())) | (set(pools) if ev.VOLUME in by_kind else set())):
                 p = pools.get(key)
                 yield ev.PoolObserved(fsid, p) if p is not None else ev.EntityAbsent(fsid, ev.POOL, key)
         yield from self._reread_servers(fsid, by_kind.get(ev.INSTANCE, []))
