@@ -11,6 +11,8 @@ from pathlib import Path
 
 import openstack
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from eventmodel import events as ev
@@ -162,3 +164,23 @@ def test_sync_once_without_block_storage_skips_it_in_one_line(tmp_path: Path) ->
     assert "no block-storage service; only compute is synced" in auto.output
     assert f"instance {sim.instance_count}" in auto.output
     assert named.exit_code != 0 and "no block-storage" in named.output
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 1_000), page=st.integers(1, 60), ops=st.integers(0, 4), backends=st.integers(1, 4))
+def test_any_cloud_busy_or_not_is_equal_after_a_quiescent_storage_sync(tmp_path_factory, seed: int, page: int,
+                                                                       ops: int, backends: int) -> None:
+    """Operations run between the API reads of a first storage sync (its listing misses
+    volumes created meanwhile, lists deleted ones); a quiescent one repairs everything."""
+    sim = SimCloud(3, 15, seed=seed, volumes=50, storage_backends=backends)
+    log = open_log(f"sqlite:///{tmp_path_factory.mktemp('prop')}/e.db")
+    with SimServer(sim) as srv:
+        reader = cinder_reader(srv)
+        snap = Snapshotter(reader, log, page_size=page, service="storage")
+        sim.during_listing = (lambda: sim.step(ops)) if ops else None
+        busy = snap.run_once()
+        with sim.quiescent():
+            quiet = snap.run_once()
+    assert busy.ok and quiet.ok
+    assert storage_differences(sim, model_of(log)) == []
+    assert quiet.counts["volume"] == len(sim.storage.state.volumes)
