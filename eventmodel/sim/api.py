@@ -18,6 +18,10 @@ Layout of the URL space (one host and port):
 - ``/placement``: version document, ``resource_providers`` (and one by uuid, its
   ``inventories``, ``usages``, ``aggregates``), microversion from
   ``OpenStack-API-Version: placement X``;
+- ``/volume`` and ``/volume/v3`` (a cloud with volumes; see
+  :mod:`~eventmodel.sim.api_block_storage`): Cinder's version documents, ``os-services``,
+  ``types``, ``scheduler-stats/get_pools``, ``volumes[/detail]`` (paged), ``volumes/{id}``,
+  ``os-availability-zone``; microversion from ``OpenStack-API-Version: volume X``;
 - ``/_sim``: control, no auth: ``GET /_sim/stats``, ``POST /_sim/stats/reset``,
   ``GET|POST|DELETE /_sim/faults`` (see :mod:`eventmodel.sim.http_faults`),
   ``POST /_sim/tokens/expire``.

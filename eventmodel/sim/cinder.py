@@ -139,6 +139,8 @@ class SimCinder:
         self.state = StorageTruth()
         #: attachment id → its row; volume uuid → its attachment ids in order
         self.rows: dict[str, AttachmentRow] = {}
+        #: server uuid → the ids of its attachments
+        self.by_server: dict[str, set[str]] = {}
         self.launched: dict[str, int] = {}
         self.images: dict[str, str] = {}  # volume uuid → image it was made from (bootable)
         self._seq = 0
@@ -239,11 +241,21 @@ class SimCinder:
         )
 
     def _row(self, volume: str, inst: Instance, at: int) -> AttachmentRow:
-        n = sum(1 for r in self.rows.values() if r.instance_uuid == inst.uuid) if len(self.rows) < 2000 else 0
-        row = AttachmentRow(uuid4(self.ids), volume, inst.uuid, inst.host, f"/dev/vd{chr(ord('b') + n % 24)}",
-                            at, at)
+        mine = self.by_server.setdefault(inst.uuid, set())
+        row = AttachmentRow(uuid4(self.ids), volume, inst.uuid, inst.host,
+                            f"/dev/vd{chr(ord('b') + len(mine) % 24)}", at, at)
         self.rows[row.id] = row
+        mine.add(row.id)
         return row
+
+    def _drop_row(self, attachment_id: str) -> None:
+        row = self.rows.pop(attachment_id, None)
+        if row is not None:
+            mine = self.by_server.get(row.instance_uuid)
+            if mine is not None:
+                mine.discard(attachment_id)
+                if not mine:
+                    del self.by_server[row.instance_uuid]
 
     # ------------------------------------------------------------------
     # Reading
@@ -276,11 +288,13 @@ class SimCinder:
         gone = self.compute.gone
         if not gone:
             return
-        dead = set(gone)
+        dead = list(gone)
         gone.clear()
-        for row in [r for r in self.rows.values() if r.instance_uuid in dead]:
-            if row.id in self.rows and row.volume_id in self.state.volumes:
-                self.detach(row.volume_id, row.id)
+        for server in dead:
+            for aid in sorted(self.by_server.get(server, ())):
+                row = self.rows.get(aid)
+                if row is not None and row.volume_id in self.state.volumes:
+                    self.detach(row.volume_id, aid)
 
     def step(self, n: int = 1) -> None:
         """``n`` random volume operations (their notifications are queued)."""
@@ -492,7 +506,7 @@ class SimCinder:
         self._volume_event("detach.start", self._api(), vol, ctx)
         self._phase()
         left = tuple(a for a in vol.attachments if a.attachment_id != attachment_id)
-        self.rows.pop(attachment_id, None)
+        self._drop_row(attachment_id)
         vol = attrs.evolve(vol, status="in-use" if left else "available", attachments=left)
         self._save(vol)
         self._volume_event("detach.end", self._api(), vol, ctx)

@@ -13,6 +13,12 @@ bus (:mod:`~eventmodel.sim.emitter`, :mod:`~eventmodel.sim.notifications`), afte
 configured faults (:mod:`~eventmodel.sim.faults`: drop, duplicate, delay, reorder).
 The sync reads are in :mod:`~eventmodel.sim.listing`.
 
+With ``volumes`` the cloud also runs a simulated Cinder (:mod:`~eventmodel.sim.cinder`,
+its truth in :mod:`~eventmodel.sim.storage`): ``step()`` follows each Nova operation with
+``volume_rate`` volume operations on average, an instance Nova deletes has its volumes
+detached, and the notifications of both go through the same delivery faults. Without
+volumes (the default) the cloud is exactly what it was before Cinder existed in the sim.
+
 Everything is deterministic for a seed: operations, uuids, message ids, faults.
 Independent RNG streams (operations, ids, delivery faults, payload quirks, listing
 faults, host clocks) make the ground truth the same whatever faults are configured
@@ -187,6 +193,8 @@ class SimCloud:
         self._faults = faults
         #: the simulated Cinder (None without volumes: the cloud is Nova's alone)
         self.cinder: SimCinder | None = None
+        #: the uuid of the volume :meth:`create_volume` created last
+        self.last_volume: str | None = None
         if volumes:
             backends = storage_backends if storage_backends is not None else max(2, min(25, volumes // 400 + 1))
             self.cinder = SimCinder(truth, self._emit, self.people, self.counters, seed=seed, volumes=volumes,
@@ -426,8 +434,8 @@ class SimCloud:
             hook()
 
     def create_volume(self, type_name: str = "standard", size: int = 10, *, pool: str | None = None) -> list[bytes]:
-        """A new volume (its uuid is the last key of ``storage.state.volumes`` created: see
-        :meth:`SimCinder.create`, which returns it)."""
+        """A new volume of the type named ``type_name`` (its uuid in :attr:`last_volume`);
+        its notifications after faults."""
         vt = next((t for t in self.storage.state.volume_types.values() if t.name == type_name), None)
         if vt is None:
             raise OperationError(f"no volume type named {type_name!r}")
