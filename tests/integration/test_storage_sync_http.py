@@ -184,3 +184,17 @@ def test_any_cloud_busy_or_not_is_equal_after_a_quiescent_storage_sync(tmp_path_
     assert busy.ok and quiet.ok
     assert storage_differences(sim, model_of(log)) == []
     assert quiet.counts["volume"] == len(sim.storage.state.volumes)
+
+
+def test_sim_serve_with_volumes_serves_cinder_in_its_own_process() -> None:
+    from eventmodel.sim.server import SimProcess
+
+    with SimProcess(2, 6, seed=4, args=("--volumes", "20", "--storage-backends", "2")) as proc:
+        conn = openstack.connect(**proc.auth_args())
+        assert len(list(conn.block_storage.volumes(details=True, all_projects=True))) == 20
+        assert len(list(conn.block_storage.backend_pools())) == 3
+        stats = proc.control.stats()
+        assert stats["block-storage"] >= 3 and stats["by_route"]["GET /volume/v3/scheduler-stats/get_pools"] == 1
+        proc.stop()
+        out = proc.output()
+    assert "20 volumes" in out and "block-storage" in out
