@@ -444,6 +444,7 @@ class SimCinder:
         t0 = self._begin()
         vol = self._new_volume(vt, size, pool, t0)
         vol = attrs.evolve(vol, status="creating")
+        self.launched.pop(vol.uuid, None)  # unset until created: payloads say "now" (its created_at)
         ctx = self._ctx(vol)
         self._volume_event("create.start", "volume." + pool, vol, ctx)
         self._phase()
