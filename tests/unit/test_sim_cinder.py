@@ -11,6 +11,7 @@ from collections import Counter
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from eventmodel.sim import Faults, OperationError, SimCloud
 from eventmodel.sim.cinder import VOLUME_WEIGHTS
@@ -233,3 +234,93 @@ def test_any_run_keeps_the_storage_truth_consistent(seed: int, steps: int, backe
     assert diff_storage(truth, truth.nodes, truth.pools, truth.volumes, truth.volume_types) == []
     sim.step(5)
     assert truth.volumes is not sim.storage.state.volumes
+
+
+class VolumeLifecycle(RuleBasedStateMachine):
+    """Explicit volume operations in any order (and Nova deleting instances) keep the
+    storage truth consistent, and each operation sends what Cinder would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sim = SimCloud(3, 12, seed=13, volumes=8, storage_backends=3)
+
+    def _volume(self, pick: int, ok) -> str | None:
+        vols = [v for v in sorted(self.sim.storage.state.volumes.values(), key=lambda v: v.uuid) if ok(v)]
+        return vols[pick % len(vols)].uuid if vols else None
+
+    @rule(type_name=st.sampled_from(["standard", "ssd", "ceph", "secret", "__DEFAULT__"]),
+          size=st.integers(1, 300))
+    def create(self, type_name: str, size: int) -> None:
+        try:
+            out = messages(self.sim.create_volume(type_name, size))
+        except OperationError:
+            return
+        assert [m["event_type"] for m in out][:2] == ["volume.create.start", "volume.create.end"]
+
+    @rule(pick=st.integers(0, 1000), server=st.integers(0, 1000))
+    def attach(self, pick: int, server: int) -> None:
+        u = self._volume(pick, lambda v: v.status == "available")
+        servers = sorted(s for s, i in self.sim.state.instances.items() if i.host is not None)
+        if u is None or not servers:
+            return
+        out = messages(self.sim.volume_op("attach", u, servers[server % len(servers)]))
+        assert out[-1]["event_type"] == "volume.attach.end" and out[-1]["payload"]["status"] == "in-use"
+
+    @rule(pick=st.integers(0, 1000))
+    def detach(self, pick: int) -> None:
+        u = self._volume(pick, lambda v: bool(v.attachments))
+        if u is not None:
+            vol = self.sim.storage.state.volumes[u]
+            out = messages(self.sim.volume_op("detach", u, vol.attachments[0].attachment_id))
+            assert out[-1]["event_type"] == "volume.detach.end"
+
+    @rule(pick=st.integers(0, 1000), more=st.integers(1, 500))
+    def extend(self, pick: int, more: int) -> None:
+        u = self._volume(pick, lambda v: v.status == "available")
+        if u is not None:
+            try:
+                self.sim.volume_op("extend", u, self.sim.storage.state.volumes[u].size_gb + more)
+            except OperationError:
+                pass  # no room in its pool
+
+    @rule(pick=st.integers(0, 1000), to=st.integers(0, 4))
+    def retype(self, pick: int, to: int) -> None:
+        u = self._volume(pick, lambda v: v.status == "available")
+        if u is not None:
+            vt = sorted(self.sim.storage.state.volume_types)[to]
+            try:
+                self.sim.volume_op("retype", u, vt)
+            except OperationError:
+                pass
+
+    @rule(pick=st.integers(0, 1000), to=st.integers(0, 10))
+    def migrate(self, pick: int, to: int) -> None:
+        u = self._volume(pick, lambda v: True)
+        pools = sorted(self.sim.storage.state.pools)
+        if u is not None:
+            try:
+                out = messages(self.sim.volume_op("migrate", u, pools[to % len(pools)]))
+            except OperationError:
+                return
+            assert not any(m["event_type"].startswith("volume.") for m in out)
+
+    @rule(pick=st.integers(0, 1000))
+    def delete(self, pick: int) -> None:
+        u = self._volume(pick, lambda v: v.status == "available")
+        if u is not None:
+            self.sim.volume_op("delete", u)
+            assert u not in self.sim.storage.state.volumes
+
+    @rule(pick=st.integers(0, 1000))
+    def nova_deletes_an_instance(self, pick: int) -> None:
+        servers = sorted(s for s, i in self.sim.state.instances.items() if not i.locked)
+        if servers:
+            self.sim.delete(servers[pick % len(servers)])
+
+    @invariant()
+    def consistent(self) -> None:
+        check_truth(self.sim)
+
+
+TestVolumeLifecycle = VolumeLifecycle.TestCase
+TestVolumeLifecycle.settings = settings(max_examples=25, stateful_step_count=25, deadline=None)
