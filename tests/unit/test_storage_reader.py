@@ -119,3 +119,17 @@ def test_a_storage_snapshotter_reconciles_the_storage_kinds_only(tmp_path) -> No
             Snapshotter(CinderReader(_Base()), log, service="network")  # type: ignore[arg-type]
     finally:
         log.close()
+
+
+def test_results_of_several_services_merge_into_one_naming_the_failed_service() -> None:
+    from eventmodel.sources.sync import SyncResult, merge_results
+
+    compute = SyncResult("c", {"instance": 3}, 10, 20, requests={"compute": 4, "identity": 2}, wall_s=1.0, pages=1)
+    storage = SyncResult("s", {"volume": 5, "pool": 2}, 21, 30, error="GET /types answered 500",
+                         requests={"block-storage": 2}, wall_s=0.5, pages=2)
+    merged = merge_results([compute, storage], ["compute", "storage"])
+    assert merged.counts == {"instance": 3, "volume": 5, "pool": 2}
+    assert merged.requests == {"compute": 4, "identity": 2, "block-storage": 2}
+    assert (merged.started_at, merged.completed_at, merged.pages, merged.wall_s) == (10, 30, 3, 1.5)
+    assert not merged.ok and merged.error == "storage: GET /types answered 500"
+    assert merge_results([compute], ["compute"]) is compute
