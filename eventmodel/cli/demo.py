@@ -124,6 +124,10 @@ def _summary(r: DemoReport) -> Table:
     t.add_row("log", f"{r.log_url} at position {r.end}")
     t.add_row("model before final sync", f"{len(r.wrong_before):,} differences from ground truth")
     t.add_row("drift found by final sync", _drift(r))
+    if r.storage and r.storage_drift is not None:
+        sd = r.storage_drift
+        t.add_row("storage drift found by final sync", f"{sd.corrected:,} corrected ({sd.deleted:,} deleted) by the "
+                  "storage sync while operations ran")
     t.add_row("held back until the last sync", _late(r))
     t.add_row("replay from zero", f"{r.end.total - r.before.total:,} new records, whole log in {r.replay_s:.2f}s "
               f"({r.end.total / r.replay_s:,.0f} records/s), same model: {'yes' if r.same_replay else 'NO'}")

@@ -66,6 +66,9 @@ class DemoReport:
     pools_now: int = 0
     storage_nodes_now: int = 0
     storage_differences: tuple[str, ...] = ()
+    #: what the busy final storage sync corrected: Cinder's changes the log had not
+    #: told (silent migrations and metadata, lost notifications, or no Cinder normalizer)
+    storage_drift: SnapshotResult | None = None
 
     @property
     def compute_equal(self) -> bool:

@@ -13,7 +13,7 @@ truth; last, replays the whole log from zero into a second projection.
 
 With volumes (``DemoConfig.volumes``, one per two instances by default) the cloud also
 runs a simulated Cinder: its API is served beside Nova's, every full sync is followed
-by a storage sync of the same connection (:class:`ServiceSyncs`), its notifications go
+by a storage sync of the same connection (a Snapshotter of its own), its notifications go
 through the same feed (normalized wherever a Cinder normalizer is installed), and the
 report compares the storage model (nodes, pools, volume types, volumes) with the
 sim's storage truth beside compute.
@@ -47,7 +47,7 @@ from eventmodel.sim.storage import diff_storage
 from eventmodel.sources.openstack import OpenStackReader
 from eventmodel.sources.plugins import CompositeNormalizer
 from eventmodel.sources.storage_sync import CinderReader
-from eventmodel.sources.sync import ServiceSyncs, Snapshotter, SyncResult
+from eventmodel.sources.sync import Snapshotter, SyncResult, merge_results
 from projections.model import ClusterModel
 from projections.projection import Follower, Projection, catch_up
 from projections.replay import start
@@ -97,7 +97,9 @@ class DemoRun:
     What the steps find is kept on the run until :meth:`report` gathers it."""
 
     srv: SimServer
-    syncer: Snapshotter | ServiceSyncs
+    syncer: Snapshotter
+    #: the storage sync that follows each compute sync (None: the cloud has no volumes)
+    storage_syncer: Snapshotter | None = None
     #: operations of the timed run and its seconds (:meth:`operate`)
     ops: int
     streamed_s: float
@@ -115,6 +117,9 @@ class DemoRun:
         self.before = log.end()
         self.syncs: list[SyncRound] = []
         self.late = {"delivered": 0, "live": 0}
+        #: per sync: what its compute part and its storage part corrected (with volumes)
+        self.drifts: dict[str, SnapshotResult | None] = {}
+        self.storage_drifts: dict[str, SnapshotResult | None] = {}
         self.judge = CompositeNormalizer.from_entry_points()  # counts which late notifications change an entity
         self.follower: Follower | None = None
         self.feed: Feed | None = None
@@ -169,15 +174,11 @@ class DemoRun:
             self.feed = AmqpFeed(self.log, self.config.bus)
         else:
             self.feed = DirectFeed(self.log)
-        compute = Snapshotter(reader, self.log, source="demo-sync", clock=lambda: sim.clock_us)
-        self.syncer = compute
+        self.syncer = Snapshotter(reader, self.log, source="demo-sync", clock=lambda: sim.clock_us)
         if sim.cinder is not None:
-            # the same connection reads Cinder: one more snapshot per sync, of the storage
-            # kinds, before the compute one (whose drift the report's drift line shows: the
-            # model's last completed snapshot)
-            storage = Snapshotter(CinderReader(reader), self.log, source="demo-sync-storage",
-                                  clock=lambda: sim.clock_us, service="storage")
-            self.syncer = ServiceSyncs([storage, compute])
+            # the same connection reads Cinder: one more snapshot per sync, of the storage kinds
+            self.storage_syncer = Snapshotter(CinderReader(reader), self.log, source="demo-sync-storage",
+                                              clock=lambda: sim.clock_us, service="storage")
         if self.config.sync_ops:
             # operations start and finish while a full sync reads, their notifications
             # reaching the log between the sync's observations; this runs on the
@@ -198,6 +199,12 @@ class DemoRun:
         """One full sync; the round is recorded and told to the watch."""
         ops_before = self.sim.counters["ops"]
         result = self.syncer.run_once()
+        if self.storage_syncer is not None:
+            # what the compute sync corrected, before the storage sync's report replaces it
+            self.drifts[what] = self.caught_up(self.log.end()).last_snapshot
+            storage = self.storage_syncer.run_once()
+            self.storage_drifts[what] = self.caught_up(self.log.end()).last_snapshot
+            result = merge_results([result, storage], ["compute", "storage"])
         if not result.ok:
             raise DemoFailed(f"{what} failed: {result.error}", "sync")
         done = SyncRound(what, result, self.sim.counters["ops"] - ops_before,
@@ -234,7 +241,7 @@ class DemoRun:
         else:
             self.feed.drain(timeout=DRAIN_S)
             model = self.caught_up(self.log.end())
-        self.busy_drift = model.last_snapshot
+        self.busy_drift = self.drifts.get("final full sync", model.last_snapshot)
         return model
 
     def quiescent_sync(self) -> SyncResult:
@@ -287,12 +294,14 @@ class DemoRun:
             counters=dict(sim.counters), skewed_hosts=sum(1 for h in sim.hosts if sim.skew_of(h)),
             syncs=tuple(self.syncs), events=feed.events, irrelevant=feed.irrelevant, dead=feed.dead,
             wrong_before=self.wrong_before, wrong_between=self.wrong_between, busy_drift=self.busy_drift,
-            quiet_drift=self.model.last_snapshot, late_during_sync=self.config.late_during_sync,
+            quiet_drift=self.drifts.get("quiescent full sync", self.model.last_snapshot),
+            late_during_sync=self.config.late_during_sync,
             late_delivered=self.late["delivered"], late_live=self.late["live"], replay_s=replay_s,
             same_replay=same, differences=_differences(sim, self.model),
             storage=sim.cinder is not None, volumes_now=len(storage.volumes), pools_now=len(storage.pools),
             storage_nodes_now=len(storage.nodes),
-            storage_differences=_storage_differences(sim, self.model))
+            storage_differences=_storage_differences(sim, self.model),
+            storage_drift=self.storage_drifts.get("final full sync"))
 
 
 def _differences(sim: SimCloud, model: ClusterModel) -> tuple[str, ...]:
