@@ -198,3 +198,32 @@ def test_sim_serve_with_volumes_serves_cinder_in_its_own_process() -> None:
         proc.stop()
         out = proc.output()
     assert "20 volumes" in out and "block-storage" in out
+
+
+def test_a_fault_mid_storage_sync_aborts_it_and_leaves_both_models_as_they_were(cloud, tmp_path) -> None:
+    from eventmodel.sim.http_faults import HttpFault
+    from eventmodel.sources.sync import ServiceSyncs
+
+    sim, srv = cloud
+    log = open_log(f"sqlite:///{tmp_path}/e.db")
+    base = OpenStackReader.connect(None, timeout=10, **srv.auth_args())
+    syncs = ServiceSyncs([Snapshotter(base, log, page_size=PAGE),
+                          Snapshotter(CinderReader(base), log, page_size=PAGE, service="storage")])
+    with sim.quiescent():
+        first = syncs.run_once()
+        assert first.ok, first.error
+        before = model_of(log)
+        with srv.lock:  # volumes change without notifications: an aborted sync must not delete any
+            for _ in range(5):
+                sim.storage.step(1)
+        srv.api.arm(HttpFault("error", service="block-storage", path="volumes/detail", after=1))
+        failed = syncs.run_once()
+    assert not failed.ok and failed.error.startswith("storage: ") and "answered 500" in failed.error
+    compute, storage = syncs.last
+    assert compute.ok and not storage.ok  # the compute sync completed; only the storage one aborted
+    after = model_of(log)
+    assert dict(after.volumes()) == dict(before.volumes()) and dict(after.pools()) == dict(before.pools())
+    assert len(after.instances()) == sim.instance_count
+    with sim.quiescent():
+        assert syncs.run_once().ok
+    assert storage_differences(sim, model_of(log)) == []
