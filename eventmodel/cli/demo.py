@@ -60,7 +60,7 @@ class _Narrator(DemoWatch):
 
     def cloud_ready(self, built_s: float, url: str) -> None:
         console.print(f"  built the simulated cloud in {built_s:.1f}s")
-        console.print(f"  serving its Keystone, Nova and Placement APIs at {url}; "
+        console.print(f"  serving its Keystone, Nova, Placement (and Cinder) APIs at {url}; "
                       "full syncs read them through openstacksdk")
 
     def synced(self, sync: SyncRound) -> None:
@@ -78,7 +78,8 @@ class _Narrator(DemoWatch):
 def _header(lg: EventLog, config: DemoConfig, kind_cloud: bool) -> None:
     console.print(f"[bold]eventmodel demo[/] log={lg.url} partitions={lg.partitions()} "
                   f"hosts={config.hosts} instances={config.instances} duration={config.duration:g}s "
-                  f"seed={config.seed} cloud={'kind' if kind_cloud else 'as unkind as Nova'}")
+                  f"volumes={config.volume_count} seed={config.seed} "
+                  f"cloud={'kind' if kind_cloud else 'as unkind as Nova'}")
     before = lg.end()
     if before.total:
         console.print(f"  the log already holds {before.total:,} records; the model starts from them "
@@ -106,6 +107,9 @@ def _summary(r: DemoReport) -> Table:
     c, requests = r.counters, r.requests
     t = Table(title="demo summary", show_header=False)
     t.add_row("hosts / instances now", f"{r.hosts_now:,} / {r.instances_now:,}")
+    if r.storage:
+        t.add_row("storage nodes / pools / volumes now", f"{r.storage_nodes_now:,} / {r.pools_now:,} / "
+                  f"{r.volumes_now:,} ({c.get('volume_ops', 0):,} volume operations)")
     t.add_row("operations", f"{r.ops:,} in {r.streamed_s:.1f}s, {r.ops_during_syncs:,} more while the syncs read")
     t.add_row("notifications", f"{c.get('notifications', 0):,} emitted, {c.get('dropped', 0):,} dropped, "
               f"{c.get('duplicated', 0):,} duplicated, {c.get('delayed', 0):,} delayed, "
@@ -120,11 +124,20 @@ def _summary(r: DemoReport) -> Table:
     t.add_row("log", f"{r.log_url} at position {r.end}")
     t.add_row("model before final sync", f"{len(r.wrong_before):,} differences from ground truth")
     t.add_row("drift found by final sync", _drift(r))
+    if r.storage and r.storage_drift is not None:
+        sd = r.storage_drift
+        t.add_row("storage drift found by final sync", f"{sd.corrected:,} corrected ({sd.deleted:,} deleted) by the "
+                  "storage sync while operations ran")
     t.add_row("held back until the last sync", _late(r))
     t.add_row("replay from zero", f"{r.end.total - r.before.total:,} new records, whole log in {r.replay_s:.2f}s "
               f"({r.end.total / r.replay_s:,.0f} records/s), same model: {'yes' if r.same_replay else 'NO'}")
+    if r.storage:
+        t.add_row("compute equals ground truth", "yes" if r.compute_equal else
+                  f"[red]no[/] ({len(r.differences)} differences)")
+        t.add_row("storage equals ground truth", "yes" if r.storage_equal else
+                  f"[red]no[/] ({len(r.storage_differences)} differences)")
     t.add_row("projection equals ground truth", "[bold green]YES[/]" if r.equal else
-              f"[bold red]NO[/] ({len(r.differences)} differences)")
+              f"[bold red]NO[/] ({len(r.differences) + len(r.storage_differences)} differences)")
     return t
 
 
@@ -181,6 +194,9 @@ def register(app: typer.Typer) -> None:
                                                help="Operations between two API reads of a busy sync "
                                                     "(default 3; 0 with --kind-cloud)."),
         ops_per_batch: int = typer.Option(100, "--batch", min=1, help="Operations per log append."),
+        volumes: Optional[int] = typer.Option(None, "--volumes", min=0,
+                                              help="Cinder volumes at the start (default: one per two "
+                                                   "instances; 0: no block storage)."),
         late_during_sync: bool = typer.Option(
             True, "--late-during-sync/--flush-before-sync",
             help="Deliver the notifications still held back (delayed, to be redelivered) while the quiescent "
@@ -195,10 +211,11 @@ def register(app: typer.Typer) -> None:
                          max_skew_s=max_skew, omit=omit, down_cell=down_cell, empty_az=empty_az)
         config = DemoConfig(hosts=hosts, instances=instances, duration=duration, seed=seed, faults=faults,
                             sync_ops=sync_ops if sync_ops is not None else (0 if kind_cloud else 3),
-                            ops_per_batch=ops_per_batch, late_during_sync=late_during_sync, bus=bus)
+                            ops_per_batch=ops_per_batch, late_during_sync=late_during_sync, bus=bus,
+                            volumes=volumes)
         report = _run(config, log, kind_cloud)
         console.print(_summary(report))
-        for line in report.differences[:20]:
+        for line in (report.differences + report.storage_differences)[:20]:
             console.print(f"  {line}")
         if not report.ok:
             raise typer.Exit(1)

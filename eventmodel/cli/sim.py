@@ -33,8 +33,13 @@ def serve(
     nova_like: bool = typer.Option(False, "--nova-like", help="Listings as unkind as Nova's (down cell, omissions)."),
     ops_per_second: float = typer.Option(0.0, "--ops-per-second", min=0.0,
                                          help="Random operations per second on the cloud while it serves."),
+    volumes: int = typer.Option(0, "--volumes", min=0,
+                                help="Cinder volumes at the start (0: no block storage in the catalog)."),
+    storage_backends: int | None = typer.Option(None, "--storage-backends", min=1,
+                                                help="cinder-volume backends (default: 2 + one per 400 "
+                                                     "volumes, at most 25; the last reports infinite capacity)."),
 ) -> None:
-    """Serve Keystone, Nova and Placement from a simulated cloud until interrupted."""
+    """Serve Keystone, Nova and Placement (and Cinder with --volumes) from a simulated cloud until interrupted."""
     require_extra("sim", "starlette", "uvicorn", "yaml", what="eventmodel sim serve")
     from eventmodel.sim import Faults, SimCloud
     from eventmodel.sim.http_faults import HttpFault
@@ -45,7 +50,8 @@ def serve(
     except ValueError as exc:
         raise fail(f"bad --fault: {exc}") from None
     try:
-        sim = SimCloud(hosts, instances, seed=seed, faults=Faults.nova_like() if nova_like else Faults())
+        sim = SimCloud(hosts, instances, seed=seed, faults=Faults.nova_like() if nova_like else Faults(),
+                       volumes=volumes, storage_backends=storage_backends)
     except ValueError as exc:
         raise fail(str(exc)) from None
     # the truth lives as long as the process: keep the cyclic GC off its objects
@@ -60,7 +66,8 @@ def serve(
     except (OSError, ValueError) as exc:
         srv.stop()
         raise fail(f"cannot write {clouds_yaml}: {exc}") from None
-    console.print(f"serving {hosts} hosts, {sim.instance_count} servers at {srv.url}")
+    storage = f", {volumes} volumes" if volumes else ""
+    console.print(f"serving {hosts} hosts, {sim.instance_count} servers{storage} at {srv.url}")
     console.print(f"auth_url {srv.auth_url}")
     console.print(f"clouds.yaml: {path.resolve()} (cloud {cloud!r})", soft_wrap=True)
     console.print(f"try: eventmodel sync --cloud {cloud} --once --log sqlite:///sim.db   (Ctrl-C stops)")
@@ -80,7 +87,7 @@ def serve(
         srv.stop()
     s = srv.api.stats()
     console.print(f"served {s['total']} requests: identity {s['identity']}, compute {s['compute']}, "
-                  f"placement {s['placement']}")
+                  f"placement {s['placement']}, block-storage {s['block-storage']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -22,7 +22,7 @@ from eventmodel.cli.metrics_options import (
     serve_or_fail,
 )
 from eventmodel.clock import format_time, now_us
-from eventmodel.sources.sync import CloudReader, PeriodicSync, Snapshotter, SyncResult
+from eventmodel.sources.sync import CloudReader, PeriodicSync, ServiceSyncs, Snapshotter, SyncResult
 
 _log = logging.getLogger("eventmodel.sync")
 
@@ -34,7 +34,7 @@ def _table(result: SyncResult) -> Table:
     t.add_row("records", ", ".join(f"{k} {v:,}" for k, v in result.counts.items()) or "-")
     total = sum(result.requests.values())
     t.add_row("requests", f"{total:,} (" + ", ".join(f"{k} {v:,}" for k, v in sorted(result.requests.items()))
-              + f"); {result.pages:,} server pages")
+              + f"); {result.pages:,} pages")
     return t
 
 
@@ -99,12 +99,16 @@ def sync(
     connect_retries: int = typer.Option(1, "--connect-retries", min=0, max=10,
                                         help="Times a request whose connection failed or timed out is sent "
                                              "again (error answers are not)."),
+    services: str = typer.Option("auto", "--services",
+                                 help="Which models to sync: compute, storage, or both (compute,storage); "
+                                      "auto: compute, and storage when the catalog has block-storage."),
     metrics_port: int | None = metrics_port_option(),
     metrics_host: str = metrics_host_option(),
 ) -> None:
     """Full syncs from the cloud's APIs into the log: once, or at start-up and then every --period seconds.
 
-    Reads compute services, hypervisors with their Placement inventories, host aggregates and every server.
+    Reads compute services, hypervisors with their Placement inventories, host aggregates and every server;
+    with storage (Cinder): cinder-volume services, volume types, pools and every volume.
 
     A sync on demand: SIGUSR1 to the syncer, or `eventmodel sync --now --pid-file F`.
     A request during a sync runs one more right after it.
@@ -117,9 +121,10 @@ def sync(
         _request_now(pid_file)
         return
     require_extra("openstack", "openstack", what="eventmodel sync")
+    wanted = _services(services)
     lg = open_or_fail(log, create=True)
-    snap = Snapshotter(_reader(cloud, timeout, inventory_workers, connect_retries, page_size), lg,
-                       source="sync", page_size=page_size)
+    reader = _reader(cloud, timeout, inventory_workers, connect_retries, page_size)
+    snap = _snapshotters(reader, lg, wanted, page_size)
     if once:
         _once(snap)
     from eventmodel.metrics import new_registry
@@ -146,6 +151,41 @@ def _request_now(pid_file: Path | None) -> None:
     console.print(f"sync requested from syncer process {pid}")
 
 
+def _services(text: str) -> tuple[str, ...] | None:
+    """``--services``: the services named (None for ``auto``); a clear error for others."""
+    from eventmodel.sources.sync import SERVICES
+
+    if text.strip().lower() == "auto":
+        return None
+    names = tuple(dict.fromkeys(n.strip().lower() for n in text.split(",") if n.strip()))
+    bad = [n for n in names if n not in SERVICES]
+    if bad or not names:
+        raise fail(f"--services takes auto or a list of {', '.join(SERVICES)}; got {text!r}")
+    return names
+
+
+def _snapshotters(reader: CloudReader, lg: object, wanted: tuple[str, ...] | None,
+                  page_size: int) -> Snapshotter | ServiceSyncs:
+    """A Snapshotter per service to sync; storage is left out, with one line, when the
+    catalog has no block-storage service (an error only when --services named it)."""
+    from eventmodel.sources.storage_sync import CinderReader
+
+    snaps = []
+    if wanted is None or "compute" in wanted:
+        snaps.append(Snapshotter(reader, lg, source="sync", page_size=page_size))  # type: ignore[arg-type]
+    if wanted is None or "storage" in wanted:
+        cinder = CinderReader(reader, page_size=page_size)  # type: ignore[arg-type]
+        if cinder.endpoint() is None:
+            if wanted is not None:
+                raise fail("--services storage: the cloud's catalog has no block-storage (Cinder v3) service")
+            console.print("storage: the catalog has no block-storage service; only compute is synced",
+                          highlight=False, soft_wrap=True)
+        else:
+            snaps.append(Snapshotter(cinder, lg, source="sync-storage", page_size=page_size,  # type: ignore[arg-type]
+                                     service="storage"))
+    return snaps[0] if len(snaps) == 1 else ServiceSyncs(snaps)
+
+
 def _reader(cloud: str | None, timeout: float, inventory_workers: int, connect_retries: int,
             page_size: int) -> CloudReader:
     """The cloud's APIs through openstacksdk; a clear error when they cannot be configured."""
@@ -160,12 +200,13 @@ def _reader(cloud: str | None, timeout: float, inventory_workers: int, connect_r
     return reader
 
 
-def _once(snap: Snapshotter) -> None:
+def _once(snap: Snapshotter | ServiceSyncs) -> None:
     """``--once``: one sync, its table and report; exits 0, or 1 when it failed."""
     with progress("syncing", None) as advance:
         result = snap.run_once(progress=advance)
-    console.print(_table(result))
-    _log_report(result)
+    for one in snap.last if isinstance(snap, ServiceSyncs) else [result]:
+        console.print(_table(one))
+        _log_report(one)
     raise typer.Exit(0 if result.ok else 1)
 
 

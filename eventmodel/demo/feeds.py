@@ -1,6 +1,12 @@
 """Where the demo sends the simulated cloud's notifications: straight through the
 normalizer onto the log (:class:`DirectFeed`), or through RabbitMQ and the bridge
-(:class:`eventmodel.demo.amqp.AmqpFeed`, the same interface)."""
+(:class:`eventmodel.demo.amqp.AmqpFeed`, the same interface).
+
+The direct feed normalizes with the sources' composite normalizer
+(:meth:`~eventmodel.sources.plugins.CompositeNormalizer.from_entry_points`: Nova's and
+whatever else is installed), so Cinder's notifications become events where a Cinder
+normalizer exists and are counted irrelevant where none does (the full syncs then
+carry the storage model alone)."""
 
 from __future__ import annotations
 
@@ -8,7 +14,8 @@ from typing import Protocol
 
 from eventmodel.clock import now_us
 from eventmodel.log import EventLog
-from eventmodel.sources.nova import NovaNormalizer
+from eventmodel.sources.nova import MessageNormalizer
+from eventmodel.sources.plugins import CompositeNormalizer
 
 
 class Feed(Protocol):
@@ -30,7 +37,7 @@ class DirectFeed:
 
     def __init__(self, log: EventLog) -> None:
         self.log = log
-        self.normalizer = NovaNormalizer()
+        self.normalizer = CompositeNormalizer.from_entry_points()
         self.events = 0
         self.dead = 0
         self.irrelevant = 0
@@ -59,7 +66,7 @@ class DirectFeed:
         return None
 
 
-def live_events(normalizer: NovaNormalizer, notifications: list[bytes]) -> int:
+def live_events(normalizer: MessageNormalizer, notifications: list[bytes]) -> int:
     """How many events of ``notifications`` create, change or delete an entity (the ones
     a sync's follow-up rounds re-read; start notifications and the like change nothing)."""
     n = 0

@@ -59,11 +59,29 @@ class DemoReport:
     same_replay: bool
     #: the projection's differences from the simulator's ground truth at the end
     differences: tuple[str, ...]
+    #: whether the cloud had block storage, what it held at the end, and the storage
+    #: model's differences from the sim's storage truth
+    storage: bool = False
+    volumes_now: int = 0
+    pools_now: int = 0
+    storage_nodes_now: int = 0
+    storage_differences: tuple[str, ...] = ()
+    #: what the busy final storage sync corrected: Cinder's changes the log had not
+    #: told (silent migrations and metadata, lost notifications, or no Cinder normalizer)
+    storage_drift: SnapshotResult | None = None
+
+    @property
+    def compute_equal(self) -> bool:
+        return not self.differences
+
+    @property
+    def storage_equal(self) -> bool:
+        return not self.storage_differences
 
     @property
     def equal(self) -> bool:
-        """The projection equals the ground truth."""
-        return not self.differences
+        """The projection equals the ground truth: compute, and storage when the cloud has it."""
+        return self.compute_equal and self.storage_equal
 
     @property
     def ok(self) -> bool:

@@ -11,6 +11,13 @@ projection; runs a second busy full sync the same way; then one quiescent full s
 operations, no listing faults) and compares the projection with the simulator's ground
 truth; last, replays the whole log from zero into a second projection.
 
+With volumes (``DemoConfig.volumes``, one per two instances by default) the cloud also
+runs a simulated Cinder: its API is served beside Nova's, every full sync is followed
+by a storage sync of the same connection (a Snapshotter of its own), its notifications go
+through the same feed (normalized wherever a Cinder normalizer is installed), and the
+report compares the storage model (nodes, pools, volume types, volumes) with the
+sim's storage truth beside compute.
+
 A log that already holds records (an earlier run's, whose versions are from another
 cloud) is where the model starts: the full syncs must repair it.
 
@@ -36,9 +43,11 @@ from eventmodel.demo.watch import DemoWatch
 from eventmodel.sim.cloud import SimCloud, diff_truth
 from eventmodel.sim.faults import Faults
 from eventmodel.sim.server import SimServer
-from eventmodel.sources.nova import NovaNormalizer
+from eventmodel.sim.storage import diff_storage
 from eventmodel.sources.openstack import OpenStackReader
-from eventmodel.sources.sync import Snapshotter, SyncResult
+from eventmodel.sources.plugins import CompositeNormalizer
+from eventmodel.sources.storage_sync import CinderReader
+from eventmodel.sources.sync import Snapshotter, SyncResult, merge_results
 from projections.model import ClusterModel
 from projections.projection import Follower, Projection, catch_up
 from projections.replay import start
@@ -74,6 +83,12 @@ class DemoConfig:
     late_during_sync: bool = True
     #: amqp:// URL: through RabbitMQ and the bridge instead of straight onto the log
     bus: str | None = None
+    #: volumes at the start (None: one per two instances; 0: a cloud without Cinder)
+    volumes: int | None = None
+
+    @property
+    def volume_count(self) -> int:
+        return self.instances // 2 if self.volumes is None else self.volumes
 
 
 class DemoRun:
@@ -83,6 +98,8 @@ class DemoRun:
 
     srv: SimServer
     syncer: Snapshotter
+    #: the storage sync that follows each compute sync (None: the cloud has no volumes)
+    storage_syncer: Snapshotter | None = None
     #: operations of the timed run and its seconds (:meth:`operate`)
     ops: int
     streamed_s: float
@@ -100,7 +117,10 @@ class DemoRun:
         self.before = log.end()
         self.syncs: list[SyncRound] = []
         self.late = {"delivered": 0, "live": 0}
-        self.judge = NovaNormalizer()  # counts which late notifications change an entity
+        #: per sync: what its compute part and its storage part corrected (with volumes)
+        self.drifts: dict[str, SnapshotResult | None] = {}
+        self.storage_drifts: dict[str, SnapshotResult | None] = {}
+        self.judge = CompositeNormalizer.from_entry_points()  # counts which late notifications change an entity
         self.follower: Follower | None = None
         self.feed: Feed | None = None
         self.projection: Projection | None = None
@@ -131,7 +151,8 @@ class DemoRun:
         """The simulated cloud, its clock starting now; the seconds it took."""
         c = self.config
         t0 = time.perf_counter()
-        self.sim = SimCloud(c.hosts, c.instances, seed=c.seed, start_time_us=now_us(), faults=c.faults)
+        self.sim = SimCloud(c.hosts, c.instances, seed=c.seed, start_time_us=now_us(), faults=c.faults,
+                            volumes=c.volume_count)
         return time.perf_counter() - t0
 
     def serve(self) -> None:
@@ -154,6 +175,10 @@ class DemoRun:
         else:
             self.feed = DirectFeed(self.log)
         self.syncer = Snapshotter(reader, self.log, source="demo-sync", clock=lambda: sim.clock_us)
+        if sim.cinder is not None:
+            # the same connection reads Cinder: one more snapshot per sync, of the storage kinds
+            self.storage_syncer = Snapshotter(CinderReader(reader), self.log, source="demo-sync-storage",
+                                              clock=lambda: sim.clock_us, service="storage")
         if self.config.sync_ops:
             # operations start and finish while a full sync reads, their notifications
             # reaching the log between the sync's observations; this runs on the
@@ -174,6 +199,12 @@ class DemoRun:
         """One full sync; the round is recorded and told to the watch."""
         ops_before = self.sim.counters["ops"]
         result = self.syncer.run_once()
+        if self.storage_syncer is not None:
+            # what the compute sync corrected, before the storage sync's report replaces it
+            self.drifts[what] = self.caught_up(self.log.end()).last_snapshot
+            storage = self.storage_syncer.run_once()
+            self.storage_drifts[what] = self.caught_up(self.log.end()).last_snapshot
+            result = merge_results([result, storage], ["compute", "storage"])
         if not result.ok:
             raise DemoFailed(f"{what} failed: {result.error}", "sync")
         done = SyncRound(what, result, self.sim.counters["ops"] - ops_before,
@@ -210,7 +241,7 @@ class DemoRun:
         else:
             self.feed.drain(timeout=DRAIN_S)
             model = self.caught_up(self.log.end())
-        self.busy_drift = model.last_snapshot
+        self.busy_drift = self.drifts.get("final full sync", model.last_snapshot)
         return model
 
     def quiescent_sync(self) -> SyncResult:
@@ -240,9 +271,9 @@ class DemoRun:
         return self.projection.wait_for(lambda m: m.position.covers(end), timeout=CATCH_UP_S)
 
     def compare(self, model: ClusterModel) -> tuple[str, ...]:
-        """The model's differences from the simulator's ground truth now."""
+        """The model's differences from the simulator's ground truth now (compute and storage)."""
         with self.srv.lock:
-            return _differences(self.sim, model)
+            return _differences(self.sim, model) + _storage_differences(self.sim, model)
 
     def replay(self) -> tuple[float, bool]:
         """A second, independent replay from zero: its seconds and whether it gives the same model."""
@@ -256,20 +287,34 @@ class DemoRun:
         replay_s, same = self.replay()
         sim, feed = self.sim, self.feed
         truth = sim.truth()
+        storage = sim.storage_truth()
         return DemoReport(
             log_url=self.log.url, before=self.before, end=self.end, hosts_now=len(truth.nodes),
             instances_now=len(truth.instances), ops=self.ops, streamed_s=self.streamed_s,
             counters=dict(sim.counters), skewed_hosts=sum(1 for h in sim.hosts if sim.skew_of(h)),
             syncs=tuple(self.syncs), events=feed.events, irrelevant=feed.irrelevant, dead=feed.dead,
             wrong_before=self.wrong_before, wrong_between=self.wrong_between, busy_drift=self.busy_drift,
-            quiet_drift=self.model.last_snapshot, late_during_sync=self.config.late_during_sync,
+            quiet_drift=self.drifts.get("quiescent full sync", self.model.last_snapshot),
+            late_during_sync=self.config.late_during_sync,
             late_delivered=self.late["delivered"], late_live=self.late["live"], replay_s=replay_s,
-            same_replay=same, differences=_differences(sim, self.model))
+            same_replay=same, differences=_differences(sim, self.model),
+            storage=sim.cinder is not None, volumes_now=len(storage.volumes), pools_now=len(storage.pools),
+            storage_nodes_now=len(storage.nodes),
+            storage_differences=_storage_differences(sim, self.model),
+            storage_drift=self.storage_drifts.get("final full sync"))
 
 
 def _differences(sim: SimCloud, model: ClusterModel) -> tuple[str, ...]:
     return tuple(diff_truth(sim.truth(), model.instances(), model.compute_nodes(),  # type: ignore[arg-type]
                             model.services()))
+
+
+def _storage_differences(sim: SimCloud, model: ClusterModel) -> tuple[str, ...]:
+    """The storage model's differences from the sim's storage truth (none without Cinder)."""
+    if sim.cinder is None:
+        return ()
+    return tuple(diff_storage(sim.storage_truth(), model.storage_nodes(), model.pools(),  # type: ignore[arg-type]
+                              model.volumes(), model.volume_types()))  # type: ignore[arg-type]
 
 
 def run_demo(config: DemoConfig, log: EventLog, watch: DemoWatch | None = None) -> DemoReport:

@@ -16,7 +16,11 @@ Module map (the ground truth is the one thing the parts share):
 - :mod:`~eventmodel.sim.emitter` — messages around the payloads, and their delivery;
 - :mod:`~eventmodel.sim.faults` — what goes wrong (delivery faults, payload and listing quirks);
 - :mod:`~eventmodel.sim.listing` — the in-process sync reads, with Nova's listing quirks;
-- :mod:`~eventmodel.sim.api` / :mod:`~eventmodel.sim.server` — the same reads over HTTP;
+- :mod:`~eventmodel.sim.cinder` / :mod:`~eventmodel.sim.storage` — the simulated Cinder
+  (backends, pools, volume types, volumes, its operations and unversioned
+  notifications) and its ground truth (:func:`~eventmodel.sim.storage.diff_storage`);
+- :mod:`~eventmodel.sim.api` / :mod:`~eventmodel.sim.server` — the same reads over HTTP
+  (Cinder's Block Storage API in :mod:`~eventmodel.sim.api_block_storage`);
 - :mod:`~eventmodel.sim.cloud` — :class:`SimCloud`, the facade that wires them.
 """
 

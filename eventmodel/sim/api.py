@@ -18,6 +18,10 @@ Layout of the URL space (one host and port):
 - ``/placement``: version document, ``resource_providers`` (and one by uuid, its
   ``inventories``, ``usages``, ``aggregates``), microversion from
   ``OpenStack-API-Version: placement X``;
+- ``/volume`` and ``/volume/v3`` (a cloud with volumes; see
+  :mod:`~eventmodel.sim.api_block_storage`): Cinder's version documents, ``os-services``,
+  ``types``, ``scheduler-stats/get_pools``, ``volumes[/detail]`` (paged), ``volumes/{id}``,
+  ``os-availability-zone``; microversion from ``OpenStack-API-Version: volume X``;
 - ``/_sim``: control, no auth: ``GET /_sim/stats``, ``POST /_sim/stats/reset``,
   ``GET|POST|DELETE /_sim/faults`` (see :mod:`eventmodel.sim.http_faults`),
   ``POST /_sim/tokens/expire``.
@@ -82,6 +86,7 @@ from eventmodel.sim.api_common import (
     route_key,
     service_of,
 )
+from eventmodel.sim.api_block_storage import BlockStorage
 from eventmodel.sim.api_compute import Compute
 from eventmodel.sim.api_identity import Credentials, Identity
 from eventmodel.sim.api_placement import Placement
@@ -116,6 +121,7 @@ class SimApi:
         self.identity = Identity(self.view, credentials or Credentials(), token_ttl_s, clock)
         self.compute = Compute(self.view, self.lock, self.identity)
         self.placement = Placement(self.view, self.lock)
+        self.block_storage = BlockStorage(sim, self.lock)
         self.faults = faults if faults is not None else FaultPlan()
         #: closes a connection without an answer; set by the server that runs the app
         self.reset_connection: Callable[[Scope], bool] | None = None
@@ -135,8 +141,9 @@ class SimApi:
         ``total`` (control excluded), ``by_route`` (``METHOD /path``), ``status``
         (answers by HTTP status), ``faults_fired``."""
         with self._stats_lock:
-            out: dict[str, Any] = {s: self._stats.get(s, 0) for s in ("identity", "compute", "placement", "control")}
-            out["total"] = out["identity"] + out["compute"] + out["placement"]
+            out: dict[str, Any] = {s: self._stats.get(s, 0)
+                                   for s in ("identity", "compute", "placement", "block-storage", "control")}
+            out["total"] = out["identity"] + out["compute"] + out["placement"] + out["block-storage"]
             out["by_route"] = dict(self._routes)
             out["status"] = {k[7:]: v for k, v in self._stats.items() if k.startswith("status:")}
         out["faults_fired"] = len(self.faults.fired())
@@ -187,7 +194,7 @@ class SimApi:
         try:
             if not _is_public(service, path):
                 self._authenticate(token, scope)
-            if service in ("compute", "placement") and not _is_version_doc(path):
+            if service in ("compute", "placement", "block-storage") and not _is_version_doc(path):
                 mv = negotiate(service, headers)
                 scope.setdefault("state", {})["mv"] = mv
                 extra += _version_headers(service, mv)
@@ -268,6 +275,19 @@ class SimApi:
             Route("/resource_providers/{uuid}/usages", p.usages, methods=["GET"]),
             Route("/resource_providers/{uuid}/aggregates", p.rp_aggregates, methods=["GET"]),
         ]
+        c = self.block_storage
+        volume = [
+            Route("/", c.versions, methods=["GET"]),
+            Route("/v3", c.v3, methods=["GET"]),
+            Route("/v3/", c.v3, methods=["GET"]),
+            Route("/v3/os-services", c.services, methods=["GET"]),
+            Route("/v3/types", c.types, methods=["GET"]),
+            Route("/v3/scheduler-stats/get_pools", c.pools, methods=["GET"]),
+            Route("/v3/os-availability-zone", c.zones, methods=["GET"]),
+            Route("/v3/volumes", c.volumes, methods=["GET"]),
+            Route("/v3/volumes/detail", c.volumes_detail, methods=["GET"]),  # before {volume_id}
+            Route("/v3/volumes/{volume_id}", c.volume, methods=["GET"]),
+        ]
         control = [
             Route("/stats", self.control_stats, methods=["GET"]),
             Route("/stats/reset", self.control_stats_reset, methods=["POST"]),
@@ -279,6 +299,8 @@ class SimApi:
             Mount("/compute", routes=compute),
             Route("/placement", p.placement_versions, methods=["GET"]),
             Mount("/placement", routes=placement),
+            Route("/volume", c.versions, methods=["GET"]),
+            Mount("/volume", routes=volume),
             Mount("/_sim", routes=control),
             Route("/identity", k.identity_versions, methods=["GET"]),
             Mount("/identity", routes=identity),
@@ -323,6 +345,8 @@ def _is_public(service: str, path: str) -> bool:
 def _version_headers(service: str, mv: tuple[int, int]) -> list[tuple[bytes, bytes]]:
     v = fmt(mv).encode()
     out = [(b"openstack-api-version", service.encode() + b" " + v)]
+    if service == "block-storage":
+        return [(b"openstack-api-version", b"volume " + v), (b"vary", b"openstack-api-version")]
     if service == "compute":
         out.append((b"x-openstack-nova-api-version", v))
         out.append((b"vary", b"OpenStack-API-Version, X-OpenStack-Nova-API-Version"))

@@ -20,6 +20,9 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 COMPUTE_MIN, COMPUTE_MAX = (2, 1), (2, 100)
 PLACEMENT_MIN, PLACEMENT_MAX = (1, 0), (1, 39)
+VOLUME_MIN, VOLUME_MAX = (3, 0), (3, 71)
+_RANGES = {"compute": (COMPUTE_MIN, COMPUTE_MAX), "placement": (PLACEMENT_MIN, PLACEMENT_MAX),
+           "block-storage": (VOLUME_MIN, VOLUME_MAX)}
 #: Nova's and Placement's default page size (``[api] max_limit``)
 MAX_LIMIT = 1000
 
@@ -55,7 +58,7 @@ def error_body(service: str, status: int, message: str) -> dict[str, Any]:
     """An error in the service's own shape (Nova's fault name, Placement's errors list,
     Keystone's error object)."""
     title = _TITLES.get(status, "Error")
-    if service == "compute":
+    if service in ("compute", "block-storage"):  # Cinder's faults have Nova's shape
         return {_NOVA_FAULT.get(status, "computeFault"): {"code": status, "message": message}}
     if service == "placement":
         return {"errors": [{"status": status, "title": title, "detail": message, "code": "placement.undefined_code",
@@ -78,11 +81,12 @@ def fmt(v: tuple[int, int]) -> str:
 def negotiate(service: str, headers: Mapping[str, str]) -> tuple[int, int]:
     """The microversion a request asks for (the minimum without a header, the maximum
     for ``latest``); SimApiError 400 for a malformed one, 406 for one out of range."""
-    lo, hi = (COMPUTE_MIN, COMPUTE_MAX) if service == "compute" else (PLACEMENT_MIN, PLACEMENT_MAX)
+    lo, hi = _RANGES[service]
+    names = ("volume", "block-storage") if service == "block-storage" else (service,)
     asked: str | None = None
     for item in headers.get("openstack-api-version", "").split(","):
         name, _, value = item.strip().partition(" ")
-        if name.lower() == service and value.strip():
+        if name.lower() in names and value.strip():
             asked = value.strip()
     if asked is None and service == "compute":
         asked = headers.get("x-openstack-nova-api-version") or None
@@ -125,18 +129,21 @@ def limit_param(params: Mapping[str, str]) -> int:
 
 
 def service_of(path: str) -> str:
-    """Which service a path belongs to: compute, placement, control or identity."""
+    """Which service a path belongs to: compute, placement, block-storage, control or identity."""
     if path.startswith("/compute"):
         return "compute"
     if path.startswith("/placement"):
         return "placement"
+    if path.startswith("/volume"):
+        return "block-storage"
     if path.startswith("/_sim"):
         return "control"
     return "identity"
 
 
 #: version documents: no token needed
-PUBLIC = frozenset({"/compute", "/compute/", "/compute/v2.1", "/compute/v2.1/", "/placement", "/placement/"})
+PUBLIC = frozenset({"/compute", "/compute/", "/compute/v2.1", "/compute/v2.1/", "/placement", "/placement/",
+                    "/volume", "/volume/", "/volume/v3", "/volume/v3/"})
 
 
 def header_list(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:

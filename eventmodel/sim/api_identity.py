@@ -157,11 +157,16 @@ class Identity:
                 {"id": hex_id(f"endpoint:{kind}:{iface}"), "interface": iface, "region": region,
                  "region_id": region, "url": url} for iface in ("public", "internal", "admin")]}
 
-        return [
+        out = [
             service("identity", "keystone", f"{base}/identity"),
             service("compute", "nova", f"{base}/compute/v2.1"),
             service("placement", "placement", f"{base}/placement"),
         ]
+        if self.view.has_block_storage:
+            # Cinder registers under both names (Watcher looks for either)
+            out.append(service("block-storage", "cinder", f"{base}/volume/v3"))
+            out.append(service("volumev3", "cinderv3", f"{base}/volume/v3"))
+        return out
 
 
 

@@ -84,6 +84,11 @@ class SimView:
         return self.sim.extras(uuid)
 
     @property
+    def has_block_storage(self) -> bool:
+        """Whether the sim has a Cinder (volumes): then the catalog lists it."""
+        return getattr(self.sim, "cinder", None) is not None
+
+    @property
     def admin_user(self) -> str:
         return self.sim.admin_user
 

@@ -13,6 +13,12 @@ bus (:mod:`~eventmodel.sim.emitter`, :mod:`~eventmodel.sim.notifications`), afte
 configured faults (:mod:`~eventmodel.sim.faults`: drop, duplicate, delay, reorder).
 The sync reads are in :mod:`~eventmodel.sim.listing`.
 
+With ``volumes`` the cloud also runs a simulated Cinder (:mod:`~eventmodel.sim.cinder`,
+its truth in :mod:`~eventmodel.sim.storage`): ``step()`` follows each Nova operation with
+``volume_rate`` volume operations on average, an instance Nova deletes has its volumes
+detached, and the notifications of both go through the same delivery faults. Without
+volumes (the default) the cloud is exactly what it was before Cinder existed in the sim.
+
 Everything is deterministic for a seed: operations, uuids, message ids, faults.
 Independent RNG streams (operations, ids, delivery faults, payload quirks, listing
 faults, host clocks) make the ground truth the same whatever faults are configured
@@ -44,6 +50,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -55,7 +62,10 @@ from eventmodel.events import (
     Flavor,
     Instance,
     PartialInstance,
+    Volume,
 )
+from eventmodel.sim.cinder import SimCinder
+from eventmodel.sim.storage import StorageState
 from eventmodel.sim.emitter import CONTROLLERS, Emitter
 from eventmodel.sim.faults import NOTIFICATION_COUNTERS, Faults
 from eventmodel.sim.listing import Listing
@@ -132,9 +142,14 @@ class SimCloud:
         start_time_us: int | None = None,
         weights: Mapping[str, float] | None = None,
         host_spec: HostSpec | None = None,
+        volumes: int = 0,
+        storage_backends: int | None = None,
+        volume_rate: float = 0.5,
     ) -> None:
         if hosts < 0 or instances < 0:
             raise ValueError("hosts and instances must be >= 0")
+        if volumes < 0:
+            raise ValueError("volumes must be >= 0")
         self.seed = seed
         faults = faults if faults is not None else Faults()
         rng = random.Random(f"eventmodel-sim:{seed}:ops")
@@ -176,6 +191,14 @@ class SimCloud:
         self._listing = Listing(truth, random.Random(f"eventmodel-sim:{seed}:listing"), faults, self.counters)
         place_instances(truth, rng, self.people, instances, self._ops.pick_flavor, self._emit.pre_created)
         self._faults = faults
+        #: the simulated Cinder (None without volumes: the cloud is Nova's alone)
+        self.cinder: SimCinder | None = None
+        #: the uuid of the volume :meth:`create_volume` created last
+        self.last_volume: str | None = None
+        if volumes:
+            backends = storage_backends if storage_backends is not None else max(2, min(25, volumes // 400 + 1))
+            self.cinder = SimCinder(truth, self._emit, self.people, self.counters, seed=seed, volumes=volumes,
+                                    backends=backends, rate=volume_rate)
 
     # ------------------------------------------------------------------
     # Configuration shared by the parts
@@ -341,8 +364,91 @@ class SimCloud:
     # ------------------------------------------------------------------
 
     def step(self, n: int = 1) -> list[bytes]:
-        """Perform n random operations; return their notifications after faults."""
-        self._ops.step(n)
+        """Perform n random operations; return their notifications after faults. With
+        volumes, each Nova operation is followed by ``volume_rate`` volume operations on
+        average (and the detaching of the volumes of instances it deleted)."""
+        cinder = self.cinder
+        if cinder is None:
+            self._ops.step(n)
+        else:
+            for _ in range(n):
+                self._ops.step(1)
+                cinder.after_compute()
+        return self._emit.deliver()
+
+    def _deliver(self) -> list[bytes]:
+        """After an explicit operation: the volumes of deleted instances detached, then
+        what reaches the bus."""
+        if self.cinder is not None:
+            self.cinder.reap()
+        return self._emit.deliver()
+
+    # ------------------------------------------------------------------
+    # Block storage (Cinder): reads and explicit operations
+    # ------------------------------------------------------------------
+
+    @property
+    def storage(self) -> SimCinder:
+        """The simulated Cinder; OperationError when the cloud has no volumes."""
+        if self.cinder is None:
+            raise OperationError("this simulated cloud has no block storage (volumes=0)")
+        return self.cinder
+
+    def storage_truth(self) -> StorageState:
+        """A copy of the storage truth now (empty when the cloud has no block storage)."""
+        if self.cinder is None:
+            return StorageState({}, {}, {}, {}, self.state.clock_us)
+        return self.cinder.snapshot(self.state.clock_us)
+
+    def list_volumes(self, *, limit: int = 1000, marker: str | None = None) -> list[Volume]:
+        """One page of volumes in Cinder's order (created_at desc, id desc) after
+        ``marker`` (a deleted volume's place is still known); ``during_listing`` runs first."""
+        self._hook()
+        st = self.storage.state
+        order = st.ordered()
+        start = 0
+        if marker is not None:
+            key = st.sort_key(marker)
+            if key is None:
+                raise OperationError(f"marker {marker} not found")
+            vols = st.volumes
+            lo, hi = 0, len(order)
+            while lo < hi:  # first volume sorting after the marker (descending order)
+                mid = (lo + hi) // 2
+                v = vols[order[mid]]
+                if (v.created_at or 0, v.uuid) >= key:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            start = lo
+        return [st.volumes[u] for u in order[start:start + limit]]
+
+    def get_volume(self, uuid: str) -> Volume | None:
+        """One volume by id (None: Cinder's 404); ``during_listing`` runs first."""
+        self._hook()
+        return self.storage.state.volumes.get(uuid)
+
+    def _hook(self) -> None:
+        hook = self._listing.during_listing
+        if hook is not None:
+            hook()
+
+    def create_volume(self, type_name: str = "standard", size: int = 10, *, pool: str | None = None) -> list[bytes]:
+        """A new volume of the type named ``type_name`` (its uuid in :attr:`last_volume`);
+        its notifications after faults."""
+        vt = next((t for t in self.storage.state.volume_types.values() if t.name == type_name), None)
+        if vt is None:
+            raise OperationError(f"no volume type named {type_name!r}")
+        self.last_volume = self.storage.create(vt.id, size, pool=pool)
+        return self._emit.deliver()
+
+    def volume_op(self, name: str, *args: Any) -> list[bytes]:
+        """An explicit volume operation of :class:`SimCinder` (``attach``, ``detach``,
+        ``extend``, ``retype``, ``migrate``, ``rename``, ``set_metadata``, ``delete``);
+        its notifications after faults."""
+        if name not in ("attach", "detach", "extend", "retype", "migrate", "rename", "set_metadata", "delete"):
+            raise OperationError(f"unknown volume operation {name!r}")
+        getattr(self.storage, name)(*args)
         return self._emit.deliver()
 
     def flush(self) -> list[bytes]:
@@ -368,25 +474,25 @@ class SimCloud:
     ) -> list[bytes]:  # fmt: skip
         """Boot a server (random flavor, host, project and metadata unless given)."""
         self._ops.boot(flavor=flavor, host=host, project_id=project_id, metadata=metadata)
-        return self._emit.deliver()
+        return self._deliver()
 
     def delete(self, uuid: str) -> list[bytes]:
         self._ops.delete(uuid)
-        return self._emit.deliver()
+        return self._deliver()
 
     def live_migrate(self, uuid: str, dest: str | None = None) -> list[bytes]:
         self._ops.live_migrate(uuid, dest)
-        return self._emit.deliver()
+        return self._deliver()
 
     def cold_migrate(self, uuid: str, dest: str | None = None, *, revert: bool = False) -> list[bytes]:
         self._ops.cold_migrate(uuid, dest, revert=revert)
-        return self._emit.deliver()
+        return self._deliver()
 
     def resize(
         self, uuid: str, flavor: str | Flavor | None = None, *, dest: str | None = None, revert: bool = False
     ) -> list[bytes]:
         self._ops.resize(uuid, flavor, dest=dest, revert=revert)
-        return self._emit.deliver()
+        return self._deliver()
 
     def power_off(self, uuid: str) -> list[bytes]:
         return self._transition(uuid, "power_off")
@@ -408,49 +514,49 @@ class SimCloud:
 
     def shelve(self, uuid: str, *, offload: bool = True) -> list[bytes]:
         self._ops.shelve(uuid, offload=offload)
-        return self._emit.deliver()
+        return self._deliver()
 
     def shelve_offload(self, uuid: str) -> list[bytes]:
         self._ops.shelve_offload(uuid)
-        return self._emit.deliver()
+        return self._deliver()
 
     def unshelve(self, uuid: str, dest: str | None = None) -> list[bytes]:
         self._ops.unshelve(uuid, dest)
-        return self._emit.deliver()
+        return self._deliver()
 
     def lock(self, uuid: str, reason: str | None = None) -> list[bytes]:
         self._ops.lock(uuid, reason)
-        return self._emit.deliver()
+        return self._deliver()
 
     def unlock(self, uuid: str) -> list[bytes]:
         self._ops.unlock(uuid)
-        return self._emit.deliver()
+        return self._deliver()
 
     def set_metadata(self, uuid: str, metadata: Mapping[str, str], *, admin: bool = False) -> list[bytes]:
         """Set keys of a server's user metadata (the others stay): one ``instance.update``."""
         self._ops.update_instance_metadata(uuid, metadata, admin=admin)
-        return self._emit.deliver()
+        return self._deliver()
 
     def delete_metadata(self, uuid: str, *keys: str, admin: bool = False) -> list[bytes]:
         """Delete keys of a server's user metadata: one ``instance.update``."""
         self._ops.update_instance_metadata(uuid, None, tuple(keys), admin=admin)
-        return self._emit.deliver()
+        return self._deliver()
 
     def disable_service(self, host: str, reason: str | None = "maintenance") -> list[bytes]:
         self._ops.set_service(host, "service_disable", disabled=True, reason=reason)
-        return self._emit.deliver()
+        return self._deliver()
 
     def enable_service(self, host: str) -> list[bytes]:
         self._ops.set_service(host, "service_enable", disabled=False, reason=None)
-        return self._emit.deliver()
+        return self._deliver()
 
     def force_down(self, host: str) -> list[bytes]:
         self._ops.set_service(host, "service_force_down", forced_down=True)
-        return self._emit.deliver()
+        return self._deliver()
 
     def unforce_down(self, host: str) -> list[bytes]:
         self._ops.set_service(host, "service_force_up", forced_down=False)
-        return self._emit.deliver()
+        return self._deliver()
 
     # aggregates (each returns the notifications; the new aggregate is ``last_op.uuid``)
 
@@ -459,37 +565,37 @@ class SimCloud:
     ) -> list[bytes]:
         """Create an empty aggregate (a zone when ``availability_zone`` is given)."""
         self._ops.create_aggregate(name, availability_zone=availability_zone, metadata=metadata)
-        return self._emit.deliver()
+        return self._deliver()
 
     def delete_aggregate(self, uuid: str) -> list[bytes]:
         """Delete an empty aggregate."""
         self._ops.delete_aggregate(uuid)
-        return self._emit.deliver()
+        return self._deliver()
 
     def add_aggregate_host(self, uuid: str, host: str) -> list[bytes]:
         self._ops.add_aggregate_host(uuid, host)
-        return self._emit.deliver()
+        return self._deliver()
 
     def remove_aggregate_host(self, uuid: str, host: str) -> list[bytes]:
         self._ops.remove_aggregate_host(uuid, host)
-        return self._emit.deliver()
+        return self._deliver()
 
     def set_aggregate_metadata(self, uuid: str, metadata: Mapping[str, str | None]) -> list[bytes]:
         """Set (or, with None, delete) metadata keys; ``availability_zone`` sets the zone."""
         self._ops.update_aggregate_metadata(uuid, metadata)
-        return self._emit.deliver()
+        return self._deliver()
 
     def set_aggregate_zone(self, uuid: str, zone: str | None) -> list[bytes]:
         """Give the aggregate a zone (None: no zone), as Nova's aggregate update does:
         an ``aggregate.update_metadata``."""
         self._ops.update_aggregate_metadata(uuid, {"availability_zone": zone})
-        return self._emit.deliver()
+        return self._deliver()
 
     def rename_aggregate(self, uuid: str, name: str) -> list[bytes]:
         """Rename an aggregate: an ``aggregate.update_prop``."""
         self._ops.rename_aggregate(uuid, name)
-        return self._emit.deliver()
+        return self._deliver()
 
     def _transition(self, uuid: str, action: str) -> list[bytes]:
         self._ops.transition(uuid, action)
-        return self._emit.deliver()
+        return self._deliver()

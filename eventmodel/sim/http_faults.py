@@ -28,7 +28,7 @@ from eventmodel.errors import SimConfigError
 from eventmodel.sim.faults import non_negative, positive
 
 FAULT_KINDS = ("error", "timeout", "reset", "expired_token")
-SERVICES = ("identity", "compute", "placement")
+SERVICES = ("identity", "compute", "placement", "block-storage")
 
 
 def _kind(_inst: Any, _attr: attrs.Attribute, value: str) -> None:

@@ -145,6 +145,9 @@ class GroundTruth:
         self.clock_us = start_us
         self.start_us = start_us
         self.next_aggregate_id = 1
+        #: uuids of instances deleted since a reader last cleared it (the simulated
+        #: Cinder detaches their volumes); None: nobody reads it, nothing is kept
+        self.gone: list[str] | None = None
 
     # -- reading -------------------------------------------------------------
 
@@ -253,6 +256,8 @@ class GroundTruth:
             self.parked.discard(u)
             self.locked.discard(u)
             self.launched.pop(u, None)
+            if self.gone is not None:
+                self.gone.append(u)
             if self.sorted is not None:
                 k = bisect.bisect_left(self.sorted, u)
                 if k < len(self.sorted) and self.sorted[k] == u:

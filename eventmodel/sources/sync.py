@@ -18,6 +18,12 @@ the records that arrived since the previous scan, until a scan finds nothing
 (``max_rounds`` at most). With no operation running, the model then equals the cloud
 whatever the bus delivered meanwhile (ADR 0004).
 
+A storage sync (``Snapshotter(service="storage")``, a
+:class:`~eventmodel.sources.storage_sync.CinderReader`) reads Cinder's model the same
+way — scope :data:`~eventmodel.events.STORAGE_KINDS`, volume pages beside the storage
+nodes and pools, follow-up rounds re-reading touched volumes (``GET /volumes/{id}``)
+and pools; :class:`ServiceSyncs` runs one Snapshotter per service as one sync.
+
 Records are appended in batches as the listings arrive (memory does not grow with
 the number of servers); each :class:`SyncResult` reports wall time, records by kind
 and the requests the reader counted by service. :class:`PeriodicSync` runs syncs on
@@ -70,6 +76,9 @@ class CloudReader(Protocol):
         needs (a down cell's minimal record) is a PartialInstance."""
         ...
 
+
+#: the services a Snapshotter can sync: Nova's model, Cinder's
+SERVICES = ("compute", "storage")
 
 #: the reason a sync stopped by :class:`PeriodicSync.stop` (or SIGTERM) is aborted with
 STOPPED = "the syncer was stopped"
@@ -265,9 +274,14 @@ class Snapshotter:
     def __init__(self, reader: CloudReader, log: EventLog, *, source: str = "sync",
                  page_size: int = 1000, batch: int = 5000,
                  clock: Callable[[], int] = now_us, max_rounds: int = 5,
-                 reread_workers: int = 8, max_rereads: int = 20_000) -> None:
+                 reread_workers: int = 8, max_rereads: int = 20_000, service: str = "compute") -> None:
         if max_rounds < 0:
             raise ValueError("max_rounds must be >= 0")
+        if service not in SERVICES:
+            raise ValueError(f"service must be one of {', '.join(SERVICES)}, got {service!r}")
+        #: which service's model the syncs read: ``compute`` (Nova, Placement) or
+        #: ``storage`` (Cinder: a :class:`~eventmodel.sources.storage_sync.CinderReader`)
+        self.service = service
         self.reader = reader
         self.log = log
         self.source = source
@@ -283,6 +297,8 @@ class Snapshotter:
         #: the kinds a sync reconciles: aggregates only when the reader lists them
         self.scope: tuple[str, ...] = ev.COMPUTE_KINDS if hasattr(reader, "list_aggregates") else (
             ev.INSTANCE, ev.NODE, ev.SERVICE)
+        if service == "storage":
+            self.scope = ev.STORAGE_KINDS
 
     def run_once(self, progress: Callable[[int], None] | None = None,
                  cancel: threading.Event | None = None) -> SyncResult:
@@ -308,7 +324,25 @@ class Snapshotter:
             for key in by_kind[ev.AGGREGATE]:
                 a = aggregates.get(key)
                 yield ev.AggregateObserved(fsid, a) if a is not None else ev.EntityAbsent(fsid, ev.AGGREGATE, key)
+        if ev.POOL in by_kind or (ev.VOLUME in by_kind and hasattr(self.reader, "list_pools")):
+            # A volume's change changes its pool's figures, which Cinder reports late (a
+            # minute) or never (infinite pools): re-reading volumes re-reads the pools too.
+            pools = {p.key: p for p in self.reader.list_pools()}  # type: ignore[attr-defined]
+            for key in sorted(set(by_kind.get(ev.POOL, ())) | (set(pools) if ev.VOLUME in by_kind else set())):
+                p = pools.get(key)
+                yield ev.PoolObserved(fsid, p) if p is not None else ev.EntityAbsent(fsid, ev.POOL, key)
         yield from self._reread_servers(fsid, by_kind.get(ev.INSTANCE, []))
+        yield from self._reread_volumes(fsid, by_kind.get(ev.VOLUME, []))
+
+    def _reread_volumes(self, fsid: str, uuids: list[str]) -> Iterator[object]:
+        """Each volume by id (``GET /volumes/{id}``), a few requests in flight at once."""
+        if not uuids:
+            return
+        get = self.reader.get_volume  # type: ignore[attr-defined]
+        with ThreadPoolExecutor(max_workers=max(1, min(self.reread_workers, len(uuids))),
+                                thread_name_prefix="eventmodel-reread") as pool:
+            for u, vol in zip(uuids, pool.map(get, uuids), strict=True):
+                yield ev.EntityAbsent(fsid, ev.VOLUME, u) if vol is None else ev.VolumeObserved(fsid, vol)
 
     def _reread_servers(self, fsid: str, uuids: list[str]) -> Iterator[object]:
         """Each server by id, a few requests in flight at once."""
@@ -345,7 +379,8 @@ class _SyncRun:
         self.t0 = time.monotonic()
         self.requests0 = _request_counts(snap.reader)
         self.started = snap.clock()
-        self.counts = {kind: 0 for kind in (ev.SERVICE, ev.NODE, ev.AGGREGATE, ev.INSTANCE) if kind in snap.scope}
+        self.counts = {kind: 0 for kind in (ev.SERVICE, ev.NODE, ev.AGGREGATE, ev.INSTANCE, *ev.STORAGE_KINDS)
+                       if kind in snap.scope}
         self.seq = 0
         self.pages = 0
         self.pending: list[ev.Envelope] = []
@@ -398,6 +433,9 @@ class _SyncRun:
             start_sync = getattr(self.reader, "start_sync", None)
             if start_sync is not None:
                 start_sync()
+            if self.snap.service == "storage":
+                self.list_storage()
+                return None
             self.emit(ev.SERVICE, (ev.ComputeServiceObserved(self.sid, s) for s in self.reader.list_services()))
             self.flush()
             nodes = self.list_nodes()
@@ -414,6 +452,39 @@ class _SyncRun:
             self.abort(self.sid, self.started, reason)
             return reason
         return None
+
+    def list_storage(self) -> None:
+        """Cinder's model: the volume types first (volumes name them), then the volume
+        pages while the storage nodes and the pools are read on a thread of their own."""
+        r = self.reader
+        self.emit(ev.VOLUME_TYPE, (ev.VolumeTypeObserved(self.sid, t)
+                                   for t in r.list_volume_types()))  # type: ignore[attr-defined]
+        self.flush()
+
+        def side() -> Iterator[object]:
+            yield from r.list_storage_nodes()  # type: ignore[attr-defined]
+            yield from r.list_pools()  # type: ignore[attr-defined]
+
+        others = _Background(side, "eventmodel-sync-storage")
+        try:
+            for page in r.volume_pages(self.snap.page_size):  # type: ignore[attr-defined]
+                self.pages += 1
+                self.emit(ev.VOLUME, (ev.VolumeObserved(self.sid, v) for v in page))
+                self._storage_side(others.ready())
+                if self.cancelled:
+                    self.flush()
+            self._storage_side(others.rest())
+        except BaseException:
+            others.stop()
+            raise
+        self.flush()
+
+    def _storage_side(self, items: Iterable[object]) -> None:
+        for item in items:
+            if isinstance(item, ev.StoragePool):
+                self.emit(ev.POOL, (ev.PoolObserved(self.sid, item),))
+            else:
+                self.emit(ev.STORAGE_NODE, (ev.StorageNodeObserved(self.sid, item),))  # type: ignore[arg-type]
 
     def list_nodes(self) -> _Background | None:
         """The nodes now, or (a reader that allows it) on a thread while the servers are listed."""
@@ -461,9 +532,11 @@ class _SyncRun:
     def readback(self, start: Position, end: Position) -> set[tuple[str, str]]:
         """``(kind, key)`` a live record touched from ``start`` to ``end``, of the kinds
         a follow-up round can re-read."""
-        kinds = tuple(k for k in (ev.INSTANCE, ev.SERVICE, ev.AGGREGATE) if k in self.snap.scope)
+        kinds = tuple(k for k in (ev.INSTANCE, ev.SERVICE, ev.AGGREGATE, ev.POOL, ev.VOLUME) if k in self.snap.scope)
         if ev.INSTANCE in kinds and getattr(self.reader, "get_server", None) is None:
             kinds = tuple(k for k in kinds if k != ev.INSTANCE)
+        if ev.VOLUME in kinds and getattr(self.reader, "get_volume", None) is None:
+            kinds = tuple(k for k in kinds if k != ev.VOLUME)
         return touched_keys(self.log, start, end, kinds)
 
     def follow_up(self) -> None:
@@ -570,6 +643,56 @@ class _SyncRun:
                           follow_up_error=self.follow.error)
 
 
+class ServiceSyncs:
+    """One Snapshotter per service (compute, then storage), run one after the other as
+    one sync: each appends its own snapshot (its scope, its markers), so a failed storage
+    sync aborts only its own and leaves the compute model alone. :meth:`run_once`
+    returns the results merged (:func:`merge_results`); ``last`` keeps each."""
+
+    def __init__(self, snapshotters: list[Snapshotter]) -> None:
+        if not snapshotters:
+            raise ValueError("at least one Snapshotter is needed")
+        self.snapshotters = snapshotters
+        self.last: list[SyncResult] = []
+
+    @property
+    def reader(self) -> CloudReader:
+        return self.snapshotters[0].reader
+
+    @property
+    def log(self) -> EventLog:
+        return self.snapshotters[0].log
+
+    def run_once(self, progress: Callable[[int], None] | None = None,
+                 cancel: threading.Event | None = None) -> SyncResult:
+        self.last = [s.run_once(progress, cancel) for s in self.snapshotters]
+        return merge_results(self.last, [s.service for s in self.snapshotters])
+
+
+def merge_results(results: list[SyncResult], services: list[str]) -> SyncResult:
+    """Syncs of several services as one result: records and requests added up (requests
+    counted once when the readers share a counter is the caller's concern: each result
+    holds only its own sync's), the errors named by service."""
+    if len(results) == 1:
+        return results[0]
+    counts: dict[str, int] = {}
+    for r in results:
+        for k, v in r.counts.items():
+            counts[k] = counts.get(k, 0) + v
+    requests: dict[str, int] = {}
+    for r in results:
+        for k, v in r.requests.items():
+            requests[k] = requests.get(k, 0) + v
+    errors = [f"{svc}: {r.error}" for svc, r in zip(services, results, strict=True) if r.error]
+    follow = [f"{svc}: {r.follow_up_error}" for svc, r in zip(services, results, strict=True) if r.follow_up_error]
+    return SyncResult(
+        "+".join(r.snapshot_id for r in results), counts, min(r.started_at for r in results),
+        max(r.completed_at for r in results), error="; ".join(errors) or None, requests=requests,
+        wall_s=sum(r.wall_s for r in results), pages=sum(r.pages for r in results),
+        rounds=sum(r.rounds for r in results), rechecked=sum(r.rechecked for r in results),
+        unsettled=sum(r.unsettled for r in results), follow_up_error="; ".join(follow) or None)
+
+
 class PeriodicSync:
     """Runs a Snapshotter on its own thread: at start, then every ``period`` seconds
     give or take ``jitter`` (a fraction: 0.1 is ±10 %), and on :meth:`trigger`.
@@ -580,7 +703,7 @@ class PeriodicSync:
     ``on_start`` and ``on_result`` (with every result) and ``progress`` (records
     appended, per batch) are called on the sync thread."""
 
-    def __init__(self, snapshotter: Snapshotter, period: float = 3600.0, *, jitter: float = 0.1,
+    def __init__(self, snapshotter: Snapshotter | ServiceSyncs, period: float = 3600.0, *, jitter: float = 0.1,
                  on_result: Callable[[SyncResult], None] | None = None,
                  on_start: Callable[[], None] | None = None,
                  progress: Callable[[int], None] | None = None,

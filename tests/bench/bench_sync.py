@@ -1,6 +1,7 @@
 """Full sync at scale, over HTTP, beside what Watcher's collector would ask for.
 
     python -m tests.bench.bench_sync [--size 1k|10k|both] [--compare] [--workers 8] [--page-size 1000]
+                                     [--volumes 20000 --storage-backends 25]
 
 For each size (1,000 hosts / 50,000 servers; 10,000 / 500,000) the simulated cloud's
 API runs in a process of its own (``--serve``: the same script), and this process
@@ -15,6 +16,14 @@ runs one full sync through openstacksdk into a fresh SQLite log, then prints:
   node a hypervisor search with its servers, a Placement inventory, and a server
   listing of the host when it has servers (one per 1,000 servers, +1 past 1,000 since
   it then asks with ``limit=-1`` and pages to an empty page); plus the token.
+
+With ``--volumes`` (20,000 by default at 1k; 0 turns it off) the cloud also runs a
+simulated Cinder (``--storage-backends`` cinder-volume backends of two pools each, the
+last one a single infinite pool), and a storage sync follows the compute one: its wall
+time, requests by route as the server served them, records — beside what Watcher's
+Cinder collector makes for the same cloud, counted from its code (research notes
+§1.4): the services listing once, the public types listing once per storage node
+(``ceil(T/1000)`` pages), the pools once, the volumes in pages of 1,000.
 
 The 10k run builds a 500,000-server cloud in the server process first (minutes).
 """
@@ -37,19 +46,23 @@ from pathlib import Path
 SIZES = {"1k": (1_000, 50_000, 15.0), "10k": (10_000, 500_000, 120.0)}
 
 
-def _serve(hosts: int, servers: int, info: Path) -> None:
+def _serve(hosts: int, servers: int, info: Path, volumes: int = 0, backends: int = 25) -> None:
     """The server side: build the cloud, serve it, write where, wait for stdin to close."""
     from eventmodel.sim import SimCloud
     from eventmodel.sim.server import SimServer
 
     t0 = time.monotonic()
-    sim = SimCloud(hosts, servers, seed=7)
+    sim = SimCloud(hosts, servers, seed=7, volumes=volumes, storage_backends=backends if volumes else None)
     built = time.monotonic() - t0
     per_host = Counter(i.host for i in sim.truth().instances.values() if i.host)
+    storage = sim.storage_truth()
     with SimServer(sim, freeze_gc=True) as srv:
         tmp = info.with_suffix(".tmp")
         tmp.write_text(json.dumps({"auth": srv.auth_args(), "built_s": built, "control": srv.url + "/_sim",
-                                   "servers": sim.instance_count, "per_host": sorted(per_host.values())}))
+                                   "servers": sim.instance_count, "per_host": sorted(per_host.values()),
+                                   "volumes": len(storage.volumes), "pools": len(storage.pools),
+                                   "storage_nodes": len(storage.nodes),
+                                   "public_types": sum(1 for t in storage.volume_types.values() if t.is_public)}))
         tmp.replace(info)
         sys.stdin.read()  # until the benchmark closes our stdin
 
@@ -63,6 +76,12 @@ def watcher_requests(hosts: int, per_host: list[int]) -> dict[str, int]:
         listings += 1 if n <= 1000 else n // 1000 + 1
     compute = math.ceil(hosts / 1000) + hosts + listings
     return {"identity": 1, "compute": compute, "placement": hosts, "total": 1 + compute + hosts}
+
+
+def watcher_cinder_requests(nodes: int, public_types: int, volumes: int) -> dict[str, int]:
+    """Requests of Watcher's CinderModelBuilder for the whole cloud (see the module docstring)."""
+    storage = 1 + nodes * max(1, math.ceil(public_types / 1000)) + 1 + max(1, math.ceil(volumes / 1000))
+    return {"identity": 1, "block-storage": storage, "total": 1 + storage}
 
 
 def _cpu_self() -> float:
@@ -110,12 +129,24 @@ def _sync_once(meta: dict, pid: int, tmp: Path, workers: int, page_size: int, se
     rss1, cpu1, scpu1 = _rss_mb(), _cpu_self(), _cpu_of(pid)
     if not result.ok:
         raise SystemExit(f"the sync failed: {result.error}")
+    served = _stats(meta["control"])
+    storage = None
+    if meta.get("volumes"):
+        from eventmodel.sources.storage_sync import CinderReader
+
+        _reset(meta["control"])
+        scpu0 = _cpu_of(pid)
+        sresult = Snapshotter(CinderReader(reader, page_size=page_size), log, page_size=page_size,
+                              service="storage").run_once()
+        if not sresult.ok:
+            raise SystemExit(f"the storage sync failed: {sresult.error}")
+        storage = {"result": sresult, "served": _stats(meta["control"]), "server_cpu": _cpu_of(pid) - scpu0}
     log.close()
-    return {"result": result, "served": _stats(meta["control"]), "cpu": cpu1 - cpu0, "server_cpu": scpu1 - scpu0,
-            "rss": rss1, "rss_growth": rss1 - rss0, "load": os.getloadavg()[0]}
+    return {"result": result, "served": served, "cpu": cpu1 - cpu0, "server_cpu": scpu1 - scpu0,
+            "rss": rss1, "rss_growth": rss1 - rss0, "load": os.getloadavg()[0], "storage": storage}
 
 
-def run(size: str, workers: int, page_size: int, modes: list[bool]) -> None:
+def run(size: str, workers: int, page_size: int, modes: list[bool], volumes: int = 0, backends: int = 25) -> None:
     """Serve a cloud of ``size``, sync it once per mode (False: nodes read while the
     servers are; True: nodes, then servers), print the figures side by side."""
     hosts, servers, target = SIZES[size]
@@ -123,7 +154,7 @@ def run(size: str, workers: int, page_size: int, modes: list[bool]) -> None:
     info = tmp / "server.json"
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "tests.bench.bench_sync", "--serve", str(hosts), str(servers),
-                             str(info)], stdin=subprocess.PIPE, text=True)
+                             str(info), str(volumes), str(backends)], stdin=subprocess.PIPE, text=True)
     try:
         while not info.exists():
             if proc.poll() is not None:
@@ -161,11 +192,33 @@ def run(size: str, workers: int, page_size: int, modes: list[bool]) -> None:
         width = max(len(row[0]) for row in rows)
         for name, value, note in rows:
             print(f"    {name:<{width}}  {value}" + (f"   [{note}]" if note else ""))
+        if r["storage"] is not None:
+            _print_storage(meta, r["storage"])
+
+
+def _print_storage(meta: dict, s: dict) -> None:
+    """The storage sync's figures beside Watcher's Cinder collector's."""
+    result, served = s["result"], s["served"]
+    watcher = watcher_cinder_requests(meta["storage_nodes"], meta["public_types"], meta["volumes"])
+    total = sum(result.requests.values())
+    routes = {k: v for k, v in sorted(served["by_route"].items()) if k.startswith("GET /volume")}
+    print(f"  -- storage sync: {meta['storage_nodes']} cinder-volume backends, {meta['pools']} pools, "
+          f"{meta['volumes']:,} volumes")
+    rows = [
+        ("wall time", f"{result.wall_s:.2f}s", f"server CPU {s['server_cpu']:.2f}s"),
+        ("requests (client count)", f"{total:,} " + json.dumps(dict(sorted(result.requests.items()))),
+         f"Watcher's Cinder collector: {watcher['total']:,} ({watcher['block-storage']:,} block-storage)"),
+        ("requests by route (server)", json.dumps(routes), ""),
+        ("records", json.dumps(result.counts), f"{result.pages} volume pages"),
+    ]
+    width = max(len(row[0]) for row in rows)
+    for name, value, note in rows:
+        print(f"    {name:<{width}}  {value}" + (f"   [{note}]" if note else ""))
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
-        _serve(int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]))
+        _serve(int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]), *(int(a) for a in sys.argv[5:7]))
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", choices=["1k", "10k", "both"], default="1k")
@@ -173,6 +226,8 @@ def main() -> None:
     ap.add_argument("--page-size", type=int, default=1000)
     ap.add_argument("--compare", action="store_true",
                     help="also sync with the nodes read first, then the servers (side by side)")
+    ap.add_argument("--volumes", type=int, default=20_000, help="Cinder volumes (0: no storage sync)")
+    ap.add_argument("--storage-backends", type=int, default=25, help="cinder-volume backends")
     args = ap.parse_args()
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     import warnings
@@ -180,7 +235,8 @@ def main() -> None:
     warnings.simplefilter("ignore")
     sizes = ["1k", "10k"] if args.size == "both" else [args.size]
     for size in sizes:
-        run(size, args.workers, args.page_size, [False, True] if args.compare else [False])
+        run(size, args.workers, args.page_size, [False, True] if args.compare else [False], args.volumes,
+            args.storage_backends)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,10 @@ def test_demo_reports_equality_with_ground_truth(demo_log: tuple[str, str]) -> N
     assert [x.split(":")[0].strip() for x in syncs] == ["initial full sync", "final full sync",
                                                         "quiescent full sync"]
     for line in syncs:
-        assert "requests (compute " in line and "placement " in line and re.search(r"\) in \d+\.\d\ds", line)
+        # Nova, Placement and (the demo's cloud has volumes) Cinder
+        assert re.search(r"requests \(block-storage \d+, compute ", line) and "placement " in line
+        assert re.search(r"\) in \d+\.\d\ds", line) and "'volume': " in line
+    assert "yes" in _row(out, "storage equals ground truth") and "yes" in _row(out, "compute equals ground truth")
     assert _row(out, "full syncs over HTTP").startswith("3 through openstacksdk: ")
     # the held-back notifications reached the log while the quiescent sync read
     quiet = syncs[-1]

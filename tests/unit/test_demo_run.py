@@ -45,6 +45,10 @@ def test_the_projection_equals_the_ground_truth_and_a_replay_gives_the_same_mode
         report_and_log: tuple[DemoReport, str, Seen]) -> None:
     report, url, _ = report_and_log
     assert report.differences == () and report.equal and report.same_replay and report.ok
+    # the cloud had block storage (one volume per two instances), synced beside compute
+    assert report.storage and report.storage_differences == () and report.storage_equal
+    assert report.volumes_now > 0 and report.pools_now >= 3 and report.storage_nodes_now == 2
+    assert report.counters["volume_ops"] > 0
     log = open_log(url)
     try:
         assert report.end == log.end() and report.before.total == 0
@@ -56,6 +60,9 @@ def test_the_projection_equals_the_ground_truth_and_a_replay_gives_the_same_mode
 def test_the_report_counts_what_happened(report_and_log: tuple[DemoReport, str, Seen]) -> None:
     report, _, seen = report_and_log
     assert [s.what for s in report.syncs] == SYNCS and all(s.result.ok for s in report.syncs)
+    # every sync read Cinder's model too, through its Block Storage API
+    assert all(s.result.counts["volume"] > 0 and s.result.counts["pool"] == report.pools_now
+               and s.result.requests.get("block-storage", 0) >= 4 for s in report.syncs)
     assert seen.syncs == list(report.syncs) and len(seen.ready) == 1  # told as they happened
     assert report.ops > 0 and report.counters["ops"] == report.ops + report.ops_during_syncs
     assert report.events > 0 and report.end.total - report.before.total >= report.events
@@ -71,14 +78,17 @@ def test_the_report_counts_what_happened(report_and_log: tuple[DemoReport, str, 
 def test_a_kind_cloud_flushed_before_the_last_sync_has_nothing_to_correct(tmp_path: Path) -> None:
     log = open_log(f"sqlite:///{tmp_path}/k.db")
     try:
+        # without volumes: a model fed by Nova's notifications alone has nothing to correct
         run = DemoRun(DemoConfig(hosts=3, instances=10, duration=0.3, seed=2, faults=Faults.kind(), sync_ops=0,
-                                 late_during_sync=False), log)
+                                 late_during_sync=False, volumes=0), log)
         report = run.run()
     finally:
         log.close()
     assert report.ok and report.wrong_before == () and report.wrong_between == ()
     assert (report.late_delivered, report.late_live) == (0, 0)
     assert report.counters.get("dropped", 0) == 0 and report.ops_during_syncs == 0
+    assert not report.storage and report.volumes_now == 0
+    assert all("block-storage" not in s.result.requests for s in report.syncs)
 
 
 def test_a_cloud_whose_api_cannot_be_served_fails_the_serve_step(tmp_path: Path,
