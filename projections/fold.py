@@ -53,20 +53,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import cast
+from typing import Any, cast
 
 import attrs
 import immutables
 
 from eventmodel.events import (
-    INSTANCE, LOWEST_VERSION, NODE, SERVICE, ComputeServiceChanged, EntityAbsent, Entity, Instance, InstanceSeen,
-    Observation, Payload, SnapshotAborted, SnapshotCompleted, SnapshotStarted, entity_of,
+    INSTANCE, LOWEST_VERSION, NODE, POOL, SERVICE, VOLUME, ComputeServiceChanged, EntityAbsent, Entity, Instance,
+    InstanceSeen, Observation, Payload, PoolChanged, SnapshotAborted, SnapshotCompleted, SnapshotStarted, Volume,
+    VolumeChanged, entity_of,
 )
 from eventmodel.records import Position, Record
 from projections.state import EMPTY, ClusterState, OpenSnapshot, SnapshotResult
 
 _log = logging.getLogger(__name__)
 
+#: kinds, and the live record classes of them, whose records leave some facts unsaid
+_UNSAID = frozenset({VOLUME, POOL})
+_UNSAID_BY = frozenset({VolumeChanged, PoolChanged})
 #: how many finished snapshot ids are remembered to recognise duplicate markers
 RECENT_SNAPSHOTS = 32
 #: tombstones older than this (source time) before a completed snapshot are dropped
@@ -87,6 +91,24 @@ def fold(state: ClusterState, records: Iterable[Record]) -> ClusterState:
         except Exception as exc:  # noqa: BLE001
             b.reject(rec, exc)
     return b.finish()
+
+
+def _keep_unsaid(new: Any, old: Any) -> Any:
+    """What a Cinder notification does not say, kept from the known entity (ADR 0018):
+    a volume's type name (the payload has the id), its multi-attach flag (read only from
+    an attachment row), its bootable flag (said only when true); a pool's volume count."""
+    if new.__class__ is Volume:
+        keep: dict[str, Any] = {}
+        if new.volume_type is None and old.volume_type is not None and new.volume_type_id == old.volume_type_id:
+            keep["volume_type"] = old.volume_type
+        if not new.attachments and new.multiattach != old.multiattach:
+            keep["multiattach"] = old.multiattach
+        if not new.bootable and old.bootable:
+            keep["bootable"] = True
+        return attrs.evolve(new, **keep) if keep else new
+    if new.total_volumes is None and old.total_volumes is not None:
+        return attrs.evolve(new, total_volumes=old.total_volumes)
+    return new
 
 
 def _same_but_version(a: Entity, b: Entity) -> bool:
@@ -377,6 +399,8 @@ class _Builder:
                 and payload.__class__ is ComputeServiceChanged):
             # Nova's service notifications do not load the zone (null): it is unknown, not gone
             entity = attrs.evolve(entity, availability_zone=old.availability_zone)
+        elif kind in _UNSAID and payload.__class__ in _UNSAID_BY:
+            entity = _keep_unsaid(entity, old)
         if kind == INSTANCE and old.node == entity.node:
             table[key] = entity
         else:

@@ -28,12 +28,17 @@ class Handler:
         return self.build(normalizer, data, msg)
 
 
-def entity_handler(cls: type, entity: str, **extra: Any) -> Handler:
+def entity_handler(cls: type, entity: str, *, with_message: bool = False, **extra: Any) -> Handler:
     """The handler whose event is ``cls(normalizer.<entity>(data), **extra)``: the
-    normalizer's method named ``entity`` reads the entity from the payload data."""
+    normalizer's method named ``entity`` reads the entity from the payload data (and
+    from the message itself, e.g. its timestamp, ``with_message``)."""
 
-    def build(normalizer: Any, data: dict, msg: Any) -> Any:
-        return cls(getattr(normalizer, entity)(data), **extra)
+    if with_message:
+        def build(normalizer: Any, data: dict, msg: Any) -> Any:
+            return cls(getattr(normalizer, entity)(data, msg), **extra)
+    else:
+        def build(normalizer: Any, data: dict, msg: Any) -> Any:
+            return cls(getattr(normalizer, entity)(data), **extra)
 
     return Handler(cls, build)
 

@@ -66,7 +66,8 @@ def test_a_volume_event_carries_the_volume_as_the_payload_describes_it() -> None
     assert env.payload.change == "attached"
     assert env.occurred_at == parse_time(_inner("volume-attach-end")["timestamp"])  # Cinder's clock
     vol = env.payload.volume
-    assert vol.version == ev.LOWEST_VERSION
+    # the time Cinder sent it (its clock, just after the save), floored to the second as updated_at is stored
+    assert vol.version == env.occurred_at // 1_000_000 * 1_000_000 and vol.version > ev.LOWEST_VERSION
     assert vol.host == "storage-1@lvm#lvm-pool" and vol.size_gb == 10 and vol.status == "in-use"
     assert vol.attachments == (ev.VolumeAttachment("0e3c8f4a-7d2b-4c19-8e6a-5b1f9d2c7a33",
                                                    "9b8e2d1c-4f6a-4e3b-a7c5-1d2e3f4a5b6c"),)
@@ -278,9 +279,10 @@ def test_the_adr_draws_every_handled_type() -> None:
         assert short in adr and handler.event.TYPE in adr, event_type
 
 
-def test_what_the_fold_makes_of_notification_versions_beside_a_syncs_read() -> None:
-    """ADR 0018's open point, held: notifications carry the lowest version, so they
-    decide after a sync's read only if that read carries the lowest version too."""
+def test_notifications_after_a_syncs_read_decide_by_cinders_own_times() -> None:
+    """ADR 0018: a volume record from a notification has the time Cinder sent it as its
+    version, so a change notified after a sync's read (at ``updated_at``) applies, and a
+    late copy of a change older than the read does not."""
     from eventmodel.testing import records_of
     from projections.fold import fold
     from projections.model import ClusterModel
@@ -288,15 +290,21 @@ def test_what_the_fold_makes_of_notification_versions_beside_a_syncs_read() -> N
 
     attach = _one("volume-attach-end").events[0].payload
     delete = _one("volume-delete-end").events[0].payload
-    read = attrs.evolve(_one("volume-create-end").events[0].payload.volume, status="available")
+    read = attrs.evolve(_one("volume-create-end").events[0].payload.volume, status="available",
+                        volume_type="standard", bootable=True)
 
-    def after(version: int, *live: object) -> dict[str, str]:
+    def after(version: int, *live: object) -> dict[str, object]:
         recs = records_of([ev.SnapshotStarted("s", ev.STORAGE_KINDS, 1),
                            ev.VolumeObserved("s", attrs.evolve(read, version=version)),
                            ev.SnapshotCompleted("s", {ev.VOLUME: 1}), *live])
-        return {k: x.status for k, x in ClusterModel(fold(ClusterState.empty(), recs)).volumes().items()}
+        return dict(ClusterModel(fold(ClusterState.empty(), recs)).volumes())
 
-    assert after(ev.LOWEST_VERSION, attach) == {read.uuid: "in-use"}
-    assert after(ev.LOWEST_VERSION, attach, delete) == {}
-    updated_at = to_us(datetime(2026, 12, 1, 10, 0, 11, tzinfo=UTC))
-    assert after(updated_at, attach, delete) == {read.uuid: "available"}  # the notifications are stale
+    assert attach.volume.version < delete.volume.version
+    before_attach = attach.volume.version - 1_000_000
+    got = after(before_attach, attach)
+    assert got[read.uuid].status == "in-use"
+    # what the notification does not say is kept: the type's name, the bootable flag
+    assert (got[read.uuid].volume_type, got[read.uuid].bootable) == ("standard", True)
+    assert after(before_attach, attach, delete) == {}
+    later = delete.volume.version + 1_000_000  # the sync read a newer state: both copies are stale
+    assert after(later, attach, delete)[read.uuid].status == "available"

@@ -43,11 +43,12 @@ class CinderNormalizer(TableNormalizer):
 
     # -- payload pieces --------------------------------------------------
 
-    def volume(self, p: dict[str, Any]) -> ev.Volume:
-        """A volume from Cinder's usage payload (``_usage_from_volume``)."""
+    def volume(self, p: dict[str, Any], msg: Message | None = None) -> ev.Volume:
+        """A volume from Cinder's usage payload (``_usage_from_volume``); its version is
+        the time Cinder sent the message (:func:`~eventmodel.sources.cinder.values.volume_version`)."""
         return ev.Volume(
             f.req_str(p, "volume_id"),
-            cv.VOLUME_NOTIFICATION_VERSION,
+            cv.volume_version(None if msg is None else msg.notified_at),
             cv.text_or_none(p.get("host"), "host"),
             cv.size_gb(p.get("size")),
             f.req_str(p, "status"),

@@ -15,13 +15,13 @@ from eventmodel.sources.tables import DecisionTable, Handler, Phases, entity_han
 
 #: event type → its handler
 HANDLERS: dict[str, Handler] = {
-    **{f"volume.{action}": entity_handler(ev.VolumeChanged, "volume", change=change) for action, change in (
+    **{f"volume.{action}": entity_handler(ev.VolumeChanged, "volume", with_message=True, change=change) for action, change in (
         ("create.end", "created"), ("manage_existing.end", "managed"), ("update.end", "updated"),
         ("attach.end", "attached"), ("detach.end", "detached"), ("resize.end", "resized"), ("retype", "retyped"),
         ("revert.end", "reverted"), ("transfer.accept.end", "transferred"), ("reset_status.end", "reset_status"),
     )},
-    "volume.delete.end": entity_handler(ev.VolumeDeleted, "volume"),
-    "volume.unmanage.end": entity_handler(ev.VolumeDeleted, "volume"),
+    "volume.delete.end": entity_handler(ev.VolumeDeleted, "volume", with_message=True),
+    "volume.unmanage.end": entity_handler(ev.VolumeDeleted, "volume", with_message=True),
     "capacity.pool": entity_handler(ev.PoolChanged, "pool"),
 }
 

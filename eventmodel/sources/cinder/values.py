@@ -2,9 +2,12 @@
 notifications means (ADR 0018). Where the rule is Nova's (times, zones, string maps)
 it is :mod:`eventmodel.sources.nova.values`' function, called from here.
 
-- **Volume version**: the lowest (:data:`VOLUME_NOTIFICATION_VERSION`). A volume
-  payload has no ``updated_at``; its ``created_at`` is not a version (every change
-  would tie with the creation), and a notification's timestamp never is one (ADR 0004).
+- **Volume version**: the time Cinder sent the notification (its ``timestamp``,
+  Cinder's clock, taken just after the save that set the row's ``updated_at``),
+  floored to the second as ``updated_at`` is stored; the lowest when the message has
+  none. A volume payload has no ``updated_at``, and its ``created_at`` is not a version
+  (every change would tie with the creation). ADR 0018 says why this one exception to
+  ADR 0004's rule is safe.
 - **Pool version**: ``reported_at``, the time the backend's report was taken (the
   cinder-volume's clock), in µs as sent — not floored: it is not a database column of
   whole seconds, and the scheduler's pool listing shows the same instant to the µs as
@@ -38,12 +41,15 @@ import sys
 from typing import Any
 
 from eventmodel import events as ev
-from eventmodel.sources.nova.values import Invalid, kind, str_map, time_of
+from eventmodel.sources.nova.values import Invalid, kind, str_map, time_of, version
 
 _intern = sys.intern
 
-#: the version of every volume record a notification makes (log order decides among them)
-VOLUME_NOTIFICATION_VERSION = ev.LOWEST_VERSION
+def volume_version(notified_at: int | None) -> int:
+    """A volume record's version from a notification: the time Cinder sent it (µs,
+    Cinder's clock), floored to the second; the lowest when it has none."""
+    return version(notified_at)
+
 #: the payload key that marks a usage-audit replay (``volume.exists`` and the replayed
 #: ``create.*``/``delete.*`` of ``cinder-volume-usage-audit``)
 AUDIT_KEY = "audit_period_beginning"
