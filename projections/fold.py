@@ -119,11 +119,14 @@ def _drift(kind: str, old: Entity | None, new: Entity | None) -> bool:
     """Whether a sync's correction from ``old`` to ``new`` is drift: something a lost
     notification would have said. No Nova notification describes a compute node (its
     inventory comes from Placement, its state from the hypervisor listing), so a
-    node's correction never is."""
+    node's correction never is. What a Cinder notification cannot say (a volume's type
+    name, its multi-attach and bootable flags, a pool's volume count) is not drift either."""
     if kind == NODE:
         return False
     if old is None or new is None:
         return True
+    if kind in _UNSAID:
+        old = _keep_unsaid(old, new)  # the sync's read fills in what the records left unsaid
     return not _same_but_version(old, new)
 
 
