@@ -70,6 +70,14 @@ class ProjectionScope(compute_scope.ComputeScope):
         self._model = model if isinstance(model, ClusterModel) else self._collector.engine.latest()
         return super().get_scoped_model(cluster_model)
 
+    def remove_nodes_from_model(self, nodes_to_remove: Iterable[str], cluster_model: Any) -> None:
+        """Watcher's loop (each node's instances deleted one by one, then the node) as one
+        call on a view: O(nodes removed), no instance listed (``WatcherView.remove_nodes_named``)."""
+        if isinstance(cluster_model, WatcherView):
+            cluster_model.remove_nodes_named(nodes_to_remove)
+        else:
+            super().remove_nodes_from_model(nodes_to_remove, cluster_model)
+
     def _snapshot(self) -> ClusterModel:
         return self._model if self._model is not None else self._collector.engine.latest()
 

@@ -156,6 +156,14 @@ def instance_values(inst: ModelInstance, extended: bool) -> dict[str, Any]:
     return v
 
 
+def _element_values(inst: ModelInstance, extended: bool, excluded: bool) -> dict[str, Any]:
+    """A lazy element's values: :func:`instance_values`, ``watcher_exclude`` as the source said."""
+    v = instance_values(inst, extended)
+    if excluded:
+        v["watcher_exclude"] = True
+    return v
+
+
 def _listing_key(inst: ModelInstance) -> tuple[int, str]:
     return (inst.created_at if inst.created_at is not None else -1, inst.uuid)
 
@@ -202,8 +210,12 @@ class WatcherView:
         self._nodes: dict[str, Any] = {}  # built node elements (also added ones)
         self._insts: dict[str, Any] = {}  # built instance elements (also added ones)
         self._by_hostname: dict[str, str] | None = None
+        self._shared_hostnames: set[str] = set()  # hostnames of more than one node
         # copy-on-write layer
         self._nodes_gone: set[str] = set()  # base nodes removed (from their base position)
+        #: base nodes removed with their instances by remove_nodes_named: their base
+        #: instances are gone too, without being listed (see there)
+        self._dropped: set[str] = set()
         self._nodes_tail: dict[str, None] = {}  # nodes added after the base, in order
         self._insts_gone: set[str] = set()
         self._insts_tail: dict[str, None] = {}
@@ -330,7 +342,15 @@ class WatcherView:
     def _has_instance(self, uuid: str) -> bool:
         if uuid in self._insts_tail:
             return True
-        return uuid not in self._insts_gone and self._snapshot_instance(uuid) is not None
+        if uuid in self._insts_gone:
+            return False
+        inst = self._snapshot_instance(uuid)
+        return inst is not None and not self._was_dropped(inst)
+
+    def _was_dropped(self, inst: ModelInstance) -> bool:
+        """Whether ``inst`` left with its node in :meth:`remove_nodes_named` (its base node
+        is dropped and nothing moved it since)."""
+        return bool(self._dropped) and inst.uuid not in self._homes and self._base_node_of(inst) in self._dropped
 
     def _homes_of(self, uuid: str) -> list[str]:
         got = self._homes.get(uuid)
@@ -338,7 +358,7 @@ class WatcherView:
             return got
         inst = self.model.instances().get(uuid)
         home = self._base_node_of(inst) if inst is not None and uuid not in self._insts_tail else None
-        return [home] if home is not None else []
+        return [home] if home is not None and home not in self._dropped else []
 
     def _members_of(self, node_uuid: str) -> list[str] | tuple[str, ...]:
         got = self._members.get(node_uuid)
@@ -378,18 +398,19 @@ class WatcherView:
     # -- elements -----------------------------------------------------------------
     def _node_element(self, uuid: str) -> Any:
         el = self._nodes.get(uuid)
-        if el is None:
+        if el is None:  # uuid and hostname now, the rest when first read (elements.ComputeNode.lazy)
             node = self.model.compute_nodes()[self._name_of[uuid]]
-            el = self._nodes[uuid] = self._el.ComputeNode.of(node_values(self.model, node))
+            el = self._nodes[uuid] = self._el.ComputeNode.lazy(uuid, node.host or node.name, node_values,
+                                                               self.model, node)
         return el
 
     def _instance_element(self, uuid: str) -> Any:
         el = self._insts.get(uuid)
-        if el is None:
+        if el is None:  # values filled in when first read (see elements.Instance.lazy)
             inst = self.model.instances()[uuid]
-            el = self._insts[uuid] = self._el.Instance.of(instance_values(inst, self.extended_attributes_enabled))
-            if self.model.given_order is not None and uuid in self._given_index(2):
-                el.watcher_exclude = True  # as the file (or ModelRoot) said
+            excluded = self.model.given_order is not None and uuid in self._given_index(2)
+            el = self._insts[uuid] = self._el.Instance.lazy(uuid, _element_values, inst,
+                                                            self.extended_attributes_enabled, excluded)
         return el
 
     def _get_by_uuid(self, uuid: str) -> Any:
@@ -411,10 +432,18 @@ class WatcherView:
         tail = self._insts_tail
         if self.order == "given":
             # as the source lists them: placed and unplaced mixed (ModelRoot.from_xml: file order)
-            yield from (u for u in self._given_instances() if u not in gone and u not in tail)
+            if self._dropped:
+                insts = self.model.instances()
+                yield from (u for u in self._given_instances()
+                            if u not in gone and u not in tail and not self._was_dropped(insts[u]))
+            else:
+                yield from (u for u in self._given_instances() if u not in gone and u not in tail)
             yield from tail
             return
+        dropped = self._dropped
         for n in self._base_nodes():
+            if n in dropped:  # its base instances left with it (none was moved before: see remove_nodes_named)
+                continue
             for u in self._members_in_base(n):
                 if u not in gone and u not in tail:
                     yield u
@@ -441,12 +470,14 @@ class WatcherView:
         """The first node (in the view's order) whose ``hostname`` is ``name``."""
         if self._by_hostname is None:
             index: dict[str, str] = {}
+            shared: set[str] = set()
             nodes = self.model.compute_nodes()
             for u in self._node_order():
                 el = self._nodes.get(u)
                 host = el.hostname if el is not None else (nodes[self._name_of[u]].host or self._name_of[u])
-                index.setdefault(host, u)
-            self._by_hostname = index
+                if index.setdefault(host, u) != u:
+                    shared.add(host)
+            self._by_hostname, self._shared_hostnames = index, shared
         u = self._by_hostname.get(name)
         if u is None:
             raise self._el.exceptions.ComputeNodeNotFound(name=name)
@@ -476,7 +507,7 @@ class WatcherView:
 
     def _instance_size(self, uuid: str) -> tuple[Any, Any, Any]:
         el = self._insts.get(uuid)
-        if el is not None:
+        if el is not None and self._el.loaded(el):  # what the element says (a strategy may have changed it)
             return el.vcpus, el.memory, el.disk
         inst = self.model.instances()[uuid]
         return inst.flavor.vcpus, inst.flavor.memory_mb, instance_disk_gb(inst)
@@ -545,6 +576,58 @@ class WatcherView:
         else:
             self._nodes_gone.add(node.uuid)
         self._nodes.pop(node.uuid, None)
+
+    def remove_nodes_named(self, names: Iterable[str]) -> None:
+        """What Watcher's audit scope does with the nodes it leaves out
+        (``ComputeScope.remove_nodes_from_model``): for each hostname, the first node with
+        it (``get_node_by_name``; an unknown one raises ``ComputeNodeNotFound`` as there)
+        leaves the view and every instance on it is deleted. The same result as that
+        loop, at O(nodes removed): a node whose instances are as the snapshot has them is
+        marked dropped and its instances are gone with it without being listed; only a
+        node this view changed (instances moved, mapped, unmapped) goes the long way."""
+        touched = {n for homes in self._homes.values() for n in homes}
+        for name in names:
+            node = self.get_node_by_name(name)
+            u = node.uuid
+            if u in self._members or u in self._nodes_tail or u in touched:
+                for i in list(self._members_of(u)):
+                    self._delete_instance(i)
+                self.remove_node(node)
+                continue
+            self.changes += 1
+            self._node_resource_cache.pop(u, None)
+            self._dropped.add(u)
+            self._nodes_gone.add(u)
+            self._members[u] = []
+            self._nodes.pop(u, None)
+            self._drop_hostname(node.hostname)
+
+    def _drop_hostname(self, hostname: str) -> None:
+        index = self._by_hostname
+        if index is not None:
+            index.pop(hostname, None)
+            if hostname in self._shared_hostnames:  # another node has it: look again when asked
+                self._by_hostname = None
+
+    def _delete_instance(self, uuid: str) -> None:
+        """``remove_instance`` by uuid, without building the element."""
+        self.changes += 1
+        homes = self._homes_of(uuid)
+        if homes:
+            c = self._node_resource_cache.get(homes[0])
+            if c is not None:
+                vcpus, memory, disk = self._instance_size(uuid)
+                c["vcpu"] -= vcpus
+                c["memory"] -= memory
+                c["disk"] -= disk
+        for n in list(homes):
+            self._own_members(n).remove(uuid)
+        self._homes[uuid] = []
+        if uuid in self._insts_tail:
+            del self._insts_tail[uuid]
+        else:
+            self._insts_gone.add(uuid)
+        self._insts.pop(uuid, None)
 
     def add_instance(self, instance: Any) -> None:
         self.assert_instance(instance)
