@@ -5,7 +5,9 @@ three API calls per host) and deep-copies it for every audit. This one keeps a
 :class:`~projections.engine.ModelEngine` in the decision-engine process — restored
 from a checkpoint, following the event log — and answers each audit with a
 :class:`~projections.watcher.view.WatcherView` over the latest snapshot: O(1), no API
-call, and the audit's own changes never reach the shared snapshot.
+call, and the audit's own changes never reach the shared snapshot. Audits at one model
+version share what is derived from it alone (the :class:`~projections.watcher.layout.Layout`:
+order, each node's instances and what they use; the hosts' zones).
 
 The audit scope is Watcher's (``ComputeScope``: availability zones, host aggregates,
 excluded instances, compute nodes, aggregates, projects and instance metadata), with
@@ -32,6 +34,7 @@ from eventmodel.events import Aggregate
 from eventmodel.log import LogError
 from projections.engine import ModelEngine
 from projections.model import ClusterModel
+from projections.watcher.layout import Layout
 from projections.watcher.view import ORDERS, WatcherView
 
 LOG = log.getLogger(__name__)
@@ -93,7 +96,9 @@ class ProjectionScope(compute_scope.ComputeScope):
     def _collect_zones(self, availability_zones: list[dict[str, Any]], allowed_nodes: list[str]) -> None:
         wanted = [z["name"] for z in availability_zones]
         every = _wildcard(wanted, "availability zones")
-        for host, zone in sorted(host_zones(self._snapshot()).items()):
+        snapshot = self._snapshot()
+        zones = self._collector.host_zones(snapshot) if self._collector is not None else host_zones(snapshot)
+        for host, zone in sorted(zones.items()):
             if every or zone in wanted:
                 allowed_nodes.append(host)
 
@@ -107,6 +112,17 @@ class ProjectionCollector(base.BaseClusterDataModelCollector):
     def __init__(self, config: Any, osc: Any = None) -> None:
         super().__init__(config, osc)
         self._engine: ModelEngine | None = None
+        #: the layout of the latest model audited: audits at the same model version share it
+        self._layout: Layout | None = None
+        self._zones: tuple[ClusterModel, dict[str, str | None]] | None = None
+
+    def host_zones(self, model: ClusterModel) -> dict[str, str | None]:
+        """:func:`host_zones` of ``model``, kept for the latest model asked (zone scopes of
+        audits at one model version read it once)."""
+        got = self._zones
+        if got is None or got[0].state.tables is not model.state.tables:
+            got = self._zones = (model, host_zones(model))
+        return got[1]
 
     @classmethod
     def get_config_opts(cls) -> list[cfg.Opt]:
@@ -188,7 +204,11 @@ class ProjectionCollector(base.BaseClusterDataModelCollector):
         ``max_lag`` records behind, or the last full sync failed. A stale view is false,
         so Watcher's strategies refuse it (``ClusterStateNotDefined``), as they refuse
         Watcher's own collector's ``STALE_MODEL``."""
-        view = WatcherView(model, order=self.config.get("order", "collector"))
+        order = self.config.get("order", "collector")
+        layout = self._layout
+        if layout is None or not layout.fits(model) or layout.order != order:
+            layout = self._layout = Layout(model, order, model.given_order is not None)
+        view = WatcherView(model, layout=layout)
         reason = view.stale_reason or self.engine.health().stale
         if reason:
             view.stale, view.stale_reason = True, reason

@@ -27,6 +27,7 @@ when a view is first used, so the core never needs Watcher installed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import networkx  # a dependency of Watcher
@@ -79,13 +80,6 @@ def _build(cls: type, values: dict[str, Any]) -> Any:
     return obj
 
 
-def _lazy(cls: type, known: dict[str, Any], load: Any, args: tuple[Any, ...]) -> Any:
-    obj = cls.__new__(cls)
-    d = obj.__dict__
-    for k, v in known.items():
-        d["_obj_" + k] = v
-    d["_lazy"] = (load, args)
-    return obj
 
 
 def loaded(obj: Any) -> bool:
@@ -99,8 +93,7 @@ def _load(self: Any) -> bool:
     lazy = d.pop("_lazy", None)
     if lazy is None:
         return False
-    load, args = lazy
-    _fill(d, load(*args))
+    _fill(d, lazy(d["_obj_uuid"]))
     return True
 
 
@@ -159,10 +152,14 @@ class Instance(_element.Instance):
         return _build(cls, values)
 
     @classmethod
-    def lazy(cls, uuid: str, load: Any, *args: Any) -> Instance:
-        """An element with ``uuid`` whose other values are ``load(*args)`` (as :meth:`of`
+    def lazy(cls, uuid: str, load: Callable[[str], dict[str, Any]]) -> Instance:
+        """An element with ``uuid`` whose other values are ``load(uuid)`` (as :meth:`of`
         takes them, ``uuid`` included), filled in on first use."""
-        return _lazy(cls, {"uuid": uuid}, load, args)
+        obj = cls.__new__(cls)
+        d = obj.__dict__
+        d["_obj_uuid"] = uuid
+        d["_lazy"] = load
+        return obj
 
 
 @_fast_fields
@@ -181,10 +178,15 @@ class ComputeNode(_element.ComputeNode):
         return _build(cls, values)
 
     @classmethod
-    def lazy(cls, uuid: str, hostname: str, load: Any, *args: Any) -> ComputeNode:
+    def lazy(cls, uuid: str, hostname: str, load: Callable[[str], dict[str, Any]]) -> ComputeNode:
         """A node with ``uuid`` and ``hostname`` (what an audit scope reads of every node)
-        whose values are ``load(*args)``, filled in on first use (see :meth:`Instance.lazy`)."""
-        return _lazy(cls, {"uuid": uuid, "hostname": hostname}, load, args)
+        whose values are ``load(uuid)``, filled in on first use (see :meth:`Instance.lazy`)."""
+        obj = cls.__new__(cls)
+        d = obj.__dict__
+        d["_obj_uuid"] = uuid
+        d["_obj_hostname"] = hostname
+        d["_lazy"] = load
+        return obj
 
 
 INSTANCE_FIELDS: tuple[str, ...] = tuple(_element.Instance.fields)

@@ -44,19 +44,23 @@ import copy
 import datetime
 import importlib
 import logging
-import math
 import sys
 import warnings
 from collections.abc import Iterable, Iterator
-from typing import Any, Literal
+from typing import Any
 
 from eventmodel.errors import WatcherError
 from eventmodel.events import ComputeNode as ModelNode
 from eventmodel.events import Instance as ModelInstance
 from projections.model import ClusterModel
-
-Order = Literal["collector", "uuid", "given"]
-ORDERS: tuple[str, ...] = ("collector", "uuid", "given")
+from projections.watcher.layout import (  # noqa: F401  (node_key, included, Order, ORDERS: this module's API too)
+    ORDERS,
+    Layout,
+    Order,
+    included,
+    instance_disk_gb,
+    node_key,
+)
 INSTALL_HINT = "pip install 'eventmodel[watcher]'"
 
 
@@ -90,17 +94,6 @@ def load_elements() -> Any:
 # ---------------------------------------------------------------------------
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-
-
-def node_key(node: ModelNode) -> str:
-    """The node's uuid in Watcher's model: its resource provider uuid, else its name."""
-    return node.uuid or node.name
-
-
-def instance_disk_gb(inst: ModelInstance) -> int:
-    """Watcher's ``disk``: root + ephemeral + swap in GB rounded up."""
-    f = inst.flavor
-    return f.root_gb + f.ephemeral_gb + (math.ceil(f.swap_mb / 1024) if f.swap_mb else 0)
 
 
 def created_time(us: int) -> datetime.datetime:
@@ -164,15 +157,6 @@ def _element_values(inst: ModelInstance, extended: bool, excluded: bool) -> dict
     return v
 
 
-def _listing_key(inst: ModelInstance) -> tuple[int, str]:
-    return (inst.created_at if inst.created_at is not None else -1, inst.uuid)
-
-
-def included(inst: ModelInstance) -> bool:
-    """Watcher's collector skips deleted instances."""
-    return inst.vm_state != "deleted"
-
-
 # ---------------------------------------------------------------------------
 # The view
 # ---------------------------------------------------------------------------
@@ -181,12 +165,20 @@ class WatcherView:
     """A ``ModelRoot``-compatible compute model over one immutable snapshot (see module doc).
 
     ``extended`` mirrors Watcher's ``[compute_model] enable_extended_attributes`` (None: read
-    Watcher's configuration when first needed, as ``ModelRoot`` does).
+    Watcher's configuration when first needed, as ``ModelRoot`` does). ``layout``: the
+    :class:`~projections.watcher.layout.Layout` of ``model`` to share with other views of
+    it (the Watcher collector passes one per model version); its order and ``unplaced``
+    are the view's.
     """
 
     def __init__(self, model: ClusterModel, *, order: Order | None = None, unplaced: bool | None = None,
-                 extended: bool | None = None) -> None:
+                 extended: bool | None = None, layout: Layout | None = None) -> None:
         given = model.given_order is not None
+        if layout is not None:
+            if not layout.fits(model) or (order or layout.order) != layout.order or (
+                    unplaced is not None and unplaced != layout.unplaced):
+                raise ValueError("the layout is of another model, order or unplaced choice")
+            order, unplaced = layout.order, layout.unplaced
         if order is None:  # a model read from a file or a ModelRoot keeps its order
             order = "given" if given else "collector"
         if order not in ORDERS:
@@ -197,16 +189,18 @@ class WatcherView:
         #: instances on no node are in the view (as in a ModelRoot read from XML): by
         #: default only for a model that was read from one
         self.unplaced = given if unplaced is None else unplaced
-        self._given: list[dict[str, int] | None] = [None, None, None]  # uuid -> position, built when asked
+        #: the snapshot's part: nodes, their instances, in order (shared; never changed here)
+        self.layout = layout if layout is not None else Layout(model, order, self.unplaced)
         #: as ModelRoot.stale: True when the snapshot may be out of date (see stale_reason)
         self.stale: bool = bool(model.stale)
         self.stale_reason: str | None = model.stale
         self._extended = extended
-        # lazily built from the snapshot
+        # the layout's, once built (read often)
         self._base: list[str] | None = None  # node uuids, in order
-        self._name_of: dict[str, str] = {}  # node uuid -> model node name
-        self._uuid_of: dict[str, str] = {}  # model node name -> node uuid
-        self._base_members: dict[str, tuple[str, ...]] = {}
+        self._name_of: dict[str, str] = self.layout.name_of  # node uuid -> model node name
+        self._uuid_of: dict[str, str] = self.layout.uuid_of  # model node name -> node uuid
+        self._base_members: dict[str, tuple[str, ...]] = self.layout.members
+        self._loaders: tuple[Any, Any] | None = None  # how lazy elements get their values
         self._nodes: dict[str, Any] = {}  # built node elements (also added ones)
         self._insts: dict[str, Any] = {}  # built instance elements (also added ones)
         self._by_hostname: dict[str, str] | None = None
@@ -262,75 +256,25 @@ class WatcherView:
         if not elements.is_instance(obj):
             raise elements.exceptions.IllegalArgumentException(message="'obj' argument type is not valid")
 
-    # -- the snapshot's part (lazy) ---------------------------------------------
+    # -- the snapshot's part (the layout) ------------------------------------------
     def _base_nodes(self) -> list[str]:
         if self._base is None:
-            nodes = [n for n in self.model.compute_nodes().values() if n.hypervisor_type != "ironic"]
-            if self.order == "uuid":
-                nodes.sort(key=node_key)
-            elif self.order == "given":
-                at = self._given_index(0)
-                nodes.sort(key=lambda n: (at.get(node_key(n), len(at)), n.name))
-            else:
-                nodes.sort(key=lambda n: n.name)
-            base: list[str] = []
-            name_of: dict[str, str] = {}
-            uuid_of: dict[str, str] = {}
-            for n in nodes:
-                u = node_key(n)
-                if u in name_of:  # two hypervisors with one uuid: the first stays
-                    continue
-                name_of[u] = n.name
-                uuid_of[n.name] = u
-                base.append(u)
-            self._name_of, self._uuid_of, self._base = name_of, uuid_of, base
+            self._base = self.layout.build_nodes()
         return self._base
 
     def _given_index(self, which: int) -> dict[str, int]:
-        """Position of each node (0), instance (1) or excluded instance (2) uuid in the
-        model's given layout."""
-        got = self._given[which]
-        if got is None:
-            order = self.model.given_order[which] if self.model.given_order is not None else ()
-            got = self._given[which] = {u: k for k, u in enumerate(order)}
-        return got
-
-    def _given_instances(self) -> list[str]:
-        """Every instance of the view in the given order (others after it, by uuid)."""
-        self._base_nodes()
-        at = self._given_index(1)
-        present = [u for u in self.model.instances() if self._snapshot_instance(u) is not None]
-        present.sort(key=lambda u: (at.get(u, len(at)), u))
-        return present
+        return self.layout.given_index(which)
 
     def _base_node_of(self, inst: ModelInstance) -> str | None:
-        self._base_nodes()
-        return self._uuid_of.get(inst.node) if inst.node is not None else None
+        return self.layout.base_node_of(inst)
 
     def _members_in_base(self, node_uuid: str) -> tuple[str, ...]:
         got = self._base_members.get(node_uuid)
-        if got is None:
-            self._base_nodes()
-            name = self._name_of.get(node_uuid)
-            insts = [i for i in self.model.node_instances(name) if included(i)] if name is not None else []
-            if self.order == "uuid":
-                insts.sort(key=lambda i: i.uuid)
-            elif self.order == "given":
-                at = self._given_index(1)
-                insts.sort(key=lambda i: (at.get(i.uuid, len(at)), i.uuid))
-            else:
-                insts.sort(key=_listing_key, reverse=True)
-            got = self._base_members[node_uuid] = tuple(i.uuid for i in insts)
-        return got
+        return got if got is not None else self.layout.node_members(node_uuid)
 
     def _snapshot_instance(self, uuid: str) -> ModelInstance | None:
         """The snapshot's instance if it is in this view's base."""
-        inst = self.model.instances().get(uuid)
-        if inst is None or not included(inst):
-            return None
-        if self.unplaced or self._base_node_of(inst) is not None:
-            return inst
-        return None
+        return self.layout.instance(uuid)
 
     # -- membership and edges (snapshot + copy-on-write) ---------------------------
     def _has_node(self, uuid: str) -> bool:
@@ -396,21 +340,35 @@ class WatcherView:
         self._own_members(node_uuid).remove(inst_uuid)
 
     # -- elements -----------------------------------------------------------------
+    def _element_loaders(self) -> tuple[Any, Any]:
+        """(node values by uuid, instance values by uuid): what lazy elements call when
+        first read; one pair per view, so an element costs no more than its own object."""
+        if self._loaders is None:
+            layout, extended = self.layout, self.extended_attributes_enabled
+            nodes = self.model.compute_nodes()
+            excluded = layout.given_index(2) if self.model.given_order is not None else {}
+
+            def node(uuid: str) -> dict[str, Any]:
+                return node_values(layout.model, nodes[layout.name_of[uuid]])
+
+            def instance(uuid: str) -> dict[str, Any]:
+                return _element_values(layout.instances[uuid], extended, uuid in excluded)
+
+            self._loaders = (node, instance)
+        return self._loaders
+
     def _node_element(self, uuid: str) -> Any:
         el = self._nodes.get(uuid)
         if el is None:  # uuid and hostname now, the rest when first read (elements.ComputeNode.lazy)
             node = self.model.compute_nodes()[self._name_of[uuid]]
-            el = self._nodes[uuid] = self._el.ComputeNode.lazy(uuid, node.host or node.name, node_values,
-                                                               self.model, node)
+            el = self._nodes[uuid] = self._el.ComputeNode.lazy(uuid, node.host or node.name,
+                                                               self._element_loaders()[0])
         return el
 
     def _instance_element(self, uuid: str) -> Any:
         el = self._insts.get(uuid)
         if el is None:  # values filled in when first read (see elements.Instance.lazy)
-            inst = self.model.instances()[uuid]
-            excluded = self.model.given_order is not None and uuid in self._given_index(2)
-            el = self._insts[uuid] = self._el.Instance.lazy(uuid, _element_values, inst,
-                                                            self.extended_attributes_enabled, excluded)
+            el = self._insts[uuid] = self._el.Instance.lazy(uuid, self._element_loaders()[1])
         return el
 
     def _get_by_uuid(self, uuid: str) -> Any:
@@ -434,10 +392,10 @@ class WatcherView:
             # as the source lists them: placed and unplaced mixed (ModelRoot.from_xml: file order)
             if self._dropped:
                 insts = self.model.instances()
-                yield from (u for u in self._given_instances()
+                yield from (u for u in self.layout.given_instances()
                             if u not in gone and u not in tail and not self._was_dropped(insts[u]))
             else:
-                yield from (u for u in self._given_instances() if u not in gone and u not in tail)
+                yield from (u for u in self.layout.given_instances() if u not in gone and u not in tail)
             yield from tail
             return
         dropped = self._dropped
@@ -447,13 +405,9 @@ class WatcherView:
             for u in self._members_in_base(n):
                 if u not in gone and u not in tail:
                     yield u
-        if self.unplaced:
-            uuid_of = self._uuid_of
-            rest = sorted(i.uuid for i in self.model.instances().values()
-                          if included(i) and (i.node is None or i.node not in uuid_of))
-            for u in rest:
-                if u not in gone and u not in tail:
-                    yield u
+        for u in self.layout.unplaced_instances():
+            if u not in gone and u not in tail:
+                yield u
         yield from tail
 
     # -- reads (ModelRoot's API) ------------------------------------------------------
@@ -518,12 +472,17 @@ class WatcherView:
             return dict(cached)
         if not self._has_node(node.uuid):
             raise self._el.NetworkXError(f"The node {node.uuid} is not in the digraph.")
-        vcpu = memory = disk = 0
-        for u in self._members_of(node.uuid):
-            c, m, d = self._instance_size(u)
-            vcpu += c
-            memory += m
-            disk += d
+        members = self._members_of(node.uuid)
+        insts, loaded = self._insts, self._el.loaded
+        if node.uuid not in self._members and not any(u in insts and loaded(insts[u]) for u in members):
+            vcpu, memory, disk = self.layout.node_used(node.uuid)  # the snapshot's members, unread: shared sums
+        else:
+            vcpu = memory = disk = 0
+            for u in members:
+                c, m, d = self._instance_size(u)
+                vcpu += c
+                memory += m
+                disk += d
         result = {"vcpu": vcpu, "memory": memory, "disk": disk}
         self._node_resource_cache[node.uuid] = result
         return dict(result)
@@ -728,7 +687,7 @@ class WatcherView:
     def __deepcopy__(self, memo: dict[int, Any]) -> WatcherView:
         new = object.__new__(WatcherView)
         memo[id(self)] = new
-        shared = {"model", "_el", "_base", "_name_of", "_uuid_of", "_base_members"}
+        shared = {"model", "_el", "layout", "_base", "_name_of", "_uuid_of", "_base_members", "_loaders"}
         for k, v in self.__dict__.items():
             setattr(new, k, v if k in shared else copy.deepcopy(v, memo))
         return new

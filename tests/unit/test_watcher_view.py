@@ -324,6 +324,41 @@ def test_a_scope_removing_nodes_lists_none_of_their_instances() -> None:
         view.remove_nodes_named(["h000"])
 
 
+@SETTINGS
+@given(clouds(), ops, options)
+def test_views_sharing_a_layout_read_as_separate_ones(model: ClusterModel, steps: list,
+                                                       opts: dict[str, Any]) -> None:
+    """Views of one snapshot sharing its Layout (as the collector's audits at one model
+    version do) read as views with their own, whatever one of them changed; the second
+    one's walk adds nothing to the layout."""
+    from projections.watcher.layout import Layout
+
+    layout = Layout(model, opts["order"], opts["unplaced"])
+    first = WatcherView(model, layout=layout, extended=opts["extended"])
+    alone = WatcherView(model, **opts)
+    for op, a, b in steps:
+        _apply(first, op, a, b)
+        _apply(alone, op, a, b)
+    assert seen(first) == seen(alone)
+    second = WatcherView(model, layout=layout, extended=opts["extended"])
+    built = (dict(layout.members), dict(layout.used))
+    assert seen(second) == seen(WatcherView(model, **opts))
+    if not steps:
+        assert (layout.members, layout.used) == built
+    with pytest.raises(ValueError):
+        WatcherView(model, layout=layout, order="given")
+    # a later snapshot whose records changed no entity (an audit's record) has the same layout
+    import attrs
+
+    from eventmodel.log.base import Position
+
+    later = attrs.evolve(model, state=attrs.evolve(model.state, position=Position((7,))))
+    assert layout.fits(later)
+    assert seen(WatcherView(later, layout=layout, extended=opts["extended"])) == seen(WatcherView(later, **opts))
+    changed = from_entities([], list(model.compute_nodes().values()), [])
+    assert not layout.fits(changed)
+
+
 def test_lazy_elements_are_watchers_elements_once_read() -> None:
     """A view's elements hold their uuid (a node also its hostname) until something else
     is read; then they are what Watcher's constructor makes. A field set first keeps its
