@@ -32,6 +32,7 @@ from watcher.decision_engine.scope import compute as compute_scope
 
 from eventmodel.events import Aggregate
 from eventmodel.log import LogError
+from eventmodel.log.base import Position
 from projections.engine import ModelEngine
 from projections.model import ClusterModel
 from projections.watcher.layout import Layout
@@ -115,6 +116,9 @@ class ProjectionCollector(base.BaseClusterDataModelCollector):
         #: the layout of the latest model audited: audits at the same model version share it
         self._layout: Layout | None = None
         self._zones: tuple[ClusterModel, dict[str, str | None]] | None = None
+        #: (a model's position, the log's end just after this collector recorded an audit
+        #: read of it) when that record was the only one between the two
+        self._own_read: tuple[Position, Position] | None = None
 
     def host_zones(self, model: ClusterModel) -> dict[str, str | None]:
         """:func:`host_zones` of ``model``, kept for the latest model asked (zone scopes of
@@ -221,12 +225,17 @@ class ProjectionCollector(base.BaseClusterDataModelCollector):
 
     def latest_model(self) -> ClusterModel:
         """The latest snapshot, after waiting (up to ``catch_up_timeout``) for the model to
-        reach the log's end as it is now."""
+        reach the log's end as it is now. When all the log has past the model's position
+        is this collector's own last audit record (it changes no entity), the model
+        before it is as current and nothing is waited for: audits run back to back do
+        not each wait for the follower's next poll."""
         engine = self.engine
         timeout = float(self.config.get("catch_up_timeout", 5.0) or 0)
         if timeout > 0:
             try:
-                return engine.wait_for(engine.log.end(), timeout)
+                end = engine.log.end()
+                own = self._own_read
+                return engine.wait_for(own[0] if own is not None and own[1] == end else end, timeout)
             except (TimeoutError, LogError) as exc:
                 LOG.warning("eventmodel: audit runs on %s: %s", engine.latest().describe(), exc)
         return engine.latest()
@@ -242,9 +251,12 @@ class ProjectionCollector(base.BaseClusterDataModelCollector):
             audit_id = f"watcher-{uuid.uuid4()}"
             try:
                 self.engine.record_audit(audit_id, model)
+                after = self.engine.log.end()
             except (LogError, ValueError) as exc:
                 LOG.warning("eventmodel: could not record the audit's read: %s", exc)
             else:
+                if after.total == model.position.total + 1:  # our record is the only one past the model
+                    self._own_read = (model.position, after)
                 view.audit_id = audit_id  # type: ignore[attr-defined]
                 LOG.info("eventmodel: audit read %s recorded at position %s", audit_id, model.position)
         return view

@@ -82,17 +82,31 @@ def _build(cls: type, values: dict[str, Any]) -> Any:
 
 
 
+# A lazy element holds two attributes, set one by one so that Python keeps them in the
+# object itself (no ``__dict__`` is made until something asks for it): one object for
+# the garbage collector to track per element, not two. ``_lazy`` is None on the class.
+
+
+def _shell(cls: type, uuid: str, load: Callable[[str], dict[str, Any]]) -> Any:
+    obj = cls.__new__(cls)
+    obj._obj_uuid = uuid
+    obj._lazy = load
+    return obj
+
+
 def loaded(obj: Any) -> bool:
-    """Whether ``obj``'s values are filled in (always, but for a :meth:`Instance.lazy` one not read yet)."""
-    return "_lazy" not in obj.__dict__
+    """Whether ``obj``'s values are filled in (always, but for a :meth:`Instance.lazy` one not
+    read yet; Watcher's own elements, e.g. added by a strategy, always)."""
+    return getattr(obj, "_lazy", None) is None
 
 
 def _load(self: Any) -> bool:
     """Fill in a lazy element's values; False when there is nothing to fill."""
-    d = self.__dict__
-    lazy = d.pop("_lazy", None)
+    lazy = self._lazy
     if lazy is None:
         return False
+    d = self.__dict__
+    del d["_lazy"]
     _fill(d, lazy(d["_obj_uuid"]))
     return True
 
@@ -105,10 +119,9 @@ def _getattr(self: Any, name: str) -> Any:
 
 
 def _deepcopy(self: Any, memo: dict[int, Any]) -> Any:
-    d = self.__dict__
-    if "_lazy" in d:  # a copy of a lazy element is lazy (same source, same values when read)
+    if self._lazy is not None:  # a copy of a lazy element is lazy (same source, same values when read)
         new = type(self).__new__(type(self))
-        new.__dict__.update(d)
+        new.__dict__.update(self.__dict__)
         memo[id(self)] = new
         return new
     return _VersionedObject.__deepcopy__(self, memo)
@@ -144,6 +157,7 @@ class Instance(_element.Instance):
     __hash__ = _element.Instance.__hash__  # identity, as Watcher's
     __getattr__ = _getattr
     __deepcopy__ = _deepcopy
+    _lazy: Callable[[str], dict[str, Any]] | None = None
 
     @classmethod
     def of(cls, values: dict[str, Any]) -> Instance:
@@ -155,11 +169,7 @@ class Instance(_element.Instance):
     def lazy(cls, uuid: str, load: Callable[[str], dict[str, Any]]) -> Instance:
         """An element with ``uuid`` whose other values are ``load(uuid)`` (as :meth:`of`
         takes them, ``uuid`` included), filled in on first use."""
-        obj = cls.__new__(cls)
-        d = obj.__dict__
-        d["_obj_uuid"] = uuid
-        d["_lazy"] = load
-        return obj
+        return _shell(cls, uuid, load)
 
 
 @_fast_fields
@@ -171,6 +181,7 @@ class ComputeNode(_element.ComputeNode):
     __hash__ = _element.ComputeNode.__hash__
     __getattr__ = _getattr
     __deepcopy__ = _deepcopy
+    _lazy: Callable[[str], dict[str, Any]] | None = None
 
     @classmethod
     def of(cls, values: dict[str, Any]) -> ComputeNode:
@@ -181,11 +192,8 @@ class ComputeNode(_element.ComputeNode):
     def lazy(cls, uuid: str, hostname: str, load: Callable[[str], dict[str, Any]]) -> ComputeNode:
         """A node with ``uuid`` and ``hostname`` (what an audit scope reads of every node)
         whose values are ``load(uuid)``, filled in on first use (see :meth:`Instance.lazy`)."""
-        obj = cls.__new__(cls)
-        d = obj.__dict__
-        d["_obj_uuid"] = uuid
-        d["_obj_hostname"] = hostname
-        d["_lazy"] = load
+        obj = _shell(cls, uuid, load)
+        obj._obj_hostname = hostname
         return obj
 
 

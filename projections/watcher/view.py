@@ -4,10 +4,14 @@
 handlers make on their compute model (``get_all_compute_nodes``, ``get_node_by_uuid``,
 ``get_node_instances``, ``get_node_used_resources``, ``migrate_instance``, ``remove_node``,
 ``to_string``, ``stale``, ...) with Watcher's own element classes, built only when asked
-for. Creating a view is O(1): it keeps a reference to an immutable
-:class:`~projections.model.ClusterModel`. Changes (what-if migrations, the audit scope
-removing nodes, excluding instances) go to this view's copy-on-write layer and cost
-O(changes); the snapshot and every other view over it never see them.
+for and filled in only when first read (``elements.Instance.lazy``). Creating a view is
+O(1): it keeps a reference to an immutable :class:`~projections.model.ClusterModel` and
+its :class:`~projections.watcher.layout.Layout` (the order and what is derived from the
+snapshot alone, shareable between views of it). Changes (what-if migrations, the audit
+scope removing nodes, excluding instances) go to this view's copy-on-write layer and cost
+O(changes) — the scope's removal of the nodes it leaves out O(nodes removed)
+(:meth:`WatcherView.remove_nodes_named`); the snapshot and every other view over it never
+see them.
 
 What is in the view, and in what order — Watcher's collector (``collector/nova.py``)
 decides both, and the order changes strategies' decisions:
@@ -201,6 +205,7 @@ class WatcherView:
         self._uuid_of: dict[str, str] = self.layout.uuid_of  # model node name -> node uuid
         self._base_members: dict[str, tuple[str, ...]] = self.layout.members
         self._loaders: tuple[Any, Any] | None = None  # how lazy elements get their values
+        self._read = [0]  # instance elements of this view filled in so far
         self._nodes: dict[str, Any] = {}  # built node elements (also added ones)
         self._insts: dict[str, Any] = {}  # built instance elements (also added ones)
         self._by_hostname: dict[str, str] | None = None
@@ -351,7 +356,10 @@ class WatcherView:
             def node(uuid: str) -> dict[str, Any]:
                 return node_values(layout.model, nodes[layout.name_of[uuid]])
 
+            read = self._read
+
             def instance(uuid: str) -> dict[str, Any]:
+                read[0] += 1
                 return _element_values(layout.instances[uuid], extended, uuid in excluded)
 
             self._loaders = (node, instance)
@@ -450,14 +458,26 @@ class WatcherView:
                 return self._node_element(n)
         raise self._el.exceptions.InstanceNotMapped(uuid=instance_uuid)
 
+    def _instance_elements(self, uuids: Iterable[str]) -> Iterator[tuple[str, Any]]:
+        """(uuid, element) for each of ``uuids``: :meth:`_instance_element` inlined, for
+        listings of thousands."""
+        insts = self._insts
+        lazy = self._el.Instance.lazy
+        load = self._element_loaders()[1]
+        for u in uuids:
+            el = insts.get(u)
+            if el is None:
+                el = insts[u] = lazy(u, load)
+            yield u, el
+
     def get_all_instances(self) -> dict[str, Any]:
-        return {u: self._instance_element(u) for u in self._instance_order()}
+        return dict(self._instance_elements(self._instance_order()))
 
     def get_node_instances(self, node: Any) -> list[Any]:
         self.assert_node(node)
         if not self._has_node(node.uuid):
             raise self._el.NetworkXError(f"The node {node.uuid} is not in the digraph.")
-        return [self._instance_element(u) for u in self._members_of(node.uuid)]
+        return [el for _, el in self._instance_elements(self._members_of(node.uuid))]
 
     def _instance_size(self, uuid: str) -> tuple[Any, Any, Any]:
         el = self._insts.get(uuid)
@@ -474,7 +494,8 @@ class WatcherView:
             raise self._el.NetworkXError(f"The node {node.uuid} is not in the digraph.")
         members = self._members_of(node.uuid)
         insts, loaded = self._insts, self._el.loaded
-        if node.uuid not in self._members and not any(u in insts and loaded(insts[u]) for u in members):
+        if node.uuid not in self._members and (not self._read[0] or not any(
+                u in insts and loaded(insts[u]) for u in members)):
             vcpu, memory, disk = self.layout.node_used(node.uuid)  # the snapshot's members, unread: shared sums
         else:
             vcpu = memory = disk = 0
@@ -687,7 +708,8 @@ class WatcherView:
     def __deepcopy__(self, memo: dict[int, Any]) -> WatcherView:
         new = object.__new__(WatcherView)
         memo[id(self)] = new
-        shared = {"model", "_el", "layout", "_base", "_name_of", "_uuid_of", "_base_members", "_loaders"}
+        # the loaders count reads into _read: a copy shares both (a read in either counts for both)
+        shared = {"model", "_el", "layout", "_base", "_name_of", "_uuid_of", "_base_members", "_loaders", "_read"}
         for k, v in self.__dict__.items():
             setattr(new, k, v if k in shared else copy.deepcopy(v, memo))
         return new
