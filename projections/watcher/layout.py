@@ -134,6 +134,12 @@ class Layout:
                 insts.sort(key=lambda i: (at.get(i.uuid, len(at)), i.uuid))
             else:
                 insts.sort(key=listing_key, reverse=True)
+            vcpus = memory = disk = 0
+            for i in insts:  # what they use, in the same pass (the instances are at hand)
+                vcpus += i.flavor.vcpus
+                memory += i.flavor.memory_mb
+                disk += instance_disk_gb(i)
+            self.used.setdefault(node_uuid, (vcpus, memory, disk))
             got = self.members[node_uuid] = tuple(i.uuid for i in insts)
         return got
 
@@ -141,14 +147,8 @@ class Layout:
         """What the node's instances (:meth:`node_members`) use: vcpus, memory MB, disk GB."""
         got = self.used.get(node_uuid)
         if got is None:
-            vcpus = memory = disk = 0
-            table = self.instances
-            for u in self.node_members(node_uuid):
-                inst = table[u]
-                vcpus += inst.flavor.vcpus
-                memory += inst.flavor.memory_mb
-                disk += instance_disk_gb(inst)
-            got = self.used[node_uuid] = (vcpus, memory, disk)
+            self.node_members(node_uuid)  # sums them too
+            got = self.used[node_uuid]
         return got
 
     def given_instances(self) -> list[str]:
