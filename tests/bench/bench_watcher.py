@@ -207,7 +207,7 @@ def walk(view: Any) -> int:
 def audit_overhead(sim: SimCloud, args: argparse.Namespace, tmp: str) -> None:
     from watcher.common import utils
 
-    from projections.watcher.collector import ProjectionCollector
+    from projections.watcher.collector import ProjectionCollector, host_zones
 
     t0 = time.perf_counter()
     url = f"sqlite:///{tmp}/events.db"
@@ -223,8 +223,7 @@ def audit_overhead(sim: SimCloud, args: argparse.Namespace, tmp: str) -> None:
     print(f"A. an audit's overhead before the strategy's work (log: a full sync, {model.counts()}, "
           f"filled and followed in {time.perf_counter() - t0:.1f}s)")
     zone = [{"compute": [{"availability_zones": [{"name": "az1"}]}]}]
-    kept = sum(1 for z in __import__("projections.watcher.collector", fromlist=["host_zones"]).host_zones(
-        model).values() if z == "az1")
+    kept = sum(1 for z in host_zones(model).values() if z == "az1")
     root = to_model_root(model, extended=False)
     held = _watchers_collector(root, ours)
     for label, scope in (("empty scope", []), (f"zone scope (az1: {kept} of {args.hosts:,} hosts kept)", zone)):
