@@ -202,7 +202,7 @@ class ProjectionCollector(base.BaseClusterDataModelCollector):
         self._data_model_scope = audit_scope
         return self._audit_scope_handler
 
-    def _view(self, model: ClusterModel) -> WatcherView:
+    def _view(self, model: ClusterModel, log_end: Position | None = None) -> WatcherView:
         """A view of ``model``, stale (with the reason) whenever the engine's health says
         so: the log cannot be read, no cluster record for ``max_age``, more than
         ``max_lag`` records behind, or the last full sync failed. A stale view is false,
@@ -213,7 +213,7 @@ class ProjectionCollector(base.BaseClusterDataModelCollector):
         if layout is None or not layout.fits(model) or layout.order != order:
             layout = self._layout = Layout(model, order, model.given_order is not None)
         view = WatcherView(model, layout=layout)
-        reason = view.stale_reason or self.engine.health().stale
+        reason = view.stale_reason or self.engine.health(log_end).stale
         if reason:
             view.stale, view.stale_reason = True, reason
             LOG.warning("eventmodel: the model is stale: %s", reason)
@@ -229,23 +229,28 @@ class ProjectionCollector(base.BaseClusterDataModelCollector):
         is this collector's own last audit record (it changes no entity), the model
         before it is as current and nothing is waited for: audits run back to back do
         not each wait for the follower's next poll."""
+        return self._caught_up()[0]
+
+    def _caught_up(self) -> tuple[ClusterModel, Position | None]:
+        """:meth:`latest_model`, and the log's end it read (None when it read none)."""
         engine = self.engine
         timeout = float(self.config.get("catch_up_timeout", 5.0) or 0)
+        end = None
         if timeout > 0:
             try:
                 end = engine.log.end()
                 own = self._own_read
-                return engine.wait_for(own[0] if own is not None and own[1] == end else end, timeout)
+                return engine.wait_for(own[0] if own is not None and own[1] == end else end, timeout), end
             except (TimeoutError, LogError) as exc:
                 LOG.warning("eventmodel: audit runs on %s: %s", engine.latest().describe(), exc)
-        return engine.latest()
+        return engine.latest(), end
 
     def get_latest_cluster_data_model(self) -> WatcherView:
         """A fresh view of the latest snapshot for one audit: O(1), no copy; what the
         audit changes stays in its view. With ``record_audits``, the position it read is
         appended to the log (``view.audit_id`` names the record)."""
-        model = self.latest_model()
-        view = self._view(model)
+        model, end = self._caught_up()
+        view = self._view(model, end)
         view.audit_id = None  # type: ignore[attr-defined]
         if self.config.get("record_audits", True):
             audit_id = f"watcher-{uuid.uuid4()}"

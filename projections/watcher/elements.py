@@ -42,6 +42,7 @@ NetworkXError = networkx.NetworkXError
 exceptions = exception
 
 _MISSING = object()
+_getattribute = object.__getattribute__
 
 
 def _fast_eq(self: Any, other: Any) -> Any:
@@ -135,9 +136,9 @@ def _fast_fields(cls: type) -> type:
         key = "_obj_" + name
 
         def get(self: Any, key: str = key, parent: property = parent) -> Any:
-            try:
-                return self.__dict__[key]
-            except KeyError:
+            try:  # (not self.__dict__[key]: that would make a lazy element's __dict__)
+                return _getattribute(self, key)
+            except AttributeError:  # unset, or a lazy element's not filled in yet: Watcher's getter
                 return parent.fget(self)
 
         def put(self: Any, value: Any, parent: property = parent) -> None:

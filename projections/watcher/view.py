@@ -430,6 +430,10 @@ class WatcherView:
 
     def get_node_by_name(self, name: str) -> Any:
         """The first node (in the view's order) whose ``hostname`` is ``name``."""
+        return self._node_element(self._node_named(name))
+
+    def _node_named(self, name: str) -> str:
+        """The uuid of :meth:`get_node_by_name`'s node."""
         if self._by_hostname is None:
             index: dict[str, str] = {}
             shared: set[str] = set()
@@ -443,7 +447,7 @@ class WatcherView:
         u = self._by_hostname.get(name)
         if u is None:
             raise self._el.exceptions.ComputeNodeNotFound(name=name)
-        return self._node_element(u)
+        return u
 
     def get_instance_by_uuid(self, uuid: str) -> Any:
         try:
@@ -567,12 +571,11 @@ class WatcherView:
         node this view changed (instances moved, mapped, unmapped) goes the long way."""
         touched = {n for homes in self._homes.values() for n in homes}
         for name in names:
-            node = self.get_node_by_name(name)
-            u = node.uuid
+            u = self._node_named(name)
             if u in self._members or u in self._nodes_tail or u in touched:
                 for i in list(self._members_of(u)):
                     self._delete_instance(i)
-                self.remove_node(node)
+                self.remove_node(self._node_element(u))
                 continue
             self.changes += 1
             self._node_resource_cache.pop(u, None)
@@ -580,7 +583,7 @@ class WatcherView:
             self._nodes_gone.add(u)
             self._members[u] = []
             self._nodes.pop(u, None)
-            self._drop_hostname(node.hostname)
+            self._drop_hostname(name)
 
     def _drop_hostname(self, hostname: str) -> None:
         index = self._by_hostname
