@@ -256,15 +256,23 @@ class ProjectionCollector(base.BaseClusterDataModelCollector):
             audit_id = f"watcher-{uuid.uuid4()}"
             try:
                 self.engine.record_audit(audit_id, model)
-                after = self.engine.log.end()
             except (LogError, ValueError) as exc:
                 LOG.warning("eventmodel: could not record the audit's read: %s", exc)
             else:
-                if after.total == model.position.total + 1:  # our record is the only one past the model
-                    self._own_read = (model.position, after)
                 view.audit_id = audit_id  # type: ignore[attr-defined]
                 LOG.info("eventmodel: audit read %s recorded at position %s", audit_id, model.position)
+                self._note_own_read(model.position)
         return view
+
+    def _note_own_read(self, position: Position) -> None:
+        """Remember ``position`` and the log's end when this collector's audit record just
+        appended is the only record past ``position`` (see :meth:`latest_model`)."""
+        try:
+            after = self.engine.log.end()
+        except LogError:  # the next audit reads the end again and says why if it cannot
+            return
+        if after.total == position.total + 1:
+            self._own_read = (position, after)
 
     def synchronize(self) -> None:
         """Watcher's periodic sync: the engine follows the log, so only the cached model
