@@ -148,14 +148,17 @@ class ModelEngine:
             raise ValueError(f"position {pos} names {len(pos.offsets)} partitions, the log has {n}")
         return self.projection.wait_for(lambda m: m.position.covers(pos), timeout)
 
-    def health(self) -> Health:
-        """Lag, staleness, the last full sync, and why the model may be stale."""
+    def health(self, log_end: Position | None = None) -> Health:
+        """Lag, staleness, the last full sync, and why the model may be stale.
+        ``log_end``: the log's end as the caller has just read it (not read again)."""
         model = self.latest()
         follower = self._follower
         stale = model.stale or (follower.stale if follower is not None else None)
         end: Position | None = None
         if self._stopped:
             stale = stale or "the engine is stopped: the model no longer follows the log"
+        elif log_end is not None:
+            end = log_end
         else:
             try:
                 end = self.log.end()

@@ -20,8 +20,16 @@ Format ``eventmodel.snapshot`` version 2::
                           flavor: {name, vcpus, memory_mb, root_gb, ephemeral_gb, swap_mb, extra_specs},
                           project_id, user_id, name, locked, locked_reason, availability_zone,
                           metadata, created_at} ],
-      "aggregates":    [ {uuid, version, id, name, availability_zone, hosts, metadata} ]
+      "aggregates":    [ {uuid, version, id, name, availability_zone, hosts, metadata} ],
+      "watcher_layout": {nodes, instances, excluded}    # only for a model read from Watcher
     }
+
+``watcher_layout`` is written for a model read from a Watcher XML file or ``ModelRoot``
+(``ClusterModel.given_order``): its node uuids and instance uuids in the order Watcher
+lists them, and the instances it marks ``watcher_exclude``. A view of the loaded model
+keeps that order, so ``import-watcher-xml`` then :func:`load_snapshot` gives strategies
+the order ``ModelRoot.from_xml`` gives them. A folded model has none (its file, and the
+digest of an audit, are as before).
 
 A node's ``disabled``/``disabled_reason`` are its status as the model knows it (its
 compute service's, see :meth:`ClusterModel.node_status`); ``availability_zone`` and
@@ -58,6 +66,12 @@ class SnapshotFileError(ModelError, ValueError):
     """The file is not a snapshot this version can read."""
 
 
+class _Layout(msgspec.Struct):
+    nodes: list[str] = []
+    instances: list[str] = []
+    excluded: list[str] = []
+
+
 class _Doc(msgspec.Struct):
     format: str
     version: int
@@ -67,6 +81,7 @@ class _Doc(msgspec.Struct):
     services: list[ComputeService] = []
     instances: list[Instance] = []
     aggregates: list[Aggregate] = []
+    watcher_layout: _Layout | None = None
 
 
 def _node_record(model: ClusterModel, node: ComputeNode, by_host: dict[str, list[Aggregate]]) -> dict[str, Any]:
@@ -80,6 +95,10 @@ def _node_record(model: ClusterModel, node: ComputeNode, by_host: dict[str, list
 def to_document(model: ClusterModel, *, exported_at: int | None = None) -> dict[str, Any]:
     """The model as the export document; ``exported_at`` (µs) defaults to now."""
     by_host = model.aggregates_by_host()
+    layout = {}
+    if model.given_order is not None:
+        nodes, instances, excluded = model.given_order
+        layout = {"watcher_layout": {"nodes": list(nodes), "instances": list(instances), "excluded": list(excluded)}}
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -92,6 +111,7 @@ def to_document(model: ClusterModel, *, exported_at: int | None = None) -> dict[
         "services": sorted(model.services().values(), key=lambda s: (s.host, s.binary)),
         "instances": sorted(model.instances().values(), key=lambda i: i.uuid),
         "aggregates": sorted(model.aggregates().values(), key=lambda a: (a.name, a.uuid)),
+        **layout,
     }
 
 
@@ -119,11 +139,15 @@ def load_snapshot(path: str | Path) -> ClusterModel:
         raise SnapshotFileError(f"{path}: format {doc.format!r}, expected {FORMAT!r}")
     if doc.version > VERSION:
         raise SnapshotFileError(f"{path}: snapshot version {doc.version} is newer than this reader ({VERSION})")
-    return from_entities(
+    model = from_entities(
         doc.instances, doc.compute_nodes, doc.services, doc.aggregates,
         position=Position.parse(doc.position),
         recorded_at=parse_time(doc.recorded_at) if doc.recorded_at else 0,
     )
+    lay = doc.watcher_layout
+    if lay is not None:
+        model = attrs.evolve(model, given_order=(tuple(lay.nodes), tuple(lay.instances), tuple(lay.excluded)))
+    return model
 
 
 def from_entities(instances: list[Instance], nodes: list[ComputeNode], services: list[ComputeService],

@@ -5,7 +5,9 @@ three API calls per host) and deep-copies it for every audit. This one keeps a
 :class:`~projections.engine.ModelEngine` in the decision-engine process — restored
 from a checkpoint, following the event log — and answers each audit with a
 :class:`~projections.watcher.view.WatcherView` over the latest snapshot: O(1), no API
-call, and the audit's own changes never reach the shared snapshot.
+call, and the audit's own changes never reach the shared snapshot. Audits at one model
+version share what is derived from it alone (the :class:`~projections.watcher.layout.Layout`:
+order, each node's instances and what they use; the hosts' zones).
 
 The audit scope is Watcher's (``ComputeScope``: availability zones, host aggregates,
 excluded instances, compute nodes, aggregates, projects and instance metadata), with
@@ -30,8 +32,10 @@ from watcher.decision_engine.scope import compute as compute_scope
 
 from eventmodel.events import Aggregate
 from eventmodel.log import LogError
+from eventmodel.log.base import Position
 from projections.engine import ModelEngine
 from projections.model import ClusterModel
+from projections.watcher.layout import Layout
 from projections.watcher.view import ORDERS, WatcherView
 
 LOG = log.getLogger(__name__)
@@ -70,6 +74,14 @@ class ProjectionScope(compute_scope.ComputeScope):
         self._model = model if isinstance(model, ClusterModel) else self._collector.engine.latest()
         return super().get_scoped_model(cluster_model)
 
+    def remove_nodes_from_model(self, nodes_to_remove: Iterable[str], cluster_model: Any) -> None:
+        """Watcher's loop (each node's instances deleted one by one, then the node) as one
+        call on a view: O(nodes removed), no instance listed (``WatcherView.remove_nodes_named``)."""
+        if isinstance(cluster_model, WatcherView):
+            cluster_model.remove_nodes_named(nodes_to_remove)
+        else:
+            super().remove_nodes_from_model(nodes_to_remove, cluster_model)
+
     def _snapshot(self) -> ClusterModel:
         return self._model if self._model is not None else self._collector.engine.latest()
 
@@ -85,7 +97,9 @@ class ProjectionScope(compute_scope.ComputeScope):
     def _collect_zones(self, availability_zones: list[dict[str, Any]], allowed_nodes: list[str]) -> None:
         wanted = [z["name"] for z in availability_zones]
         every = _wildcard(wanted, "availability zones")
-        for host, zone in sorted(host_zones(self._snapshot()).items()):
+        snapshot = self._snapshot()
+        zones = self._collector.host_zones(snapshot) if self._collector is not None else host_zones(snapshot)
+        for host, zone in sorted(zones.items()):
             if every or zone in wanted:
                 allowed_nodes.append(host)
 
@@ -99,6 +113,20 @@ class ProjectionCollector(base.BaseClusterDataModelCollector):
     def __init__(self, config: Any, osc: Any = None) -> None:
         super().__init__(config, osc)
         self._engine: ModelEngine | None = None
+        #: the layout of the latest model audited: audits at the same model version share it
+        self._layout: Layout | None = None
+        self._zones: tuple[ClusterModel, dict[str, str | None]] | None = None
+        #: (a model's position, the log's end just after this collector recorded an audit
+        #: read of it) when that record was the only one between the two
+        self._own_read: tuple[Position, Position] | None = None
+
+    def host_zones(self, model: ClusterModel) -> dict[str, str | None]:
+        """:func:`host_zones` of ``model``, kept for the latest model asked (zone scopes of
+        audits at one model version read it once)."""
+        got = self._zones
+        if got is None or got[0].state.tables is not model.state.tables:
+            got = self._zones = (model, host_zones(model))
+        return got[1]
 
     @classmethod
     def get_config_opts(cls) -> list[cfg.Opt]:
@@ -174,14 +202,18 @@ class ProjectionCollector(base.BaseClusterDataModelCollector):
         self._data_model_scope = audit_scope
         return self._audit_scope_handler
 
-    def _view(self, model: ClusterModel) -> WatcherView:
+    def _view(self, model: ClusterModel, log_end: Position | None = None) -> WatcherView:
         """A view of ``model``, stale (with the reason) whenever the engine's health says
         so: the log cannot be read, no cluster record for ``max_age``, more than
         ``max_lag`` records behind, or the last full sync failed. A stale view is false,
         so Watcher's strategies refuse it (``ClusterStateNotDefined``), as they refuse
         Watcher's own collector's ``STALE_MODEL``."""
-        view = WatcherView(model, order=self.config.get("order", "collector"))
-        reason = view.stale_reason or self.engine.health().stale
+        order = self.config.get("order", "collector")
+        layout = self._layout
+        if layout is None or not layout.fits(model) or layout.order != order:
+            layout = self._layout = Layout(model, order, model.given_order is not None)
+        view = WatcherView(model, layout=layout)
+        reason = view.stale_reason or self.engine.health(log_end).stale
         if reason:
             view.stale, view.stale_reason = True, reason
             LOG.warning("eventmodel: the model is stale: %s", reason)
@@ -193,22 +225,32 @@ class ProjectionCollector(base.BaseClusterDataModelCollector):
 
     def latest_model(self) -> ClusterModel:
         """The latest snapshot, after waiting (up to ``catch_up_timeout``) for the model to
-        reach the log's end as it is now."""
+        reach the log's end as it is now. When all the log has past the model's position
+        is this collector's own last audit record (it changes no entity), the model
+        before it is as current and nothing is waited for: audits run back to back do
+        not each wait for the follower's next poll."""
+        return self._caught_up()[0]
+
+    def _caught_up(self) -> tuple[ClusterModel, Position | None]:
+        """:meth:`latest_model`, and the log's end it read (None when it read none)."""
         engine = self.engine
         timeout = float(self.config.get("catch_up_timeout", 5.0) or 0)
+        end = None
         if timeout > 0:
             try:
-                return engine.wait_for(engine.log.end(), timeout)
+                end = engine.log.end()
+                own = self._own_read
+                return engine.wait_for(own[0] if own is not None and own[1] == end else end, timeout), end
             except (TimeoutError, LogError) as exc:
                 LOG.warning("eventmodel: audit runs on %s: %s", engine.latest().describe(), exc)
-        return engine.latest()
+        return engine.latest(), end
 
     def get_latest_cluster_data_model(self) -> WatcherView:
         """A fresh view of the latest snapshot for one audit: O(1), no copy; what the
         audit changes stays in its view. With ``record_audits``, the position it read is
         appended to the log (``view.audit_id`` names the record)."""
-        model = self.latest_model()
-        view = self._view(model)
+        model, end = self._caught_up()
+        view = self._view(model, end)
         view.audit_id = None  # type: ignore[attr-defined]
         if self.config.get("record_audits", True):
             audit_id = f"watcher-{uuid.uuid4()}"
@@ -219,7 +261,18 @@ class ProjectionCollector(base.BaseClusterDataModelCollector):
             else:
                 view.audit_id = audit_id  # type: ignore[attr-defined]
                 LOG.info("eventmodel: audit read %s recorded at position %s", audit_id, model.position)
+                self._note_own_read(model.position)
         return view
+
+    def _note_own_read(self, position: Position) -> None:
+        """Remember ``position`` and the log's end when this collector's audit record just
+        appended is the only record past ``position`` (see :meth:`latest_model`)."""
+        try:
+            after = self.engine.log.end()
+        except LogError:  # the next audit reads the end again and says why if it cannot
+            return
+        if after.total == position.total + 1:
+            self._own_read = (position, after)
 
     def synchronize(self) -> None:
         """Watcher's periodic sync: the engine follows the log, so only the cached model

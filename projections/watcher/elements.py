@@ -17,11 +17,17 @@ when a view is first used, so the core never needs Watcher installed.
 - ``==`` answers at once when both sides are the same object or have different
   uuids (then Watcher's field-by-field comparison is certainly False too), and
   falls back to Watcher's comparison otherwise: same result, without serialising
-  both objects for every ``node in list``.
+  both objects for every ``node in list``;
+- :meth:`Instance.lazy` makes an element that holds only its uuid and how to get its
+  other values: they are filled in on the first access to anything else (a field, a
+  setter, ``obj_to_primitive``, ``==`` between equal uuids, a deep copy), so listing
+  50,000 instances costs one small object each and a strategy pays for the fields of
+  the instances it reads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import networkx  # a dependency of Watcher
@@ -36,6 +42,7 @@ NetworkXError = networkx.NetworkXError
 exceptions = exception
 
 _MISSING = object()
+_getattribute = object.__getattribute__
 
 
 def _fast_eq(self: Any, other: Any) -> Any:
@@ -57,9 +64,7 @@ def _fast_ne(self: Any, other: Any) -> Any:
     return eq if eq is NotImplemented else not eq
 
 
-def _build(cls: type, values: dict[str, Any]) -> Any:
-    obj = cls.__new__(cls)
-    d = obj.__dict__
+def _fill(d: dict[str, Any], values: dict[str, Any]) -> None:
     d["_context"] = None
     # Watcher's == compares list(changed fields): the set must iterate as the one Watcher's
     # constructor fills one field at a time (set(values) presizes and can iterate otherwise)
@@ -68,7 +73,59 @@ def _build(cls: type, values: dict[str, Any]) -> Any:
     for k, v in values.items():
         changed.add(k)
         d["_obj_" + k] = v
+
+
+def _build(cls: type, values: dict[str, Any]) -> Any:
+    obj = cls.__new__(cls)
+    _fill(obj.__dict__, values)
     return obj
+
+
+
+
+# A lazy element holds two attributes, set one by one so that Python keeps them in the
+# object itself (no ``__dict__`` is made until something asks for it): one object for
+# the garbage collector to track per element, not two. ``_lazy`` is None on the class.
+
+
+def _shell(cls: type, uuid: str, load: Callable[[str], dict[str, Any]]) -> Any:
+    obj = cls.__new__(cls)
+    obj._obj_uuid = uuid
+    obj._lazy = load
+    return obj
+
+
+def loaded(obj: Any) -> bool:
+    """Whether ``obj``'s values are filled in (always, but for a :meth:`Instance.lazy` one not
+    read yet; Watcher's own elements, e.g. added by a strategy, always)."""
+    return getattr(obj, "_lazy", None) is None
+
+
+def _load(self: Any) -> bool:
+    """Fill in a lazy element's values; False when there is nothing to fill."""
+    lazy = self._lazy
+    if lazy is None:
+        return False
+    d = self.__dict__
+    del d["_lazy"]
+    _fill(d, lazy(d["_obj_uuid"]))
+    return True
+
+
+def _getattr(self: Any, name: str) -> Any:
+    # only called when normal lookup fails: a lazy element fills itself in and looks again
+    if _load(self):
+        return getattr(self, name)
+    raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+def _deepcopy(self: Any, memo: dict[int, Any]) -> Any:
+    if self._lazy is not None:  # a copy of a lazy element is lazy (same source, same values when read)
+        new = type(self).__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        memo[id(self)] = new
+        return new
+    return _VersionedObject.__deepcopy__(self, memo)
 
 
 def _fast_fields(cls: type) -> type:
@@ -79,12 +136,16 @@ def _fast_fields(cls: type) -> type:
         key = "_obj_" + name
 
         def get(self: Any, key: str = key, parent: property = parent) -> Any:
-            try:
-                return self.__dict__[key]
-            except KeyError:
+            try:  # (not self.__dict__[key]: that would make a lazy element's __dict__)
+                return _getattribute(self, key)
+            except AttributeError:  # unset, or a lazy element's not filled in yet: Watcher's getter
                 return parent.fget(self)
 
-        setattr(cls, name, property(get, parent.fset, doc=parent.__doc__))
+        def put(self: Any, value: Any, parent: property = parent) -> None:
+            _load(self)  # a lazy element's values first, so that they cannot overwrite this one
+            parent.fset(self, value)
+
+        setattr(cls, name, property(get, put, doc=parent.__doc__))
     return cls
 
 
@@ -95,12 +156,21 @@ class Instance(_element.Instance):
     __eq__ = _fast_eq
     __ne__ = _fast_ne
     __hash__ = _element.Instance.__hash__  # identity, as Watcher's
+    __getattr__ = _getattr
+    __deepcopy__ = _deepcopy
+    _lazy: Callable[[str], dict[str, Any]] | None = None
 
     @classmethod
     def of(cls, values: dict[str, Any]) -> Instance:
         """An element holding ``values`` (typed as Watcher's fields coerce them), all marked changed
         as Watcher's constructor marks them."""
         return _build(cls, values)
+
+    @classmethod
+    def lazy(cls, uuid: str, load: Callable[[str], dict[str, Any]]) -> Instance:
+        """An element with ``uuid`` whose other values are ``load(uuid)`` (as :meth:`of`
+        takes them, ``uuid`` included), filled in on first use."""
+        return _shell(cls, uuid, load)
 
 
 @_fast_fields
@@ -110,11 +180,22 @@ class ComputeNode(_element.ComputeNode):
     __eq__ = _fast_eq
     __ne__ = _fast_ne
     __hash__ = _element.ComputeNode.__hash__
+    __getattr__ = _getattr
+    __deepcopy__ = _deepcopy
+    _lazy: Callable[[str], dict[str, Any]] | None = None
 
     @classmethod
     def of(cls, values: dict[str, Any]) -> ComputeNode:
         """See :meth:`Instance.of`."""
         return _build(cls, values)
+
+    @classmethod
+    def lazy(cls, uuid: str, hostname: str, load: Callable[[str], dict[str, Any]]) -> ComputeNode:
+        """A node with ``uuid`` and ``hostname`` (what an audit scope reads of every node)
+        whose values are ``load(uuid)``, filled in on first use (see :meth:`Instance.lazy`)."""
+        obj = _shell(cls, uuid, load)
+        obj._obj_hostname = hostname
+        return obj
 
 
 INSTANCE_FIELDS: tuple[str, ...] = tuple(_element.Instance.fields)

@@ -4,10 +4,14 @@
 handlers make on their compute model (``get_all_compute_nodes``, ``get_node_by_uuid``,
 ``get_node_instances``, ``get_node_used_resources``, ``migrate_instance``, ``remove_node``,
 ``to_string``, ``stale``, ...) with Watcher's own element classes, built only when asked
-for. Creating a view is O(1): it keeps a reference to an immutable
-:class:`~projections.model.ClusterModel`. Changes (what-if migrations, the audit scope
-removing nodes, excluding instances) go to this view's copy-on-write layer and cost
-O(changes); the snapshot and every other view over it never see them.
+for and filled in only when first read (``elements.Instance.lazy``). Creating a view is
+O(1): it keeps a reference to an immutable :class:`~projections.model.ClusterModel` and
+its :class:`~projections.watcher.layout.Layout` (the order and what is derived from the
+snapshot alone, shareable between views of it). Changes (what-if migrations, the audit
+scope removing nodes, excluding instances) go to this view's copy-on-write layer and cost
+O(changes) — the scope's removal of the nodes it leaves out O(nodes removed)
+(:meth:`WatcherView.remove_nodes_named`); the snapshot and every other view over it never
+see them.
 
 What is in the view, and in what order — Watcher's collector (``collector/nova.py``)
 decides both, and the order changes strategies' decisions:
@@ -44,19 +48,23 @@ import copy
 import datetime
 import importlib
 import logging
-import math
 import sys
 import warnings
 from collections.abc import Iterable, Iterator
-from typing import Any, Literal
+from typing import Any
 
 from eventmodel.errors import WatcherError
 from eventmodel.events import ComputeNode as ModelNode
 from eventmodel.events import Instance as ModelInstance
 from projections.model import ClusterModel
-
-Order = Literal["collector", "uuid", "given"]
-ORDERS: tuple[str, ...] = ("collector", "uuid", "given")
+from projections.watcher.layout import (  # noqa: F401  (node_key, included, Order, ORDERS: this module's API too)
+    ORDERS,
+    Layout,
+    Order,
+    included,
+    instance_disk_gb,
+    node_key,
+)
 INSTALL_HINT = "pip install 'eventmodel[watcher]'"
 
 
@@ -90,17 +98,6 @@ def load_elements() -> Any:
 # ---------------------------------------------------------------------------
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-
-
-def node_key(node: ModelNode) -> str:
-    """The node's uuid in Watcher's model: its resource provider uuid, else its name."""
-    return node.uuid or node.name
-
-
-def instance_disk_gb(inst: ModelInstance) -> int:
-    """Watcher's ``disk``: root + ephemeral + swap in GB rounded up."""
-    f = inst.flavor
-    return f.root_gb + f.ephemeral_gb + (math.ceil(f.swap_mb / 1024) if f.swap_mb else 0)
 
 
 def created_time(us: int) -> datetime.datetime:
@@ -156,13 +153,12 @@ def instance_values(inst: ModelInstance, extended: bool) -> dict[str, Any]:
     return v
 
 
-def _listing_key(inst: ModelInstance) -> tuple[int, str]:
-    return (inst.created_at if inst.created_at is not None else -1, inst.uuid)
-
-
-def included(inst: ModelInstance) -> bool:
-    """Watcher's collector skips deleted instances."""
-    return inst.vm_state != "deleted"
+def _element_values(inst: ModelInstance, extended: bool, excluded: bool) -> dict[str, Any]:
+    """A lazy element's values: :func:`instance_values`, ``watcher_exclude`` as the source said."""
+    v = instance_values(inst, extended)
+    if excluded:
+        v["watcher_exclude"] = True
+    return v
 
 
 # ---------------------------------------------------------------------------
@@ -173,12 +169,20 @@ class WatcherView:
     """A ``ModelRoot``-compatible compute model over one immutable snapshot (see module doc).
 
     ``extended`` mirrors Watcher's ``[compute_model] enable_extended_attributes`` (None: read
-    Watcher's configuration when first needed, as ``ModelRoot`` does).
+    Watcher's configuration when first needed, as ``ModelRoot`` does). ``layout``: the
+    :class:`~projections.watcher.layout.Layout` of ``model`` to share with other views of
+    it (the Watcher collector passes one per model version); its order and ``unplaced``
+    are the view's.
     """
 
     def __init__(self, model: ClusterModel, *, order: Order | None = None, unplaced: bool | None = None,
-                 extended: bool | None = None) -> None:
+                 extended: bool | None = None, layout: Layout | None = None) -> None:
         given = model.given_order is not None
+        if layout is not None:
+            if not layout.fits(model) or (order or layout.order) != layout.order or (
+                    unplaced is not None and unplaced != layout.unplaced):
+                raise ValueError("the layout is of another model, order or unplaced choice")
+            order, unplaced = layout.order, layout.unplaced
         if order is None:  # a model read from a file or a ModelRoot keeps its order
             order = "given" if given else "collector"
         if order not in ORDERS:
@@ -189,21 +193,28 @@ class WatcherView:
         #: instances on no node are in the view (as in a ModelRoot read from XML): by
         #: default only for a model that was read from one
         self.unplaced = given if unplaced is None else unplaced
-        self._given: list[dict[str, int] | None] = [None, None, None]  # uuid -> position, built when asked
+        #: the snapshot's part: nodes, their instances, in order (shared; never changed here)
+        self.layout = layout if layout is not None else Layout(model, order, self.unplaced)
         #: as ModelRoot.stale: True when the snapshot may be out of date (see stale_reason)
         self.stale: bool = bool(model.stale)
         self.stale_reason: str | None = model.stale
         self._extended = extended
-        # lazily built from the snapshot
+        # the layout's, once built (read often)
         self._base: list[str] | None = None  # node uuids, in order
-        self._name_of: dict[str, str] = {}  # node uuid -> model node name
-        self._uuid_of: dict[str, str] = {}  # model node name -> node uuid
-        self._base_members: dict[str, tuple[str, ...]] = {}
+        self._name_of: dict[str, str] = self.layout.name_of  # node uuid -> model node name
+        self._uuid_of: dict[str, str] = self.layout.uuid_of  # model node name -> node uuid
+        self._base_members: dict[str, tuple[str, ...]] = self.layout.members
+        self._loaders: tuple[Any, Any] | None = None  # how lazy elements get their values
+        self._read = [0]  # instance elements of this view filled in so far
         self._nodes: dict[str, Any] = {}  # built node elements (also added ones)
         self._insts: dict[str, Any] = {}  # built instance elements (also added ones)
         self._by_hostname: dict[str, str] | None = None
+        self._shared_hostnames: set[str] = set()  # hostnames of more than one node
         # copy-on-write layer
         self._nodes_gone: set[str] = set()  # base nodes removed (from their base position)
+        #: base nodes removed with their instances by remove_nodes_named: their base
+        #: instances are gone too, without being listed (see there)
+        self._dropped: set[str] = set()
         self._nodes_tail: dict[str, None] = {}  # nodes added after the base, in order
         self._insts_gone: set[str] = set()
         self._insts_tail: dict[str, None] = {}
@@ -250,75 +261,25 @@ class WatcherView:
         if not elements.is_instance(obj):
             raise elements.exceptions.IllegalArgumentException(message="'obj' argument type is not valid")
 
-    # -- the snapshot's part (lazy) ---------------------------------------------
+    # -- the snapshot's part (the layout) ------------------------------------------
     def _base_nodes(self) -> list[str]:
         if self._base is None:
-            nodes = [n for n in self.model.compute_nodes().values() if n.hypervisor_type != "ironic"]
-            if self.order == "uuid":
-                nodes.sort(key=node_key)
-            elif self.order == "given":
-                at = self._given_index(0)
-                nodes.sort(key=lambda n: (at.get(node_key(n), len(at)), n.name))
-            else:
-                nodes.sort(key=lambda n: n.name)
-            base: list[str] = []
-            name_of: dict[str, str] = {}
-            uuid_of: dict[str, str] = {}
-            for n in nodes:
-                u = node_key(n)
-                if u in name_of:  # two hypervisors with one uuid: the first stays
-                    continue
-                name_of[u] = n.name
-                uuid_of[n.name] = u
-                base.append(u)
-            self._name_of, self._uuid_of, self._base = name_of, uuid_of, base
+            self._base = self.layout.build_nodes()
         return self._base
 
     def _given_index(self, which: int) -> dict[str, int]:
-        """Position of each node (0), instance (1) or excluded instance (2) uuid in the
-        model's given layout."""
-        got = self._given[which]
-        if got is None:
-            order = self.model.given_order[which] if self.model.given_order is not None else ()
-            got = self._given[which] = {u: k for k, u in enumerate(order)}
-        return got
-
-    def _given_instances(self) -> list[str]:
-        """Every instance of the view in the given order (others after it, by uuid)."""
-        self._base_nodes()
-        at = self._given_index(1)
-        present = [u for u in self.model.instances() if self._snapshot_instance(u) is not None]
-        present.sort(key=lambda u: (at.get(u, len(at)), u))
-        return present
+        return self.layout.given_index(which)
 
     def _base_node_of(self, inst: ModelInstance) -> str | None:
-        self._base_nodes()
-        return self._uuid_of.get(inst.node) if inst.node is not None else None
+        return self.layout.base_node_of(inst)
 
     def _members_in_base(self, node_uuid: str) -> tuple[str, ...]:
         got = self._base_members.get(node_uuid)
-        if got is None:
-            self._base_nodes()
-            name = self._name_of.get(node_uuid)
-            insts = [i for i in self.model.node_instances(name) if included(i)] if name is not None else []
-            if self.order == "uuid":
-                insts.sort(key=lambda i: i.uuid)
-            elif self.order == "given":
-                at = self._given_index(1)
-                insts.sort(key=lambda i: (at.get(i.uuid, len(at)), i.uuid))
-            else:
-                insts.sort(key=_listing_key, reverse=True)
-            got = self._base_members[node_uuid] = tuple(i.uuid for i in insts)
-        return got
+        return got if got is not None else self.layout.node_members(node_uuid)
 
     def _snapshot_instance(self, uuid: str) -> ModelInstance | None:
         """The snapshot's instance if it is in this view's base."""
-        inst = self.model.instances().get(uuid)
-        if inst is None or not included(inst):
-            return None
-        if self.unplaced or self._base_node_of(inst) is not None:
-            return inst
-        return None
+        return self.layout.instance(uuid)
 
     # -- membership and edges (snapshot + copy-on-write) ---------------------------
     def _has_node(self, uuid: str) -> bool:
@@ -330,7 +291,15 @@ class WatcherView:
     def _has_instance(self, uuid: str) -> bool:
         if uuid in self._insts_tail:
             return True
-        return uuid not in self._insts_gone and self._snapshot_instance(uuid) is not None
+        if uuid in self._insts_gone:
+            return False
+        inst = self._snapshot_instance(uuid)
+        return inst is not None and not self._was_dropped(inst)
+
+    def _was_dropped(self, inst: ModelInstance) -> bool:
+        """Whether ``inst`` left with its node in :meth:`remove_nodes_named` (its base node
+        is dropped and nothing moved it since)."""
+        return bool(self._dropped) and inst.uuid not in self._homes and self._base_node_of(inst) in self._dropped
 
     def _homes_of(self, uuid: str) -> list[str]:
         got = self._homes.get(uuid)
@@ -338,7 +307,7 @@ class WatcherView:
             return got
         inst = self.model.instances().get(uuid)
         home = self._base_node_of(inst) if inst is not None and uuid not in self._insts_tail else None
-        return [home] if home is not None else []
+        return [home] if home is not None and home not in self._dropped else []
 
     def _members_of(self, node_uuid: str) -> list[str] | tuple[str, ...]:
         got = self._members.get(node_uuid)
@@ -376,20 +345,38 @@ class WatcherView:
         self._own_members(node_uuid).remove(inst_uuid)
 
     # -- elements -----------------------------------------------------------------
+    def _element_loaders(self) -> tuple[Any, Any]:
+        """(node values by uuid, instance values by uuid): what lazy elements call when
+        first read; one pair per view, so an element costs no more than its own object."""
+        if self._loaders is None:
+            layout, extended = self.layout, self.extended_attributes_enabled
+            nodes = self.model.compute_nodes()
+            excluded = layout.given_index(2) if self.model.given_order is not None else {}
+
+            def node(uuid: str) -> dict[str, Any]:
+                return node_values(layout.model, nodes[layout.name_of[uuid]])
+
+            read = self._read
+
+            def instance(uuid: str) -> dict[str, Any]:
+                read[0] += 1
+                return _element_values(layout.instances[uuid], extended, uuid in excluded)
+
+            self._loaders = (node, instance)
+        return self._loaders
+
     def _node_element(self, uuid: str) -> Any:
         el = self._nodes.get(uuid)
-        if el is None:
+        if el is None:  # uuid and hostname now, the rest when first read (elements.ComputeNode.lazy)
             node = self.model.compute_nodes()[self._name_of[uuid]]
-            el = self._nodes[uuid] = self._el.ComputeNode.of(node_values(self.model, node))
+            el = self._nodes[uuid] = self._el.ComputeNode.lazy(uuid, node.host or node.name,
+                                                               self._element_loaders()[0])
         return el
 
     def _instance_element(self, uuid: str) -> Any:
         el = self._insts.get(uuid)
-        if el is None:
-            inst = self.model.instances()[uuid]
-            el = self._insts[uuid] = self._el.Instance.of(instance_values(inst, self.extended_attributes_enabled))
-            if self.model.given_order is not None and uuid in self._given_index(2):
-                el.watcher_exclude = True  # as the file (or ModelRoot) said
+        if el is None:  # values filled in when first read (see elements.Instance.lazy)
+            el = self._insts[uuid] = self._el.Instance.lazy(uuid, self._element_loaders()[1])
         return el
 
     def _get_by_uuid(self, uuid: str) -> Any:
@@ -411,20 +398,24 @@ class WatcherView:
         tail = self._insts_tail
         if self.order == "given":
             # as the source lists them: placed and unplaced mixed (ModelRoot.from_xml: file order)
-            yield from (u for u in self._given_instances() if u not in gone and u not in tail)
+            if self._dropped:
+                insts = self.model.instances()
+                yield from (u for u in self.layout.given_instances()
+                            if u not in gone and u not in tail and not self._was_dropped(insts[u]))
+            else:
+                yield from (u for u in self.layout.given_instances() if u not in gone and u not in tail)
             yield from tail
             return
+        dropped = self._dropped
         for n in self._base_nodes():
+            if n in dropped:  # its base instances left with it (none was moved before: see remove_nodes_named)
+                continue
             for u in self._members_in_base(n):
                 if u not in gone and u not in tail:
                     yield u
-        if self.unplaced:
-            uuid_of = self._uuid_of
-            rest = sorted(i.uuid for i in self.model.instances().values()
-                          if included(i) and (i.node is None or i.node not in uuid_of))
-            for u in rest:
-                if u not in gone and u not in tail:
-                    yield u
+        for u in self.layout.unplaced_instances():
+            if u not in gone and u not in tail:
+                yield u
         yield from tail
 
     # -- reads (ModelRoot's API) ------------------------------------------------------
@@ -439,18 +430,24 @@ class WatcherView:
 
     def get_node_by_name(self, name: str) -> Any:
         """The first node (in the view's order) whose ``hostname`` is ``name``."""
+        return self._node_element(self._node_named(name))
+
+    def _node_named(self, name: str) -> str:
+        """The uuid of :meth:`get_node_by_name`'s node."""
         if self._by_hostname is None:
             index: dict[str, str] = {}
+            shared: set[str] = set()
             nodes = self.model.compute_nodes()
             for u in self._node_order():
                 el = self._nodes.get(u)
                 host = el.hostname if el is not None else (nodes[self._name_of[u]].host or self._name_of[u])
-                index.setdefault(host, u)
-            self._by_hostname = index
+                if index.setdefault(host, u) != u:
+                    shared.add(host)
+            self._by_hostname, self._shared_hostnames = index, shared
         u = self._by_hostname.get(name)
         if u is None:
             raise self._el.exceptions.ComputeNodeNotFound(name=name)
-        return self._node_element(u)
+        return u
 
     def get_instance_by_uuid(self, uuid: str) -> Any:
         try:
@@ -465,18 +462,30 @@ class WatcherView:
                 return self._node_element(n)
         raise self._el.exceptions.InstanceNotMapped(uuid=instance_uuid)
 
+    def _instance_elements(self, uuids: Iterable[str]) -> Iterator[tuple[str, Any]]:
+        """(uuid, element) for each of ``uuids``: :meth:`_instance_element` inlined, for
+        listings of thousands."""
+        insts = self._insts
+        lazy = self._el.Instance.lazy
+        load = self._element_loaders()[1]
+        for u in uuids:
+            el = insts.get(u)
+            if el is None:
+                el = insts[u] = lazy(u, load)
+            yield u, el
+
     def get_all_instances(self) -> dict[str, Any]:
-        return {u: self._instance_element(u) for u in self._instance_order()}
+        return dict(self._instance_elements(self._instance_order()))
 
     def get_node_instances(self, node: Any) -> list[Any]:
         self.assert_node(node)
         if not self._has_node(node.uuid):
             raise self._el.NetworkXError(f"The node {node.uuid} is not in the digraph.")
-        return [self._instance_element(u) for u in self._members_of(node.uuid)]
+        return [el for _, el in self._instance_elements(self._members_of(node.uuid))]
 
     def _instance_size(self, uuid: str) -> tuple[Any, Any, Any]:
         el = self._insts.get(uuid)
-        if el is not None:
+        if el is not None and self._el.loaded(el):  # what the element says (a strategy may have changed it)
             return el.vcpus, el.memory, el.disk
         inst = self.model.instances()[uuid]
         return inst.flavor.vcpus, inst.flavor.memory_mb, instance_disk_gb(inst)
@@ -487,12 +496,18 @@ class WatcherView:
             return dict(cached)
         if not self._has_node(node.uuid):
             raise self._el.NetworkXError(f"The node {node.uuid} is not in the digraph.")
-        vcpu = memory = disk = 0
-        for u in self._members_of(node.uuid):
-            c, m, d = self._instance_size(u)
-            vcpu += c
-            memory += m
-            disk += d
+        members = self._members_of(node.uuid)
+        insts, loaded = self._insts, self._el.loaded
+        if node.uuid not in self._members and (not self._read[0] or not any(
+                u in insts and loaded(insts[u]) for u in members)):
+            vcpu, memory, disk = self.layout.node_used(node.uuid)  # the snapshot's members, unread: shared sums
+        else:
+            vcpu = memory = disk = 0
+            for u in members:
+                c, m, d = self._instance_size(u)
+                vcpu += c
+                memory += m
+                disk += d
         result = {"vcpu": vcpu, "memory": memory, "disk": disk}
         self._node_resource_cache[node.uuid] = result
         return dict(result)
@@ -545,6 +560,57 @@ class WatcherView:
         else:
             self._nodes_gone.add(node.uuid)
         self._nodes.pop(node.uuid, None)
+
+    def remove_nodes_named(self, names: Iterable[str]) -> None:
+        """What Watcher's audit scope does with the nodes it leaves out
+        (``ComputeScope.remove_nodes_from_model``): for each hostname, the first node with
+        it (``get_node_by_name``; an unknown one raises ``ComputeNodeNotFound`` as there)
+        leaves the view and every instance on it is deleted. The same result as that
+        loop, at O(nodes removed): a node whose instances are as the snapshot has them is
+        marked dropped and its instances are gone with it without being listed; only a
+        node this view changed (instances moved, mapped, unmapped) goes the long way."""
+        touched = {n for homes in self._homes.values() for n in homes}
+        for name in names:
+            u = self._node_named(name)
+            if u in self._members or u in self._nodes_tail or u in touched:
+                for i in list(self._members_of(u)):
+                    self._delete_instance(i)
+                self.remove_node(self._node_element(u))
+                continue
+            self.changes += 1
+            self._node_resource_cache.pop(u, None)
+            self._dropped.add(u)
+            self._nodes_gone.add(u)
+            self._members[u] = []
+            self._nodes.pop(u, None)
+            self._drop_hostname(name)
+
+    def _drop_hostname(self, hostname: str) -> None:
+        index = self._by_hostname
+        if index is not None:
+            index.pop(hostname, None)
+            if hostname in self._shared_hostnames:  # another node has it: look again when asked
+                self._by_hostname = None
+
+    def _delete_instance(self, uuid: str) -> None:
+        """``remove_instance`` by uuid, without building the element."""
+        self.changes += 1
+        homes = self._homes_of(uuid)
+        if homes:
+            c = self._node_resource_cache.get(homes[0])
+            if c is not None:
+                vcpus, memory, disk = self._instance_size(uuid)
+                c["vcpu"] -= vcpus
+                c["memory"] -= memory
+                c["disk"] -= disk
+        for n in list(homes):
+            self._own_members(n).remove(uuid)
+        self._homes[uuid] = []
+        if uuid in self._insts_tail:
+            del self._insts_tail[uuid]
+        else:
+            self._insts_gone.add(uuid)
+        self._insts.pop(uuid, None)
 
     def add_instance(self, instance: Any) -> None:
         self.assert_instance(instance)
@@ -645,7 +711,8 @@ class WatcherView:
     def __deepcopy__(self, memo: dict[int, Any]) -> WatcherView:
         new = object.__new__(WatcherView)
         memo[id(self)] = new
-        shared = {"model", "_el", "_base", "_name_of", "_uuid_of", "_base_members"}
+        # the loaders count reads into _read: a copy shares both (a read in either counts for both)
+        shared = {"model", "_el", "layout", "_base", "_name_of", "_uuid_of", "_base_members", "_loaders", "_read"}
         for k, v in self.__dict__.items():
             setattr(new, k, v if k in shared else copy.deepcopy(v, memo))
         return new

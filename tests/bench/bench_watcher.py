@@ -6,6 +6,16 @@
 At one cluster size (default 1,000 hosts / 50,000 instances, a simulated cloud's ground
 truth; the model is what a full sync leaves):
 
+A. an audit's overhead before the strategy's own work, through Watcher's real
+   ``BaseStrategy.execute`` (its ``dummy`` strategy: ``compute_model`` — the collector's
+   ``get_latest_cluster_data_model``, the audit scope handler's ``get_scoped_model`` —
+   then ``_pre_execute``'s ``to_string``, a no-op ``do_execute``), with an empty scope and
+   with a zone scope (``az1``, ~40 % of the hosts): our collector over a SQLite log a full
+   sync of the cloud filled (catch-up check, audit record, view, scope), beside Watcher's
+   collector's read of a ``ModelRoot`` of the same snapshot (``LOG.debug(to_xml())`` and
+   ``copy.deepcopy`` as its base collector does, the zones from the snapshot as ours, no
+   API call), and the first and second full walk of a view (every node, its instances
+   and used resources, every instance);
 1. the read a strategy starts with: Watcher's ``get_latest_cluster_data_model()`` path
    (``LOG.debug(model.to_xml())`` — the argument is built whether or not debug logging is
    on — then ``copy.deepcopy`` of the ``ModelRoot``) beside ``Projection.latest()`` + a
@@ -34,7 +44,9 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from eventmodel.log import open_log
 from eventmodel.sim.cloud import HostSpec, SimCloud
+from eventmodel.sources.sync import Snapshotter
 from projections.projection import Projection
 from projections.watcher.convert import to_model_root
 from projections.watcher.view import WatcherView
@@ -132,6 +144,108 @@ def ours_only(projection: Projection, args: argparse.Namespace) -> None:
     print(f"  100 what-if migrations on a new view: {fmt(t_mig).strip()}")
 
 
+class _Manager:
+    """A strategy's collector manager handing it one collector as ``compute`` (Watcher's
+    manager loads it by entry point once per process; the per-audit path is the rest)."""
+
+    def __init__(self, collector: Any) -> None:
+        self.collector = collector
+
+    def get_cluster_model_collector(self, name: str, osc: Any = None) -> Any:
+        return self.collector
+
+
+def _watchers_collector(root: Any, ours: Any) -> Any:
+    """Watcher's base collector (its ``get_latest_cluster_data_model``: ``LOG.debug(to_xml())``
+    and a deep copy) holding ``root``; its scope handler reads zones from our snapshot
+    and removes nodes with Watcher's own loop (``ProjectionScope`` falls back to it for a
+    ``ModelRoot``)."""
+    from watcher.common import utils
+    from watcher.decision_engine.model.collector import base
+
+    from projections.watcher.collector import ProjectionScope
+
+    class Held(base.BaseClusterDataModelCollector):
+        notification_endpoints: list[Any] = []
+
+        def execute(self) -> Any:
+            return root
+
+        def get_audit_scope_handler(self, audit_scope: Any) -> Any:
+            return ProjectionScope(audit_scope, self.config, ours)
+
+    Held._instances.pop(Held, None)
+    return Held(utils.Struct(period=3600), osc=object())
+
+
+def audit_once(collector: Any, scope: list[Any]) -> float:
+    """One audit of Watcher's ``dummy`` strategy through ``BaseStrategy.execute``: seconds."""
+    from watcher.common import utils
+    from watcher.decision_engine.strategy.strategies import dummy_strategy
+
+    strategy = dummy_strategy.DummyStrategy(config=utils.Struct(datasources=None, check_optimize_metadata=True))
+    strategy._collector_manager = _Manager(collector)
+    strategy.audit_scope = scope
+    strategy.input_parameters = utils.Struct(para1=0.0, para2="x")
+    gc.collect()
+    t = time.perf_counter()
+    strategy.execute()
+    took = time.perf_counter() - t
+    assert strategy.compute_model, "the audit's model is stale"
+    return took
+
+
+def walk(view: Any) -> int:
+    """Every node, its instances and used resources, then every instance."""
+    n = 0
+    for node in view.get_all_compute_nodes().values():
+        n += len(view.get_node_instances(node))
+        view.get_node_used_resources(node)
+    return n + len(view.get_all_instances())
+
+
+def audit_overhead(sim: SimCloud, args: argparse.Namespace, tmp: str) -> None:
+    from watcher.common import utils
+
+    from projections.watcher.collector import ProjectionCollector, host_zones
+
+    t0 = time.perf_counter()
+    url = f"sqlite:///{tmp}/events.db"
+    log = open_log(url)
+    result = Snapshotter(sim, log, source="bench-sync", clock=lambda: sim.clock_us).run_once()
+    assert result.ok, result.error
+    log.close()
+    ProjectionCollector._instances.pop(ProjectionCollector, None)
+    ours = ProjectionCollector(utils.Struct(log_url=url, checkpoint_dir=None, catch_up_timeout=5.0,
+                                            record_audits=True, check_optimize_metadata=True, max_age=0,
+                                            max_lag=100_000, order="collector", period=3600), osc=object())
+    model = ours.engine.latest()
+    print(f"A. an audit's overhead before the strategy's work (log: a full sync, {model.counts()}, "
+          f"filled and followed in {time.perf_counter() - t0:.1f}s)")
+    zone = [{"compute": [{"availability_zones": [{"name": "az1"}]}]}]
+    kept = sum(1 for z in host_zones(model).values() if z == "az1")
+    root = to_model_root(model, extended=False)
+    held = _watchers_collector(root, ours)
+    for label, scope in (("empty scope", []), (f"zone scope (az1: {kept} of {args.hosts:,} hosts kept)", zone)):
+        audit_once(ours, scope)  # the first audit of the process (imports, the engine's first wait)
+        o = statistics.median(audit_once(ours, scope) for _ in range(max(args.repeat, 5)))
+        w = statistics.median(audit_once(held, scope) for _ in range(args.watcher_repeat))
+        row(f"dummy strategy, {label}", w, o)
+    from projections.watcher.layout import Layout
+
+    latest = ours.engine.latest()
+    layout = Layout(latest, "collector", False)
+    view = WatcherView(latest, extended=False, layout=layout)
+    first, _ = timed(lambda: walk(view), 1)
+    second, _ = timed(lambda: walk(view), 1)
+    other, _ = timed(lambda: walk(WatcherView(latest, extended=False, layout=layout)), max(args.repeat, 3))
+    print("  a full walk (every node, its instances and used resources, every instance): the first view of a "
+          f"model version {fmt(first).strip()} (its layout built), another view of it {fmt(other).strip()}, "
+          f"a view walked again {fmt(second).strip()}")
+    ours.stop()
+    ProjectionCollector._instances.pop(ProjectionCollector, None)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--hosts", type=int, default=1000)
@@ -142,6 +256,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--ours-only", action="store_true", help="only our side (e.g. at 10,000 / 500,000)")
     ap.add_argument("--no-strategy", action="store_true", help="skip the strategy run")
+    ap.add_argument("--audit-only", action="store_true", help="only A (the audit's overhead)")
     ap.add_argument("--watcher-timeout", type=int, default=900,
                     help="stop Watcher's strategy run after this many seconds (reported as more than that)")
     args = ap.parse_args()
@@ -157,6 +272,13 @@ def main() -> None:
     run_strategy("node_resource_consolidation", WatcherView(model_of(SimCloud(3, 10, seed=1))), {})  # imports
     if args.ours_only:
         ours_only(projection, args)
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        audit_overhead(SimCloud(args.hosts, args.instances, seed=args.seed,
+                                host_spec=HostSpec(vcpus=128, memory_mb=524_288)), args, tmp)
+    if args.audit_only:
         return
 
     build, root = timed(lambda: to_model_root(model, extended=False), 1)

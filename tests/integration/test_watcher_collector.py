@@ -191,3 +191,37 @@ def test_scope_zones_are_the_models_node_zones() -> None:
         allowed: list[str] = []
         scope._collect_zones([{"name": z} for z in wanted], allowed)
         assert allowed == hosts, wanted
+
+
+def test_audits_at_one_model_version_share_its_layout_and_never_skip_a_cluster_record(tmp_path: Path) -> None:
+    """Back-to-back audits: the second shares the first's layout (its own audit record
+    changed no entity) and does not wait for the follower to fold that record; a cluster
+    record appended after it is in the next audit's model."""
+    from watcher.common import utils
+
+    from projections.watcher.collector import ProjectionCollector
+
+    url = f"sqlite:///{tmp_path}/events.db"
+    log = open_log(url)
+    feed = CloudFeed(log, hosts=4, instances=20, seed=2)
+    feed.sync()
+    ProjectionCollector._instances.pop(ProjectionCollector, None)
+    collector = ProjectionCollector(utils.Struct(log_url=url, checkpoint_dir=None, catch_up_timeout=10.0,
+                                                 record_audits=True, max_age=0, max_lag=0, order="collector"),
+                                    osc=object())
+    try:
+        first = collector.get_latest_cluster_data_model()
+        assert first.audit_id and collector._own_read == (first.model.position, log.end())
+        second = collector.get_latest_cluster_data_model()
+        assert second.layout is first.layout and second.model.state.tables is first.model.state.tables
+        assert second.model.position.total in (first.model.position.total, first.model.position.total + 1)
+        assert list(second.get_all_instances()) == list(first.get_all_instances())
+        assert feed.operate(10) > 0
+        end = log.end()
+        third = collector.get_latest_cluster_data_model()
+        assert third.model.position.covers(end) and third.layout is not first.layout
+        assert not third.stale
+    finally:
+        collector.stop()
+        ProjectionCollector._instances.pop(ProjectionCollector, None)
+        log.close()

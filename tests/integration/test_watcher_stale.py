@@ -3,8 +3,9 @@ our collector through Watcher's CollectorManager, as Watcher's own refusal of a 
 model — and the audit runs again once the cause is gone.
 
 Causes: a log that cannot be read (the SQLite file damaged under a running decision
-engine), and a feed with no cluster record for longer than ``max_age`` (the plugin's
-own audit records do not count as news)."""
+engine), a feed with no cluster record for longer than ``max_age`` (the plugin's own
+audit records do not count as news), a full sync that failed part-way, and a model more
+than ``max_lag`` records behind the log."""
 
 from __future__ import annotations
 
@@ -15,9 +16,14 @@ import sys
 import time
 from pathlib import Path
 
+import attrs
 import pytest
 
+from eventmodel import events as ev
+from eventmodel.clock import now_us
 from eventmodel.log import open_log
+from eventmodel.sources.sync import Snapshotter
+from projections.replay import model_at
 from tests.integration.cloudfill import CloudFeed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,15 +68,10 @@ class Engine:
         self.proc.wait(timeout=60)
 
 
-def _conf(path: Path, log_url: str, max_age: float) -> Path:
-    path.write_text(f"""[DEFAULT]
-transport_url = fake:/
-
-[watcher_cluster_data_model_collectors.eventmodel]
-log_url = {log_url}
-catch_up_timeout = 2
-max_age = {max_age}
-""")
+def _conf(path: Path, log_url: str, max_age: float, **more: object) -> Path:
+    options = {"log_url": log_url, "catch_up_timeout": 2, "max_age": max_age, **more}
+    lines = "".join(f"{k} = {v}\n" for k, v in options.items())
+    path.write_text(f"[DEFAULT]\ntransport_url = fake:/\n\n[watcher_cluster_data_model_collectors.eventmodel]\n{lines}")
     return path
 
 
@@ -111,6 +112,57 @@ def test_a_silent_feed_is_stale_after_max_age_whatever_the_audits_record(tmp_pat
         assert engine.step("audit")["outcome"] in REFUSED
         feed.sync()  # the syncer is back
         again = engine.until(lambda a: a["outcome"].endswith("actions"), timeout=30)
+        assert again["stale"] is None
+    finally:
+        engine.close()
+
+
+class _NovaDown:
+    """The simulated cloud with its server listing failing, as an unreachable nova-api."""
+
+    def __init__(self, sim: object) -> None:
+        self._sim = sim
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sim, name)
+
+    def list_servers(self, **_: object) -> list:
+        raise ConnectionError("nova-api: connection refused")
+
+
+def test_a_failed_full_sync_makes_strategies_refuse_the_model_until_a_sync_completes(tmp_path: Path,
+                                                                                     filled) -> None:
+    db, log, feed = filled
+    engine = Engine(_conf(tmp_path / "watcher.conf", f"sqlite:///{db}", 7200), db)
+    try:
+        assert engine.step("audit")["outcome"].endswith("actions")
+        failed = Snapshotter(_NovaDown(feed.sim), log, source="test-sync", clock=lambda: feed.sim.clock_us).run_once()
+        assert not failed.ok and "connection refused" in (failed.error or "")
+        refused = engine.until(lambda a: a["outcome"] in REFUSED)
+        assert failed.snapshot_id in refused["stale"] and "failed" in refused["stale"], refused
+        feed.sync()
+        again = engine.until(lambda a: a["outcome"].endswith("actions"))
+        assert again["stale"] is None
+    finally:
+        engine.close()
+
+
+def test_a_model_behind_by_more_than_max_lag_is_refused_until_it_catches_up(tmp_path: Path, filled) -> None:
+    """100,000 cluster records land at once (one append); audits that do not wait for the
+    follower (``catch_up_timeout = 0``) are refused while it is more than ``max_lag``
+    behind, and run once it has folded them."""
+    db, log, _ = filled
+    engine = Engine(_conf(tmp_path / "watcher.conf", f"sqlite:///{db}", 7200, max_lag=1000, catch_up_timeout=0), db)
+    try:
+        assert engine.step("audit")["outcome"].endswith("actions")
+        inst = next(iter(model_at(log).instances().values()))
+        now = now_us()
+        log.append([ev.envelope(ev.InstanceUpdated(attrs.evolve(inst, version=inst.version + k)), source="test",
+                                message_id=f"burst-{k}", occurred_at=now, recorded_at=now)
+                    for k in range(1, 100_001)])
+        refused = engine.step("audit")  # the follower needs well over a second for 100,000 records
+        assert refused["outcome"] in REFUSED and "behind the log's end (max_lag 1,000)" in refused["stale"], refused
+        again = engine.until(lambda a: a["outcome"].endswith("actions"), timeout=120)
         assert again["stale"] is None
     finally:
         engine.close()

@@ -202,7 +202,7 @@ def test_creating_a_view_reads_nothing() -> None:
 # ---------------------------------------------------------------------------
 
 ops = st.lists(st.tuples(st.sampled_from(["migrate", "unmap_map", "remove_node", "remove_instance",
-                                          "add_instance", "status", "exclude"]),
+                                          "add_instance", "status", "exclude", "scope_remove"]),
                          st.integers(0, 1000), st.integers(0, 1000)), max_size=12)
 
 
@@ -220,6 +220,12 @@ def _apply(m: Any, op: str, a: int, b: int) -> None:
         return
     if op == "remove_node":
         m.remove_node(nodes[a % len(nodes)])
+        return
+    if op == "scope_remove":  # an audit scope leaving nodes out: Watcher's loop on a ModelRoot, one call on a view
+        from projections.watcher.collector import ProjectionScope
+
+        names = {n.hostname for k, n in enumerate(nodes) if (a >> k) & 1}
+        ProjectionScope([], None, None).remove_nodes_from_model(names, m)  # type: ignore[arg-type]
         return
     if op == "status":
         nodes[a % len(nodes)].status = "disabled"
@@ -240,6 +246,18 @@ def _apply(m: Any, op: str, a: int, b: int) -> None:
         m.map_instance(inst, src)
     elif op == "remove_instance":
         m.delete_instance(inst, src)
+
+
+def _present(m: Any, model: ClusterModel) -> dict[str, Any]:
+    """For every instance and node of the snapshot: its node in ``m``, or the error asking gives."""
+    out: dict[str, Any] = {}
+    for u in [*model.instances(), *(n.uuid for n in model.compute_nodes().values())]:
+        try:
+            el = m.get_instance_by_uuid(u) if u in model.instances() else m.get_node_by_uuid(u)
+            out[u] = _home(m, u).uuid if u in model.instances() and not isinstance(_home(m, u), str) else el.uuid
+        except exception.ComputeResourceNotFound as exc:
+            out[u] = type(exc).__name__
+    return out
 
 
 def _home(m: Any, uuid: str) -> Any:
@@ -263,6 +281,7 @@ def test_changes_go_to_the_view_only_and_match_model_root(model: ClusterModel, s
         _apply(root, op, a, b)
         assert seen(view) == seen(root)
         assert view.to_xml() == root.to_xml()
+        assert _present(view, model) == _present(root, model)  # gone ones, asked for by uuid
     assert dict(model.state.tables.items()) == tables  # the snapshot is untouched
     assert seen(other) == before  # and so is every other view of it
     assert seen(WatcherView(model, unplaced=unplaced)) == before
@@ -284,6 +303,83 @@ def test_changes_cost_o_changes() -> None:
     assert len(view._insts) == 5 * 20
     assert len(view._homes) == 5 and len(view._members) == 10
     assert view.changes == 5
+
+
+def test_a_scope_removing_nodes_lists_none_of_their_instances() -> None:
+    """The audit scope's removal of the nodes it leaves out costs O(nodes removed): no
+    element of their instances is built, none of them is listed; they are gone."""
+    nodes = [ComputeNode(name=f"n{k:03d}", version=1, host=f"h{k:03d}", uuid=f"u{k:03d}") for k in range(100)]
+    insts = [Instance(uuid=f"i{k:05d}", version=1, host=f"h{k % 100:03d}", node=f"n{k % 100:03d}",
+                      vm_state="active", flavor=Flavor("f", 1, 512, 1)) for k in range(2000)]
+    view = WatcherView(from_entities(insts, nodes, []))
+    view.remove_nodes_named({f"h{k:03d}" for k in range(60)})
+    assert not view._insts and not view._base_members and view.changes == 60
+    assert list(view.get_all_compute_nodes()) == [f"u{k:03d}" for k in range(60, 100)]
+    assert len(view.get_all_instances()) == 800
+    with pytest.raises(exception.InstanceNotFound):
+        view.get_instance_by_uuid("i00000")
+    with pytest.raises(exception.ComputeNodeNotFound):
+        view.get_node_by_name("h000")
+    with pytest.raises(exception.ComputeNodeNotFound):
+        view.remove_nodes_named(["h000"])
+
+
+@SETTINGS
+@given(clouds(), ops, options)
+def test_views_sharing_a_layout_read_as_separate_ones(model: ClusterModel, steps: list,
+                                                       opts: dict[str, Any]) -> None:
+    """Views of one snapshot sharing its Layout (as the collector's audits at one model
+    version do) read as views with their own, whatever one of them changed; the second
+    one's walk adds nothing to the layout."""
+    from projections.watcher.layout import Layout
+
+    layout = Layout(model, opts["order"], opts["unplaced"])
+    first = WatcherView(model, layout=layout, extended=opts["extended"])
+    alone = WatcherView(model, **opts)
+    for op, a, b in steps:
+        _apply(first, op, a, b)
+        _apply(alone, op, a, b)
+    assert seen(first) == seen(alone)
+    second = WatcherView(model, layout=layout, extended=opts["extended"])
+    built = (dict(layout.members), dict(layout.used))
+    assert seen(second) == seen(WatcherView(model, **opts))
+    if not steps:
+        assert (layout.members, layout.used) == built
+    with pytest.raises(ValueError):
+        WatcherView(model, layout=layout, order="given")
+    # a later snapshot whose records changed no entity (an audit's record) has the same layout
+    import attrs
+
+    from eventmodel.log.base import Position
+
+    later = attrs.evolve(model, state=attrs.evolve(model.state, position=Position((7,))))
+    assert layout.fits(later)
+    assert seen(WatcherView(later, layout=layout, extended=opts["extended"])) == seen(WatcherView(later, **opts))
+    changed = from_entities([], list(model.compute_nodes().values()), [])
+    assert not layout.fits(changed)
+
+
+def test_lazy_elements_are_watchers_elements_once_read() -> None:
+    """A view's elements hold their uuid (a node also its hostname) until something else
+    is read; then they are what Watcher's constructor makes. A field set first keeps its
+    value; a copy of an unread element reads the same."""
+    model = from_entities(
+        [Instance(uuid="i1", version=1, host="a", node="a", vm_state="active", flavor=Flavor("f", 2, 64, 3),
+                  name="one", metadata={"k": "v"}, created_at=1_700_000_000_000_000)],
+        [ComputeNode(name="a", version=1, host="ha", uuid="ua", vcpus=8)], [])
+    root = to_model_root(model)
+    view = WatcherView(model)
+    node, inst = view.get_node_by_uuid("ua"), view.get_instance_by_uuid("i1")
+    assert "_lazy" in node.__dict__ and "_lazy" in inst.__dict__
+    assert node.hostname == "ha" and "_lazy" in node.__dict__  # read without filling in
+    copied = copy.deepcopy(inst)
+    assert "_lazy" in copied.__dict__ and copied is not inst
+    inst.name = "renamed"  # a setter first: the values are filled in before it
+    assert inst.name == "renamed" and inst.vcpus == 2 and inst.obj_what_changed() >= {"name", "vcpus"}
+    assert copied.name == "one" and copied == root.get_instance_by_uuid("i1")
+    assert node.obj_to_primitive() == root.get_node_by_uuid("ua").obj_to_primitive()
+    with pytest.raises(AttributeError):
+        node.no_such_attribute  # noqa: B018
 
 
 def test_deepcopy_of_a_view_is_independent() -> None:
