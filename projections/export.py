@@ -21,6 +21,8 @@ Format ``eventmodel.snapshot`` version 2::
                           project_id, user_id, name, locked, locked_reason, availability_zone,
                           metadata, created_at} ],
       "aggregates":    [ {uuid, version, id, name, availability_zone, hosts, metadata} ],
+      "storage_nodes", "pools", "volume_types", "volumes", "baremetal_nodes":
+                       [ the entities' fields (eventmodel.events) ]  # only kinds the model has
       "watcher_layout": {nodes, instances, excluded}    # only for a model read from Watcher
     }
 
@@ -53,7 +55,10 @@ import msgspec
 
 from eventmodel.errors import ModelError
 from eventmodel.clock import format_time, now_us, parse_time
-from eventmodel.events import AGGREGATE, INSTANCE, NODE, SERVICE, Aggregate, ComputeNode, ComputeService, Instance
+from eventmodel.events import (
+    AGGREGATE, BAREMETAL_NODE, INSTANCE, NODE, POOL, SERVICE, STORAGE_NODE, VOLUME, VOLUME_TYPE, Aggregate,
+    BaremetalNode, ComputeNode, ComputeService, Instance, StorageNode, StoragePool, Volume, VolumeType,
+)
 from eventmodel.log.base import Position
 from projections.model import ClusterModel
 from projections.state import ClusterState
@@ -81,7 +86,19 @@ class _Doc(msgspec.Struct):
     services: list[ComputeService] = []
     instances: list[Instance] = []
     aggregates: list[Aggregate] = []
+    storage_nodes: list[StorageNode] = []
+    pools: list[StoragePool] = []
+    volume_types: list[VolumeType] = []
+    volumes: list[Volume] = []
+    baremetal_nodes: list[BaremetalNode] = []
     watcher_layout: _Layout | None = None
+
+
+#: the document's key for each of Cinder's and Ironic's kinds (written only when the model has some)
+OTHER_KINDS: dict[str, str] = {
+    STORAGE_NODE: "storage_nodes", POOL: "pools", VOLUME_TYPE: "volume_types", VOLUME: "volumes",
+    BAREMETAL_NODE: "baremetal_nodes",
+}
 
 
 def _node_record(model: ClusterModel, node: ComputeNode, by_host: dict[str, list[Aggregate]]) -> dict[str, Any]:
@@ -111,6 +128,8 @@ def to_document(model: ClusterModel, *, exported_at: int | None = None) -> dict[
         "services": sorted(model.services().values(), key=lambda s: (s.host, s.binary)),
         "instances": sorted(model.instances().values(), key=lambda i: i.uuid),
         "aggregates": sorted(model.aggregates().values(), key=lambda a: (a.name, a.uuid)),
+        **{name: sorted(model.table(kind).values(), key=lambda e: e.key)
+           for kind, name in OTHER_KINDS.items() if len(model.table(kind))},
         **layout,
     }
 
@@ -143,6 +162,7 @@ def load_snapshot(path: str | Path) -> ClusterModel:
         doc.instances, doc.compute_nodes, doc.services, doc.aggregates,
         position=Position.parse(doc.position),
         recorded_at=parse_time(doc.recorded_at) if doc.recorded_at else 0,
+        others={kind: getattr(doc, name) for kind, name in OTHER_KINDS.items()},
     )
     lay = doc.watcher_layout
     if lay is not None:
@@ -152,8 +172,10 @@ def load_snapshot(path: str | Path) -> ClusterModel:
 
 def from_entities(instances: list[Instance], nodes: list[ComputeNode], services: list[ComputeService],
                   aggregates: Iterable[Aggregate] = (), *,
-                  position: Position | None = None, recorded_at: int = 0) -> ClusterModel:
-    """A model holding exactly these entities (for tests and imports)."""
+                  position: Position | None = None, recorded_at: int = 0,
+                  others: dict[str, Iterable[Any]] | None = None) -> ClusterModel:
+    """A model holding exactly these entities (for tests and imports); ``others`` by
+    kind for Cinder's and Ironic's (only non-empty kinds get a table)."""
     by_node: dict[str, Any] = {}
     for inst in instances:
         if inst.node is not None:
@@ -167,6 +189,7 @@ def from_entities(instances: list[Instance], nodes: list[ComputeNode], services:
             NODE: immutables.Map({n.name: n for n in nodes}),
             SERVICE: immutables.Map({s.key: s for s in services}),
             AGGREGATE: immutables.Map({a.uuid: a for a in aggregates}),
+            **{kind: immutables.Map({e.key: e for e in ents}) for kind, ents in (others or {}).items() if ents},
         }),
         by_node=immutables.Map({k: immutables.Map(v) for k, v in by_node.items()}),
         recorded_at=recorded_at,

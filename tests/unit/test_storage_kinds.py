@@ -85,3 +85,22 @@ def test_a_checkpoint_carries_the_new_kinds(tmp_path: Path) -> None:
     back = read_checkpoint(path)
     assert back.tables == state.tables and back.tombstones == state.tombstones
     assert back.table(ev.BAREMETAL_NODE)["b1"].extra == {"compute_node_id": 7, "rack": ["a", 1]}
+
+
+def test_a_snapshot_export_carries_the_new_kinds_and_a_compute_only_one_is_unchanged(tmp_path: Path) -> None:
+    from projections.export import export_snapshot, load_snapshot, to_document
+
+    inst = ev.Instance("i1", 5, "h1", "h1", "active", FLAVOR)
+    compute = ClusterModel(fold(ClusterState.empty(), records_of([ev.InstanceCreated(inst)])))
+    assert not {"volumes", "pools", "baremetal_nodes"} & set(to_document(compute, exported_at=1))
+    recs = records_of([ev.InstanceCreated(inst), ev.VolumeChanged(_vol("v1", 2, status="in-use")),
+                       ev.BaremetalNodeChanged(_bm("b1", 3)),
+                       ev.PoolChanged(ev.StoragePool("st1@lvm#pool1", 4, 10.0, 5.0, total_volumes=1)),
+                       ev.SnapshotStarted("s", ev.STORAGE_KINDS, 1),
+                       ev.StorageNodeObserved("s", ev.StorageNode("st1@lvm", 0, "nova")),
+                       ev.VolumeTypeObserved("s", ev.VolumeType("t1", 0, "lvm-thin", "lvm"))])
+    model = ClusterModel(fold(ClusterState.empty(), recs))
+    back = load_snapshot(export_snapshot(model, tmp_path / "s.json", exported_at=1))
+    for kind in (*ev.STORAGE_KINDS, *ev.BAREMETAL_KINDS):
+        assert dict(back.table(kind)) == dict(model.table(kind)) and len(back.table(kind)) == 1, kind
+    assert dict(back.instances()) == dict(model.instances())
