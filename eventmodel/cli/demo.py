@@ -97,7 +97,7 @@ def _late(r: DemoReport) -> str:
     if not r.late_during_sync:
         return "flushed before the quiescent sync (--flush-before-sync)"
     q = r.quiet
-    return (f"{r.late_delivered:,} notifications ({r.late_live:,} changing an entity) delivered while the "
+    return (f"{r.late_delivered:,} notifications ({r.late_live:,} changing a compute entity) delivered while the "
             f"quiescent sync read; {q.rounds} follow-up round(s) re-read {q.rechecked:,} entities they touched"
             + (f", {q.unsettled:,} still contested" if q.unsettled else ""))
 

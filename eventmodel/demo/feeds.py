@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from eventmodel.clock import now_us
+from eventmodel.events import COMPUTE_KINDS
 from eventmodel.log import EventLog
 from eventmodel.sources.nova import MessageNormalizer
 from eventmodel.sources.plugins import CompositeNormalizer
@@ -66,12 +67,16 @@ class DirectFeed:
         return None
 
 
-def live_events(normalizer: MessageNormalizer, notifications: list[bytes]) -> int:
-    """How many events of ``notifications`` create, change or delete an entity (the ones
-    a sync's follow-up rounds re-read; start notifications and the like change nothing)."""
+def live_events(normalizer: MessageNormalizer, notifications: list[bytes],
+                kinds: tuple[str, ...] = COMPUTE_KINDS) -> int:
+    """How many events of ``notifications`` create, change or delete an entity of
+    ``kinds`` (the ones the compute sync reading while they arrive re-reads in its
+    follow-up rounds; start notifications, and Cinder's, which the later storage sync
+    reads, are not)."""
     n = 0
     for raw in notifications:
         out = normalizer.normalize(raw, recorded_at=0)
         if out.status == "events":
-            n += sum(1 for e in out.events if getattr(e.payload, "EFFECT", None) in ("upsert", "delete"))
+            n += sum(1 for e in out.events
+                     if getattr(e.payload, "EFFECT", None) in ("upsert", "delete") and e.payload.KIND in kinds)
     return n

@@ -69,7 +69,7 @@ def test_demo_reports_equality_with_ground_truth(demo_log: tuple[str, str]) -> N
     quiet = syncs[-1]
     late = _row(out, "held back until the last sync")
     assert "delivered while the quiescent sync read" in late
-    live = int(re.search(r"\(([\d,]+) changing an entity\)", late).group(1).replace(",", ""))
+    live = int(re.search(r"\(([\d,]+) changing a compute entity\)", late).group(1).replace(",", ""))
     if live:  # a late record that changed an entity is re-read in a follow-up round
         assert "follow-up round" in quiet and "still contested" not in quiet
 
