@@ -14,12 +14,13 @@ model with the truth as :func:`~eventmodel.sim.truth.diff_truth` does for comput
 from __future__ import annotations
 
 from collections.abc import Mapping
-from operator import attrgetter
 from typing import Any
 
 import attrs
 
 from eventmodel.events import StorageNode, StoragePool, Volume, VolumeType
+from eventmodel.sim.truth import compared_fields as _compared
+from eventmodel.sim.truth import diff_table
 
 
 @attrs.frozen(slots=True, eq=False)
@@ -156,10 +157,6 @@ class StorageTruth:
 # ---------------------------------------------------------------------------
 
 
-def _compared(cls: type, *skip: str) -> tuple[str, ...]:
-    return tuple(f.name for f in attrs.fields(cls) if f.name != "version" and f.name not in skip)
-
-
 #: compared fields per kind. A pool's ``virtual_free_gb`` is the scheduler's estimate
 #: (its over-subscription settings): the API does not show it, only ``capacity.pool``
 #: does, so it is not compared.
@@ -188,23 +185,4 @@ def diff_storage(
     ]
     if volume_types is not None:
         kinds.append(("volume type", truth.volume_types, volume_types))
-    out: list[str] = []
-    for kind, want, got in kinds:
-        names = STORAGE_FIELDS[kind]
-        get = attrgetter(*names)
-        for key, t in want.items():
-            m = got.get(key)
-            if m is None:
-                out.append(f"{kind} {key}: missing from the model")
-                continue
-            if m is t:
-                continue
-            tv, mv = get(t), get(m)
-            if tv != mv:
-                for name, a, b in zip(names, tv, mv, strict=True):
-                    if a != b:
-                        out.append(f"{kind} {key}: {name} differs: truth={a!r} model={b!r}")
-        for key in got:
-            if key not in want:
-                out.append(f"{kind} {key}: extra in the model (not in the truth)")
-    return out
+    return [line for kind, want, got in kinds for line in diff_table(kind, STORAGE_FIELDS[kind], want, got)]

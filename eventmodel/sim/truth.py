@@ -15,7 +15,7 @@ from __future__ import annotations
 import bisect
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from operator import attrgetter
 from typing import Any
 
@@ -339,7 +339,8 @@ class GroundTruth:
 # ---------------------------------------------------------------------------
 
 
-def _compared(cls: type, *skip: str) -> tuple[str, ...]:
+def compared_fields(cls: type, *skip: str) -> tuple[str, ...]:
+    """The fields of an entity class a comparison with the truth reads (not ``version``)."""
     return tuple(f.name for f in attrs.fields(cls) if f.name != "version" and f.name not in skip)
 
 
@@ -348,10 +349,10 @@ def _compared(cls: type, *skip: str) -> tuple[str, ...]:
 NODE_STATUS = ("disabled", "disabled_reason", "state")
 
 _FIELDS = {
-    "instance": _compared(Instance),
-    "node": _compared(ComputeNode, *NODE_STATUS),
-    "service": _compared(ComputeService),
-    "aggregate": _compared(Aggregate),
+    "instance": compared_fields(Instance),
+    "node": compared_fields(ComputeNode, *NODE_STATUS),
+    "service": compared_fields(ComputeService),
+    "aggregate": compared_fields(Aggregate),
 }
 
 
@@ -384,27 +385,36 @@ def diff_truth(
     ]
     if aggregates is not None:
         kinds.append(("aggregate", truth.aggregates, aggregates))
+
+    def node_status(key: str, t: Any, m: Any) -> list[str]:
+        if m.host in by_host:
+            return []
+        return [f"node {key}: {name} differs: truth={getattr(t, name)!r} model={getattr(m, name)!r}"
+                for name in NODE_STATUS if getattr(t, name) != getattr(m, name)]
+
     for kind, want, got in kinds:
-        names = _FIELDS[kind]
-        get = attrgetter(*names)
-        for key, t in want.items():
-            m = got.get(key)
-            if m is None:
-                out.append(f"{kind} {key}: missing from the model")
-                continue
-            if m is t:
-                continue
-            tv, mv = get(t), get(m)
-            if tv != mv:
-                for name, a, b in zip(names, tv, mv):
-                    if a != b:
-                        out.append(f"{kind} {key}: {name} differs: truth={a!r} model={b!r}")
-            if kind == "node" and m.host not in by_host:
-                for name in NODE_STATUS:
-                    a, b = getattr(t, name), getattr(m, name)
-                    if a != b:
-                        out.append(f"node {key}: {name} differs: truth={a!r} model={b!r}")
-        for key in got:
-            if key not in want:
-                out.append(f"{kind} {key}: extra in the model (not in the truth)")
+        out += diff_table(kind, _FIELDS[kind], want, got, node_status if kind == "node" else None)
+    return out
+
+
+def diff_table(kind: str, names: tuple[str, ...], want: Mapping[str, Any], got: Mapping[str, Any],
+               also: Callable[[str, Any, Any], list[str]] | None = None) -> list[str]:
+    """The differences of one kind's entities: missing, extra, and each field of
+    ``names`` that differs (``also`` adds a kind's own checks of a pair)."""
+    out: list[str] = []
+    get = attrgetter(*names)
+    for key, t in want.items():
+        m = got.get(key)
+        if m is None:
+            out.append(f"{kind} {key}: missing from the model")
+            continue
+        if m is t:
+            continue
+        tv, mv = get(t), get(m)
+        if tv != mv:
+            out += [f"{kind} {key}: {name} differs: truth={a!r} model={b!r}"
+                    for name, a, b in zip(names, tv, mv, strict=True) if a != b]
+        if also is not None:
+            out += also(key, t, m)
+    out += [f"{kind} {key}: extra in the model (not in the truth)" for key in got if key not in want]
     return out
