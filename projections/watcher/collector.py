@@ -49,7 +49,7 @@ def host_zones(model: ClusterModel) -> dict[str, str | None]:
     return {n.host: model.node_status(n.name, by_host).zone for n in model.compute_nodes().values() if n.host}
 
 
-def _wildcard(values: list[Any], what: str) -> bool:
+def wildcard(values: list[Any], what: str) -> bool:
     """True for ``["*"]``; Watcher refuses ``*`` mixed with names."""
     if "*" not in values:
         return False
@@ -88,7 +88,7 @@ class ProjectionScope(compute_scope.ComputeScope):
     def _collect_aggregates(self, host_aggregates: list[dict[str, Any]], compute_nodes: list[str]) -> None:
         ids = [a["id"] for a in host_aggregates if "id" in a]
         names = [a["name"] for a in host_aggregates if "name" in a]
-        every = _wildcard(ids, "host aggregates") or _wildcard(names, "host aggregates")
+        every = wildcard(ids, "host aggregates") or wildcard(names, "host aggregates")
         aggregates: Iterable[Aggregate] = self._snapshot().aggregates().values()
         for agg in sorted(aggregates, key=lambda a: (a.id if a.id is not None else -1, a.uuid)):
             if every or agg.id in ids or agg.name in names:
@@ -96,7 +96,7 @@ class ProjectionScope(compute_scope.ComputeScope):
 
     def _collect_zones(self, availability_zones: list[dict[str, Any]], allowed_nodes: list[str]) -> None:
         wanted = [z["name"] for z in availability_zones]
-        every = _wildcard(wanted, "availability zones")
+        every = wildcard(wanted, "availability zones")
         snapshot = self._snapshot()
         zones = self._collector.host_zones(snapshot) if self._collector is not None else host_zones(snapshot)
         for host, zone in sorted(zones.items()):

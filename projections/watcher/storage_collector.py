@@ -30,20 +30,10 @@ from watcher.decision_engine.scope import storage as storage_scope
 
 from projections.model import ClusterModel
 from projections.watcher.baremetal import BaremetalView
-from projections.watcher.collector import ProjectionCollector
+from projections.watcher.collector import ProjectionCollector, wildcard
 from projections.watcher.storage import StorageIndex, StorageView, storage_index
 
 LOG = log.getLogger(__name__)
-
-
-def _wildcard(values: list[Any], what: str) -> bool:
-    if "*" not in values:
-        return False
-    if len(values) > 1:
-        from watcher.common import exception
-
-        raise exception.WildcardCharacterIsUsed(resource=what)
-    return True
 
 
 class ProjectionStorageScope(storage_scope.StorageScope):
@@ -62,7 +52,7 @@ class ProjectionStorageScope(storage_scope.StorageScope):
 
     def _collect_zones(self, availability_zones: list[dict[str, Any]], allowed_nodes: list[str]) -> None:
         wanted = [z["name"] for z in availability_zones]
-        every = _wildcard(wanted, "availability zones")
+        every = wildcard(wanted, "availability zones")
         assert self._model is not None
         for host, node in sorted(self._model.storage_nodes().items()):
             if every or node.zone in wanted:
@@ -71,7 +61,7 @@ class ProjectionStorageScope(storage_scope.StorageScope):
     def _collect_vtype(self, volume_types: list[dict[str, Any]], allowed_nodes: list[str],
                        cluster_model: Any = None) -> None:
         wanted = [t["name"] for t in volume_types]
-        every = _wildcard(wanted, "volume_types")
+        every = wildcard(wanted, "volume_types")
         assert self._model is not None
         by_backend: dict[str, set[str]] = {}
         for t in self._model.volume_types().values():
