@@ -28,6 +28,7 @@ from watcher.decision_engine.scope import base as scope_base
 from watcher.decision_engine.scope import baremetal as baremetal_scope
 from watcher.decision_engine.scope import storage as storage_scope
 
+from eventmodel.records import Position
 from projections.model import ClusterModel
 from projections.watcher.baremetal import BaremetalView
 from projections.watcher.collector import ProjectionCollector, wildcard
@@ -90,7 +91,7 @@ class ProjectionStorageCollector(ProjectionCollector):
         self._data_model_scope = audit_scope
         return self._audit_scope_handler
 
-    def _view(self, model: ClusterModel) -> StorageView:  # type: ignore[override]
+    def _view(self, model: ClusterModel, log_end: Position | None = None) -> StorageView:  # type: ignore[override]
         """A view of ``model`` (its index shared with the other views of the same
         snapshot), stale when the engine's health says so."""
         with self.lock:
@@ -98,7 +99,7 @@ class ProjectionStorageCollector(ProjectionCollector):
                 self._index = (model, storage_index(model, "collector"))
             index = self._index[1]
         view = StorageView(model, order="collector", index=index)
-        reason = view.stale_reason or self.engine.health().stale
+        reason = view.stale_reason or self.engine.health(log_end).stale
         if reason:
             view.stale, view.stale_reason = True, reason
             LOG.warning("eventmodel: the storage model is stale: %s", reason)
@@ -123,9 +124,9 @@ class ProjectionBaremetalCollector(ProjectionCollector):
         self._data_model_scope = audit_scope
         return self._audit_scope_handler
 
-    def _view(self, model: ClusterModel) -> BaremetalView:  # type: ignore[override]
+    def _view(self, model: ClusterModel, log_end: Position | None = None) -> BaremetalView:  # type: ignore[override]
         view = BaremetalView(model, order="uuid")
-        reason = view.stale_reason or self.engine.health().stale
+        reason = view.stale_reason or self.engine.health(log_end).stale
         if reason:
             view.stale, view.stale_reason = True, reason
             LOG.warning("eventmodel: the baremetal model is stale: %s", reason)
