@@ -84,7 +84,9 @@ class ReplayGate:
                 raise Busy(f"{self._admitted} past-point models are being built or wait "
                            f"(at most {self.replays} at once, {self.queue} waiting): try again shortly")
             cancel = threading.Event()
-            b = _Build(asyncio.ensure_future(self._build(key, build, cancel)), cancel)
+            task = asyncio.ensure_future(self._build(key, build, cancel))
+            task.add_done_callback(_retrieve)  # a build nobody waits for any more still ends quietly
+            b = _Build(task, cancel)
             self._running[key] = b
         b.waiters += 1
         try:
@@ -115,6 +117,11 @@ class ReplayGate:
         finally:
             self._admitted -= 1
             self._running.pop(key, None)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 async def wait_disconnect(receive: Receive) -> None:

@@ -120,6 +120,8 @@ class ModelService:
         self.sample_every = sample_every
         self.dead_letters_every = dead_letters_every
         self.ready_lag = ready_lag
+        #: /readyz fails when the last lag sample is older than this (a sampler stuck on the log)
+        self.sample_overdue = max(30.0, 10 * sample_every)
         self.dead_letters_kept = dead_letters_kept
         self.retry_initial = retry_initial
         #: move the model out of the cyclic garbage collector's sight after restoring, and
@@ -243,6 +245,10 @@ class ModelService:
             return False, f"stale: {stale}"
         if not self.sample.at:
             return False, "the log's end was not read yet"
+        age = (now_us() - self.sample.at) / 1e6
+        if age > self.sample_overdue:
+            return False, (f"the lag was last sampled {age:.0f}s ago (every {self.sample_every:g}s expected): "
+                           "the sampler is stuck on the log")
         lag = self.sample.seconds
         if lag > self.ready_lag:
             return False, f"behind the log: oldest unread record is {lag:.1f}s old (bound {self.ready_lag:g}s)"
