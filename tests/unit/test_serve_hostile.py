@@ -344,7 +344,7 @@ def test_a_damaged_log_file_is_503_never_500_and_no_answer_names_its_path(tmp_pa
             for secret in (str(tmp_path), "secret-dir", "ckpt-dir", "events.db"):
                 assert secret not in r.text, (r.request.url, r.text[:300])
         path.write_bytes(good)
-        wait_until(lambda: svc.readiness()[0], 30, "readiness to come back once the file is whole")
+        wait_until(lambda: svc.readiness()[0], 60, "readiness to come back once the file is whole")
     finally:
         svc.stop()
 
