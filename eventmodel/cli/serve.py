@@ -91,6 +91,9 @@ def register(app: typer.Typer) -> None:
         replay_queue: int = typer.Option(4, "--replay-queue", min=0,
                                          help="Requests for past-point models allowed to wait; past it: 503 "
                                               "with Retry-After."),
+        threads: int = typer.Option(6, "--threads", min=1,
+                                    help="Threads answering slow requests (lists, history, diff, export); fewer "
+                                         "keep /healthz and the event loop responsive under load."),
         per_client: int = typer.Option(8, "--per-client", min=1,
                                        help="Slow requests (lists, history, export, diff) one client address "
                                             "may have running at once; past it: 429."),
@@ -132,7 +135,8 @@ def register(app: typer.Typer) -> None:
                                checkpoint_interval=interval, ladder=ladder, ready_lag=ready_lag,
                                sample_every=sample_every, dead_letters_every=dead_letters_every,
                                freeze_gc=True)
-        limits = Limits(replays=max_replays, replay_queue=replay_queue, per_client=per_client,
+        sys.setswitchinterval(0.001)  # the event loop gets the GIL back sooner from busy threads
+        limits = Limits(replays=max_replays, replay_queue=replay_queue, per_client=per_client, threads=threads,
                         session_seconds=session_hours * 3600, guesses_per_second=guesses_per_minute / 60)
         asgi = create_app(service, token=token, limits=limits)
         service.start()

@@ -135,7 +135,7 @@ def create_app(service: ModelService, *, token: str | None = None, limits: Limit
     app.state.node_rows = NodeRows()
     app.state.replays = ReplayGate(limits.replays, limits.replay_queue)
     app.add_middleware(NoBare500, service=service)
-    app.add_middleware(PerClient, limit=limits.per_client)
+    app.add_middleware(PerClient, limit=limits.per_client, threads=limits.threads)
     app.add_middleware(TokenGate, token=token, session_seconds=limits.session_seconds,
                        throttle=Throttle(rate=limits.guesses_per_second))
     app.add_middleware(SecurityHeaders)  # outermost: the gate's 401s carry them too

@@ -34,6 +34,7 @@ class Limits:
     """The bounds a ``serve`` process keeps (see the README's "Operating it")."""
 
     replays: int = 2  # past-point models built at once
+    threads: int = 6  # threads answering slow requests (lists, history, diff, export encoding)
     replay_queue: int = 4  # more allowed to wait
     per_client: int = 8  # slow requests of one client address at once
     session_seconds: float = 12 * 3600
@@ -135,13 +136,22 @@ async def wait_disconnect(receive: Receive) -> None:
 @attrs.define
 class PerClient:
     """ASGI middleware: at most ``limit`` requests under ``/api/`` or ``/metrics`` per client
-    address at once; past it, 429 with ``Retry-After: 1``."""
+    address at once; past it, 429 with ``Retry-After: 1``. With ``threads``, the thread
+    pool that answers slow requests is that small: every runnable thread takes turns at
+    the GIL with the event loop, so forty busy threads made ``/healthz`` wait seconds."""
 
     app: ASGIApp
     limit: int = 8
+    threads: int | None = None
     _busy: dict[str, int] = attrs.field(factory=dict)
+    _pool_set: bool = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._pool_set and self.threads is not None:
+            import anyio.to_thread
+
+            anyio.to_thread.current_default_thread_limiter().total_tokens = self.threads
+            self._pool_set = True
         path = scope.get("path", "") if scope["type"] == "http" else ""
         if not (path.startswith("/api/") or path == "/metrics"):
             await self.app(scope, receive, send)

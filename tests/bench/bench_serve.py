@@ -304,6 +304,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=4, help="client processes")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--attacks-only", action="store_true", help="run (d) alone")
+    ap.add_argument("--threads", type=int, default=6, help="serve --threads")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -314,7 +315,7 @@ def main() -> None:
               f"(one full sync, {took:.1f} s)")
         uuids = sorted(sim.state.instances.keys()) if hasattr(sim.state, "instances") else []
         t0 = time.perf_counter()
-        with ServeProcess(url, "--ready-lag", "30", timeout=600) as serve:
+        with ServeProcess(url, "--ready-lag", "30", "--threads", str(args.threads), timeout=600) as serve:
             serve.wait_ready(600)
             print(f"serve: ready in {time.perf_counter() - t0:.1f} s (process start, restore, first sample)")
             if not uuids:
