@@ -17,14 +17,15 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Hashable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
-import h11
 from starlette.types import ASGIApp, Receive, Scope, Send
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from eventmodel.errors import ServeError
+
+if TYPE_CHECKING:
+    from uvicorn.protocols.http.h11_impl import H11Protocol
 
 T = TypeVar("T")
 
@@ -181,6 +182,8 @@ def header_timeout_protocol(seconds: float) -> type[H11Protocol]:
     """uvicorn's h11 protocol that closes a connection whose request head (line and
     headers) has not arrived ``seconds`` after the connection opened or the head's first
     byte (a keep-alive connection's idle time is uvicorn's own ``timeout_keep_alive``)."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class HeaderTimeoutProtocol(H11Protocol):
         _head_timer: asyncio.TimerHandle | None = None
