@@ -369,3 +369,54 @@ def test_a_stuck_sampler_makes_readiness_fail(tmp_path: Path) -> None:
         wait_until(lambda: svc.readiness()[0], 30, "readiness to come back")
     finally:
         svc.stop()
+
+
+def test_a_replay_is_cancelled_when_its_client_disconnects(tmp_path: Path) -> None:
+    log = open_log(f"sqlite:///{tmp_path}/e.db")
+    for i in range(4):
+        log.append(_nodes(50, 50 * i))
+    svc = _ready(ModelService(log, sample_every=0.05, dead_letters_every=3600))
+    started, cancels = threading.Event(), []
+
+    def endless(pos: Position, cancel: threading.Event | None = None) -> Any:
+        assert cancel is not None
+        cancels.append(cancel)
+        started.set()
+        if not cancel.wait(30):
+            raise AssertionError("the build was not cancelled")
+        raise Cancelled("abandoned")
+
+    svc.build_model = endless  # type: ignore[method-assign]
+    app = create_app(svc)
+
+    async def call() -> list[dict]:
+        gone = asyncio.Event()
+        first = [True]
+        sent: list[dict] = []
+
+        async def receive() -> dict:
+            if first[0]:
+                first[0] = False
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+                 "scheme": "http", "path": "/api/export", "raw_path": b"/api/export", "query_string": b"at=77",
+                 "root_path": "", "headers": [(b"host", b"t")], "client": ("10.1.1.1", 5), "server": ("t", 80)}
+        task = asyncio.ensure_future(app(scope, receive, send))
+        await wait_async(started.is_set)
+        gone.set()  # the client leaves while the model is being built
+        await asyncio.wait_for(task, 30)
+        return sent
+
+    try:
+        sent = anyio.run(call)
+        assert cancels and cancels[0].is_set()
+        assert app.state.replays.pending == 0
+        assert sent[0]["status"] == 503  # (nobody reads it: the client is gone)
+    finally:
+        svc.stop()
