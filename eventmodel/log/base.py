@@ -194,16 +194,6 @@ def bounded_dead_letter(d: DeadLetter, max_bytes: int = DEAD_LETTER_MAX_BYTES) -
     return DeadLetter(raw[:max_bytes], reason, source, d.at, d.offset, size, digest)
 
 
-@attrs.frozen(slots=True)
-class KeyPage:
-    """A page of one key's records read from the end (``read_key_back``): newest first;
-    ``before`` continues (the offset to read before), None when the key's first record is
-    in the page."""
-
-    records: list[Record]
-    before: int | None
-
-
 @runtime_checkable
 class EventLog(Protocol):
     """An append-only, partitioned log of envelopes.

@@ -36,7 +36,6 @@ from eventmodel.codec import Codec
 from eventmodel.events import Envelope
 from eventmodel.log.base import (
     DeadLetter,
-    KeyPage,
     LogError,
     PartitionsChanged,
     Position,
@@ -47,6 +46,8 @@ from eventmodel.log.base import (
     bounded_dead_letter,
     decode_batches,
 )
+
+from eventmodel.log.key_page import KeyPage
 
 FORMAT = "1"
 #: the default largest record (key + value bytes): the order of Kafka's message.max.bytes

@@ -24,7 +24,8 @@ import attrs
 
 from eventmodel.errors import ServeError
 from eventmodel.clock import now_us
-from eventmodel.log.base import DeadLetter, EventLog, KeyPage, LogError, Position, PositionNotCovered, Record
+from eventmodel.log.base import DeadLetter, EventLog, LogError, Position, PositionNotCovered, Record
+from eventmodel.log.key_page import KeyPage
 from eventmodel.retry import RetryEvent, RetryPolicy, RetryStopped
 from eventmodel.serve.access import redact_dead_letter, redact_text
 from projections.checkpoint import Checkpointer

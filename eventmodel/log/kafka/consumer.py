@@ -24,7 +24,6 @@ from confluent_kafka.admin import OffsetSpec
 
 from eventmodel.log.base import (
     DeadLetter,
-    KeyPage,
     LogError,
     Position,
     PositionNotCovered,
@@ -32,6 +31,8 @@ from eventmodel.log.base import (
     Record,
     decode_batches,
 )
+
+from eventmodel.log.key_page import KeyPage
 
 _log = logging.getLogger("eventmodel.log.kafka")
 #: the most records one ``read_key_back`` call reads from Kafka (no index by key there)
