@@ -68,6 +68,35 @@ def register(app: typer.Typer) -> None:
         sample_every: float = typer.Option(1.0, "--sample-every", min=0.05, help="Seconds between lag samples."),
         dead_letters_every: float = typer.Option(30.0, "--dead-letters-every", min=0.1,
                                                  help="Seconds between reads of the dead letters."),
+        insecure_no_token: bool = typer.Option(False, "--insecure-no-token",
+                                               help="Serve a non-loopback address without a token (anyone who "
+                                                    "reaches the port reads the model)."),
+        session_hours: float = typer.Option(12.0, "--session-hours", min=0.01,
+                                            help="How long the page's sign-in lasts (POST /logout ends it sooner)."),
+        guesses_per_minute: float = typer.Option(12.0, "--guesses-per-minute", min=0.1,
+                                                 help="Wrong tokens allowed per client address and minute "
+                                                      "(after a burst of 10); past it: 429."),
+        max_connections: int = typer.Option(500, "--max-connections", min=1,
+                                            help="Open connections and requests at once; past it: 503 "
+                                                 "(uvicorn's limit_concurrency)."),
+        keep_alive: int = typer.Option(5, "--keep-alive", min=1,
+                                       help="Seconds an idle keep-alive connection stays open."),
+        header_timeout: float = typer.Option(10.0, "--header-timeout", min=0.5,
+                                             help="Seconds a client has to send a request's headers; past it the "
+                                                  "connection is closed."),
+        max_header_bytes: int = typer.Option(16384, "--max-header-bytes", min=1024,
+                                             help="Largest request head (line and headers); past it: 400."),
+        max_replays: int = typer.Option(2, "--max-replays", min=1,
+                                        help="Past-point models (export/diff at a position) built at once."),
+        replay_queue: int = typer.Option(4, "--replay-queue", min=0,
+                                         help="Requests for past-point models allowed to wait; past it: 503 "
+                                              "with Retry-After."),
+        threads: int = typer.Option(6, "--threads", min=1,
+                                    help="Threads answering slow requests (lists, history, diff, export); fewer "
+                                         "keep /healthz and the event loop responsive under load."),
+        per_client: int = typer.Option(8, "--per-client", min=1,
+                                       help="Slow requests (lists, history, export, diff) one client address "
+                                            "may have running at once; past it: 429."),
     ) -> None:
         """Follow the log and serve the model: JSON API, /metrics, /healthz, /readyz and a page.
 
@@ -80,6 +109,7 @@ def register(app: typer.Typer) -> None:
 
         from eventmodel.serve.access import TokenError, load_token
         from eventmodel.serve.app import create_app
+        from eventmodel.serve.limits import Limits, header_timeout_protocol
         from eventmodel.serve.service import ModelService
 
         try:
@@ -93,13 +123,22 @@ def register(app: typer.Typer) -> None:
         except OSError as exc:
             raise fail(f"cannot listen on {host}:{port}: {exc}") from None
         if token is None and not _loopback(host):
-            err.print(f"[yellow]warning:[/] serving {host} without a token: anyone who reaches the port reads the "
-                      "model (give --token-file or set EVENTMODEL_SERVE_TOKEN)")
+            if not insecure_no_token:
+                sock.close()
+                lg.close()
+                raise fail(f"refusing to serve {host} without a token: anyone who reaches the port would read the "
+                           "model. Give --token-file or set EVENTMODEL_SERVE_TOKEN (or, knowingly, "
+                           "--insecure-no-token)")
+            err.print(f"[yellow]warning:[/] serving {host} without a token (--insecure-no-token): anyone who "
+                      "reaches the port reads the model")
         service = ModelService(lg, checkpoint_dir=checkpoint_dir, checkpoint_every=every,
                                checkpoint_interval=interval, ladder=ladder, ready_lag=ready_lag,
                                sample_every=sample_every, dead_letters_every=dead_letters_every,
                                freeze_gc=True)
-        asgi = create_app(service, token=token)
+        sys.setswitchinterval(0.001)  # the event loop gets the GIL back sooner from busy threads
+        limits = Limits(replays=max_replays, replay_queue=replay_queue, per_client=per_client, threads=threads,
+                        session_seconds=session_hours * 3600, guesses_per_second=guesses_per_minute / 60)
+        asgi = create_app(service, token=token, limits=limits)
         service.start()
         signal.signal(signal.SIGUSR2, lambda *_: err.print(
             f"follower {'held' if service.hold() else 'released'} (SIGUSR2)"))
@@ -108,8 +147,10 @@ def register(app: typer.Typer) -> None:
         console.print(f"serving http://{shown}:{bound[1]}/ for {lg.url}"
                       f" ({'bearer token required' if token else 'no token'})", highlight=False)
         sys.stdout.flush()
-        server = uvicorn.Server(uvicorn.Config(asgi, log_level="warning",
-                                               access_log=False, lifespan="off"))
+        server = uvicorn.Server(uvicorn.Config(
+            asgi, log_level="warning", access_log=False, lifespan="off", limit_concurrency=max_connections,
+            timeout_keep_alive=keep_alive, h11_max_incomplete_event_size=max_header_bytes,
+            http=header_timeout_protocol(header_timeout)))
         # uvicorn handles SIGTERM/SIGINT while it runs, then raises the signal again to the
         # handler it found: ours only asks it to stop, so that the last checkpoint is written
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -48,6 +48,8 @@ from eventmodel.log.base import (
     decode_batches,
 )
 
+from eventmodel.log.key_page import KeyPage
+
 FORMAT = "1"
 #: the default largest record (key + value bytes): the order of Kafka's message.max.bytes
 DEFAULT_MAX_RECORD_BYTES = 1_000_000
@@ -293,6 +295,18 @@ class SqliteEventLog:
         rows = self._query("SELECT offset, value FROM events WHERE key = ? ORDER BY offset", (key,), many=True)
         for batch in decode_batches(iter([[RawRecord(0, o, v) for o, v in rows]]), self.codec):
             yield from batch
+
+    def read_key_back(self, key: str, before: int | None = None, limit: int = 100) -> KeyPage:
+        """Up to ``limit`` records of one key with offsets below ``before`` (default: all),
+        newest first: a backward walk of the key index, O(limit) whatever the key's history."""
+        hi = before if before is not None else 1 << 62
+        rows = self._query("SELECT offset, value FROM events WHERE key = ? AND offset < ? ORDER BY offset DESC "
+                           "LIMIT ?", (key, hi, limit + 1), many=True)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        records = [r for batch in decode_batches(iter([[RawRecord(0, o, v) for o, v in rows]]), self.codec)
+                   for r in batch]
+        return KeyPage(records, rows[-1][0] if more and rows else None)
 
     def position_at(self, time_us: int) -> Position:
         row = self._query("SELECT min(offset) FROM events WHERE recorded_at > ?", (time_us,))

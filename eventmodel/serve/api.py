@@ -12,13 +12,14 @@ its thread pool, so a list or a replay never blocks the event loop.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import attrs
 import msgspec
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from eventmodel.errors import ServeError
@@ -26,8 +27,8 @@ from eventmodel.clock import parse_time
 from eventmodel.codec import Codec
 from eventmodel.events import KINDS, Instance
 from eventmodel.log.base import Position
-from eventmodel.serve.access import redact_text
-from eventmodel.serve.service import BadRequest, ModelService
+from eventmodel.serve.limits import ReplayGate, wait_disconnect
+from eventmodel.serve.service import BadRequest, ModelService, describe_log
 from eventmodel.serve.views import NodeRows, history_item, instance_row, time_text
 from projections.export import to_document
 from projections.model import ClusterModel, UnknownEntity
@@ -121,27 +122,29 @@ async def status(request: Request) -> Response:
     svc = _service(request)
     ready, why = svc.readiness()
     sample = svc.sample
+    stale = svc.stale()
     out: dict[str, Any] = {
-        "log": redact_text(str(svc.log.url)),
+        "log": describe_log(str(svc.log.url)),
         "ready": ready,
-        "ready_reason": why,
-        "stale": svc.stale(),
+        "ready_reason": svc.public(why),
+        "stale": svc.public(stale) if stale else None,
         "held": svc.held,
         "started_at": time_text(svc.started_at),
         "lag": {
             "records": sample.records,
             "seconds": round(sample.seconds, 3),
             "sampled_at": time_text(sample.at or None),
-            "error": sample.error,
+            "error": svc.public(sample.error) if sample.error else None,
             "partitions": [attrs.asdict(p) for p in sample.partitions],
         },
         "dead_letters": {"total": svc.dead.total, "by_reason": svc.dead.by_reason,
-                         "read_at": time_text(svc.dead.read_at or None), "error": svc.dead.error},
+                         "read_at": time_text(svc.dead.read_at or None),
+                         "error": svc.public(svc.dead.error) if svc.dead.error else None},
         "syncs": [_sync(s) for s in svc.syncs],
     }
     if svc.projection is None:
         out.update(position=None, recorded_at=None,
-                   restoring={"error": svc.restore_error})
+                   restoring={"error": svc.public(svc.restore_error) if svc.restore_error else None})
         return json_response(out)
     m = svc.model()
     s = m.state
@@ -151,11 +154,11 @@ async def status(request: Request) -> Response:
         applied=s.applied,
         duplicates=s.duplicates,
         rejected=s.rejected,
-        last_rejected=redact_text(s.last_rejected) if s.last_rejected else None,
+        last_rejected=svc.public(s.last_rejected) if s.last_rejected else None,
         syncs_in_progress=list(s.open_snapshots.keys()),
         last_sync=_sync(m.last_snapshot) if m.last_snapshot else None,
         checkpoint={"position": str(svc.health.checkpointed) if svc.health and svc.health.checkpointed else None,
-                    "skipped": [redact_text(x) for x in svc.skipped_checkpoints]},
+                    "skipped": [svc.public(x) for x in svc.skipped_checkpoints]},
     )
     return json_response(out)
 
@@ -280,43 +283,58 @@ def search(request: Request) -> Response:
 
 
 def entity_history(request: Request) -> Response:
-    """One entity's records in log order, with the entity as each left it."""
+    """One entity's records, newest first, with the entity as each left it. Read from the
+    log's end: O(limit) records per page (``next``: the cursor of the older page)."""
     svc = _service(request)
     kind, key = request.path_params["kind"], request.path_params["key"]
     if kind not in KINDS:
         raise NotFound(f"unknown kind {kind[:40]!r}: kinds are {', '.join(KINDS)}")
     limit = limit_of(request)
     cursor = request.query_params.get("cursor")
-    after = -1
+    before = None
     if cursor:
         try:
-            after = int(cursor)
+            before = int(cursor)
+            if before < 0:
+                raise ValueError
         except ValueError:
             raise BadRequest(f"cursor must be an offset from a previous answer, not {cursor[:40]!r}") from None
     model = svc.model()
-    records = [r for r in svc.history(key) if getattr(type(r.envelope.payload), "KIND", kind) in (kind, None)]
-    if not records:
-        raise NotFound(f"no events for {kind} {key!r} in {redact_text(str(svc.log.url))}")
-    chosen = [r for r in records if r.offset > after][: limit + 1]
-    more = len(chosen) > limit
-    chosen = chosen[:limit]
+    got = svc.history_page(key, before, limit)
+    records = [r for r in got.records if getattr(type(r.envelope.payload), "KIND", kind) in (kind, None)]
+    if not records and before is None and got.before is None:
+        raise NotFound(f"no events for {kind} {key[:200]!r} on the log")
     codec: Codec = getattr(svc.log, "codec", None) or Codec()
-    items = [history_item(r, codec.unstructure_payload(r.envelope.payload)) for r in chosen]
+    items = [history_item(r, codec.unstructure_payload(r.envelope.payload)) for r in records]
     current = model.table(kind).get(key)
-    return json_response({**page(items, str(chosen[-1].offset) if more and chosen else None, model),
-                          "kind": kind, "key": key, "total": len(records),
+    nxt = str(got.before) if got.before is not None else None
+    return json_response({**page(items, nxt, model), "kind": kind, "key": key, "order": "newest first",
                           "exists": current is not None})
 
 
-def difference(request: Request) -> Response:
+async def past_model(request: Request, pos: Position | None) -> ClusterModel:
+    """The model at ``pos`` (None: now): the live one, one of the last few built, or one
+    built through the app's :class:`ReplayGate` (shared with concurrent requests for the
+    same position, bounded, cancelled when every client that asked has left)."""
+    svc = _service(request)
+    live = svc.model()
+    if pos is None or pos == live.position:
+        return live
+    cached = svc.cached_model(pos)
+    if cached is not None:
+        return cached
+    gate: ReplayGate = request.app.state.replays
+    return await gate.run(pos, lambda cancel: svc.build_model(pos, cancel),
+                          lambda: wait_disconnect(request.receive))
+
+
+async def difference(request: Request) -> Response:
     """What changed between ``from`` and ``to`` (positions or times; ``to`` defaults to now)."""
     svc = _service(request)
     limit = limit_of(request)
     q = request.query_params
     if not q.get("from"):
         raise BadRequest("from is required: a position (N or P:N,P:N) or an ISO 8601 time")
-    start = point(svc, q.get("from"), "from")
-    end = point(svc, q.get("to"), "to")
     cursor = q.get("cursor") or "0"
     try:
         skip = int(cursor)
@@ -324,8 +342,15 @@ def difference(request: Request) -> Response:
             raise ValueError
     except ValueError:
         raise BadRequest(f"cursor must come from a previous answer, not {cursor[:40]!r}") from None
-    a = svc.model_at(start)
-    b = svc.model_at(end)
+    start = await run_in_threadpool(point, svc, q.get("from"), "from")
+    end = await run_in_threadpool(point, svc, q.get("to"), "to")
+    a = await past_model(request, start)
+    b = await past_model(request, end)
+    data = await run_in_threadpool(_diff_page, a, b, skip, limit)
+    return Response(data, media_type="application/json")
+
+
+def _diff_page(a: ClusterModel, b: ClusterModel, skip: int, limit: int) -> bytes:
     changes = sorted(diff(a, b), key=lambda c: (c.kind, c.key))
     chosen = changes[skip:skip + limit]
     items = []
@@ -337,15 +362,37 @@ def difference(request: Request) -> Response:
             item["entity"] = c.after if c.change == "added" else c.before
         items.append(item)
     nxt = str(skip + limit) if skip + limit < len(changes) else None
-    return json_response({**page(items, nxt, b), "from": str(a.position), "to": str(b.position),
-                          "total": len(changes)})
+    return _encode({**page(items, nxt, b), "from": str(a.position), "to": str(b.position),
+                    "total": len(changes)})
 
 
-def export(request: Request) -> Response:
-    """The model at ``at`` (position or time; default now) in `eventmodel export`'s format."""
+#: entities per chunk of a streamed export (about 1 MB): a slow reader holds one chunk
+EXPORT_CHUNK = 2000
+
+
+async def export(request: Request) -> Response:
+    """The model at ``at`` (position or time; default now) in `eventmodel export`'s format,
+    streamed in chunks (a reader that does not read stops the writing: backpressure)."""
     svc = _service(request)
-    model = svc.model_at(point(svc, request.query_params.get("at"), "at"))
-    return Response(_encode(to_document(model)), media_type="application/json")
+    pos = await run_in_threadpool(point, svc, request.query_params.get("at"), "at")
+    model = await past_model(request, pos)
+    doc = await run_in_threadpool(to_document, model)
+    return StreamingResponse(export_chunks(doc), media_type="application/json")
+
+
+def export_chunks(doc: dict[str, Any], chunk: int = EXPORT_CHUNK) -> Iterator[bytes]:
+    """``doc`` encoded as one JSON object, its long lists a chunk of entities at a time."""
+    yield b"{"
+    for i, (name, value) in enumerate(doc.items()):
+        yield (b"," if i else b"") + _encode(name) + b":"
+        if not isinstance(value, list) or len(value) <= chunk:
+            yield _encode(value)
+            continue
+        yield b"["
+        for at in range(0, len(value), chunk):
+            yield (b"," if at else b"") + _encode(value[at:at + chunk])[1:-1]
+        yield b"]"
+    yield b"}"
 
 
 def dead_letters(request: Request) -> Response:

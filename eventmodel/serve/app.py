@@ -9,15 +9,20 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import attrs
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from eventmodel.log.base import LogError
 from eventmodel.serve.access import SecurityHeaders, TokenGate
+from eventmodel.serve.limits import Busy, Cancelled, Limits, PerClient, ReplayGate
+from eventmodel.serve.sessions import Throttle
 from eventmodel.serve.api import ERRORS, error, json_response, routes
 from eventmodel.metrics import render
 from eventmodel.serve.metrics import registry_for
@@ -36,7 +41,7 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     """Ready: restored, not stale, caught up within the bound; else 503 with the reason."""
     ready, why = request.app.state.service.readiness()
-    return json_response({"ready": ready, "reason": why}, 200 if ready else 503)
+    return json_response({"ready": ready, "reason": _public(request, why)}, 200 if ready else 503)
 
 
 def metrics(request: Request) -> Response:
@@ -48,29 +53,71 @@ def index(request: Request) -> Response:
     return FileResponse(PAGE / "index.html", headers={"cache-control": "no-cache"})
 
 
+def _public(request: Request, text: str) -> str:
+    return request.app.state.service.public(text)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     detail = exc.detail if exc.status_code != 404 else f"no such path: {request.url.path[:200]}"
-    return error(exc.status_code, str(detail), dict(exc.headers or {}))
+    return error(exc.status_code, _public(request, str(detail)), dict(exc.headers or {}))
 
 
 async def _known_error(request: Request, exc: Exception) -> Response:
     status = next(code for cls, code in ERRORS.items() if isinstance(exc, cls))
-    return error(status, str(exc))
+    return error(status, _public(request, str(exc)))
 
 
 async def _not_ready(request: Request, exc: Exception) -> Response:
-    return error(503, str(exc), {"retry-after": "5"})
+    return error(503, _public(request, str(exc)), {"retry-after": "5"})
 
 
 async def _log_error(request: Request, exc: Exception) -> Response:
-    return error(503, f"the log cannot be read now: {exc}", {"retry-after": "5"})
+    return error(503, _public(request, f"the log cannot be read now: {exc}"), {"retry-after": "5"})
 
 
-def create_app(service: ModelService, *, token: str | None = None) -> Starlette:
+async def _busy(request: Request, exc: Exception) -> Response:
+    return error(503, str(exc), {"retry-after": str(Busy.retry_after)})
+
+
+@attrs.define
+class NoBare500:
+    """ASGI middleware: any other error (a damaged file the backend did not name, a bug)
+    is answered 503 with the reason and logged with its traceback; never a bare 500."""
+
+    app: ASGIApp
+    service: ModelService
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: dict) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:  # noqa: BLE001 - answered, logged
+            _log.error("serve: %s %s failed", scope.get("method"), str(scope.get("path"))[:200], exc_info=exc)
+            if started:
+                return  # the answer is under way: the connection ends short
+            reason = self.service.public(f"cannot answer now: {type(exc).__name__}: {exc}")
+            response = error(503, reason, {"retry-after": "5"})
+            await response(scope, receive, send)
+
+
+def create_app(service: ModelService, *, token: str | None = None, limits: Limits | None = None) -> Starlette:
     """The ASGI application over ``service``; with ``token``, every path but the probes
-    needs it (bearer header, or the page's session cookie)."""
-    handlers = {HTTPException: _http_error, NotReady: _not_ready, LogError: _log_error}
+    needs it (bearer header, or the page's session cookie). ``limits``: what one
+    request, client and replay may cost (defaults: :class:`Limits`)."""
+    limits = limits or Limits()
+    handlers = {HTTPException: _http_error, NotReady: _not_ready, LogError: _log_error,
+                Busy: _busy, Cancelled: _busy}
     handlers.update({cls: _known_error for cls in ERRORS})
     app = Starlette(
         routes=[
@@ -86,6 +133,10 @@ def create_app(service: ModelService, *, token: str | None = None) -> Starlette:
     app.state.service = service
     app.state.registry = registry_for(service)
     app.state.node_rows = NodeRows()
-    app.add_middleware(TokenGate, token=token)
+    app.state.replays = ReplayGate(limits.replays, limits.replay_queue)
+    app.add_middleware(NoBare500, service=service)
+    app.add_middleware(PerClient, limit=limits.per_client, threads=limits.threads)
+    app.add_middleware(TokenGate, token=token, session_seconds=limits.session_seconds,
+                       throttle=Throttle(rate=limits.guesses_per_second))
     app.add_middleware(SecurityHeaders)  # outermost: the gate's 401s carry them too
     return app

@@ -47,7 +47,7 @@ class ModelCollector(Collector):
         yield _gauge("stale", "1 when the model may be out of date (see stale_info)", int(bool(stale)))
         info = InfoMetricFamily(PREFIX + "stale", "why the model may be out of date", labels=["reason"])
         if stale:
-            info.add_metric([redact_text(stale)[:500]], {})
+            info.add_metric([svc.public(stale)[:500]], {})
         yield info
 
         sample = svc.sample

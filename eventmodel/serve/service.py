@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import gc
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,8 +25,9 @@ import attrs
 from eventmodel.errors import ServeError
 from eventmodel.clock import now_us
 from eventmodel.log.base import DeadLetter, EventLog, LogError, Position, PositionNotCovered, Record
+from eventmodel.log.key_page import KeyPage
 from eventmodel.retry import RetryEvent, RetryPolicy, RetryStopped
-from eventmodel.serve.access import redact_dead_letter
+from eventmodel.serve.access import redact_dead_letter, redact_text
 from projections.checkpoint import Checkpointer
 from projections.engine import Health, ModelEngine
 from projections.model import ClusterModel
@@ -119,6 +121,8 @@ class ModelService:
         self.sample_every = sample_every
         self.dead_letters_every = dead_letters_every
         self.ready_lag = ready_lag
+        #: /readyz fails when the last lag sample is older than this (a sampler stuck on the log)
+        self.sample_overdue = max(30.0, 10 * sample_every)
         self.dead_letters_kept = dead_letters_kept
         self.retry_initial = retry_initial
         #: move the model out of the cyclic garbage collector's sight after restoring, and
@@ -242,6 +246,10 @@ class ModelService:
             return False, f"stale: {stale}"
         if not self.sample.at:
             return False, "the log's end was not read yet"
+        age = (now_us() - self.sample.at) / 1e6
+        if age > self.sample_overdue:
+            return False, (f"the lag was last sampled {age:.0f}s ago (every {self.sample_every:g}s expected): "
+                           "the sampler is stuck on the log")
         lag = self.sample.seconds
         if lag > self.ready_lag:
             return False, f"behind the log: oldest unread record is {lag:.1f}s old (bound {self.ready_lag:g}s)"
@@ -346,28 +354,85 @@ class ModelService:
         return self.log.position_at(time_us)
 
     def model_at(self, pos: Position | None) -> ClusterModel:
-        """The model at ``pos`` (None: now), replayed from the log (one replay at a time,
-        the last few kept)."""
+        """The model at ``pos`` (None: now), replayed from the log (the last few kept)."""
         live = self.model()
         if pos is None or pos == live.position:
             return live
         self.check_position(pos)
+        return self.cached_model(pos) or self.build_model(pos)
+
+    def cached_model(self, pos: Position) -> ClusterModel | None:
+        """The model at ``pos`` if one of the last few built, else None."""
         with self._replay_lock:
             cached = self._models.get(pos)
             if cached is not None:
                 self._models.move_to_end(pos)
-                return cached
-            ck = (Checkpointer.for_log(self.checkpoint_dir, self.log, ladder=self.ladder)
-                  if self.checkpoint_dir else None)
-            try:
-                model = model_at(self.log, to=pos, checkpointer=ck)
-            except (PositionNotCovered, ValueError) as exc:
-                raise BadRequest(str(exc)) from None
+            return cached
+
+    def build_model(self, pos: Position, cancel: threading.Event | None = None) -> ClusterModel:
+        """Replay the model at ``pos`` from the nearest checkpoint (then keep it among the
+        last few); :class:`Cancelled` between two batches once ``cancel`` is set."""
+        from eventmodel.serve.limits import Cancelled
+
+        def check(_n: int) -> None:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"replay to {pos} abandoned: every client that asked for it left")
+
+        ck = (Checkpointer.for_log(self.checkpoint_dir, self.log, ladder=self.ladder)
+              if self.checkpoint_dir else None)
+        try:
+            model = model_at(self.log, to=pos, checkpointer=ck, progress=check)
+        except (PositionNotCovered, ValueError) as exc:
+            raise BadRequest(str(exc)) from None
+        with self._replay_lock:
             self._models[pos] = model
             while len(self._models) > self._models_cached:
                 self._models.popitem(last=False)
-            return model
+        return model
 
     def history(self, key: str) -> list[Record]:
         """Every record of one entity key, in log order."""
         return list(history(self.log, key))
+
+    def history_page(self, key: str, before: int | None, limit: int) -> KeyPage:
+        """Up to ``limit`` records of ``key`` before offset ``before``, newest first: the
+        log's own backward read (O(limit) on SQLite; bounded scan on Kafka), else a scan
+        that keeps only the last ``limit + 1`` (logs without one, e.g. in tests)."""
+        back = getattr(self.log, "read_key_back", None)
+        if back is not None:
+            return back(key, before, limit)
+        last: collections.deque[Record] = collections.deque(maxlen=limit + 1)
+        for rec in history(self.log, key):
+            if before is None or rec.offset < before:
+                last.append(rec)
+        newest = list(reversed(last))
+        more = len(newest) > limit
+        return KeyPage(newest[:limit], newest[limit - 1].offset if more else None)
+
+    def public(self, text: str) -> str:
+        """``text`` fit for an answer: the log's file path and the checkpoint directory
+        replaced by a name, credentials redacted."""
+        for secret, name in self._private_names():
+            if secret:
+                text = text.replace(secret, name)
+        return redact_text(text)
+
+    def _private_names(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = [(str(self.log.url), describe_log(str(self.log.url)))]
+        path = getattr(self.log, "path", None)
+        for p, name in ((path, "<log file>"), (self.checkpoint_dir, "<checkpoint dir>")):
+            if p:
+                for form in {os.path.realpath(p), os.path.abspath(p), str(p)}:
+                    out.append((form, name))
+        out.sort(key=lambda pair: -len(pair[0]))  # longest first: a path before its prefix
+        return out
+
+
+def describe_log(url: str) -> str:
+    """The log as answers name it: its kind, with no file path or host (``sqlite log``,
+    ``kafka log (topic events)``)."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else "unknown"
+    if scheme == "kafka":
+        topic = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        return f"kafka log (topic {topic})"
+    return f"{scheme} log"

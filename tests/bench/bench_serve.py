@@ -12,7 +12,12 @@ sync; a real ``eventmodel serve`` process follows it. Then, for ``--seconds`` ea
     them as they come): requests/s and p50/p99 latency, printed side by side;
 (c) the page's first render in headless chromium: time from navigation until the cluster
     canvas has drawn every node (and the page's own ``performance.now()`` at that point),
-    cold and warm.
+    cold and warm;
+(d) ``/healthz`` and the node list, idle and while the attacks of issue 19 run from other
+    addresses (127.0.0.2-9, a process of their own): byte-a-second request heads, exports
+    at distinct past positions, exports never read, ``/api/history?limit=1``, dead-letter
+    pages of the largest size: p99 side by side, and what the attackers got (status
+    counts). ``--attacks-only`` runs (d) alone.
 """
 
 from __future__ import annotations
@@ -143,6 +148,120 @@ def load(url: str, paths: Callable[[random.Random], str], clients: int, seconds:
             "errors": sum(n for c, n in codes.items() if c >= 500), "404": codes.get(404, 0)}
 
 
+def _attack(url: str, kind: str, end: int, uuids: list[str], until: float, out: Any, who: int) -> None:
+    """One attacker thread's loop until ``until``; counts of what it got go to ``out``."""
+    import socket
+    import threading
+    from urllib.parse import urlsplit
+
+    host, port = urlsplit(url).hostname, urlsplit(url).port
+    addr = f"127.0.0.{2 + who % 8}"
+    codes: dict[str, int] = {}
+
+    def got(k: str) -> None:
+        codes[k] = codes.get(k, 0) + 1
+
+    rng = random.Random(who)
+    if kind == "slow heads":
+        socks = []
+        for _ in range(100):
+            try:
+                s = socket.create_connection((host, port), timeout=5, source_address=(addr, 0))
+                s.sendall(b"GET /api/status HTTP/1.1\r\n")
+                socks.append(s)
+            except OSError:
+                got("refused")
+        while time.time() < until:
+            for s in list(socks):
+                try:
+                    s.sendall(b"X")
+                except OSError:
+                    got("closed by server")
+                    socks.remove(s)
+                    try:
+                        socks.append(socket.create_connection((host, port), timeout=5, source_address=(addr, 0)))
+                        socks[-1].sendall(b"GET /api/status HTTP/1.1\r\n")
+                    except OSError:
+                        got("refused")
+            time.sleep(1.0)
+        for s in socks:
+            s.close()
+    elif kind == "exports never read":
+        while time.time() < until:
+            try:
+                s = socket.create_connection((host, port), timeout=5, source_address=(addr, 0))
+                s.settimeout(30)
+                s.sendall(b"GET /api/export HTTP/1.1\r\nHost: x\r\n\r\n")
+                s.recv(1)
+                time.sleep(2.0)
+                s.close()
+                got("left unread")
+            except OSError:
+                got("error")
+    else:
+        transport = httpx.HTTPTransport(local_address=addr)
+        with httpx.Client(base_url=url, timeout=60, transport=transport) as c:
+            while time.time() < until:
+                if kind == "exports at past points":
+                    path = f"/api/export?at={rng.randrange(1, end)}"
+                elif kind == "history limit=1":
+                    path = f"/api/history/instance/{rng.choice(uuids)}?limit=1"
+                else:
+                    path = "/api/deadletters?limit=5000&bytes=65536"
+                try:
+                    got(str(c.get(path).status_code))
+                except httpx.HTTPError as exc:
+                    got(type(exc).__name__)
+    out.put((kind, codes))
+
+
+ATTACKS = ("slow heads", "exports at past points", "exports never read", "history limit=1", "dead-letter pages")
+
+
+def _attacker(url: str, end: int, uuids: list[str], seconds: float, out: Any) -> None:
+    import threading
+
+    until = time.time() + seconds
+    threads = [threading.Thread(target=_attack, args=(url, kind, end, uuids, until, out, i * 5 + j))
+               for j, kind in enumerate(ATTACKS) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def under_attack(url: str, uuids: list[str], clients: int, seconds: float) -> None:
+    """(d): /healthz and the node list, idle and under attack, side by side."""
+    end = httpx.get(url + "/api/status", timeout=60).json()["lag"]["partitions"][0]["end"]
+    tests = {"/healthz": lambda rng: "/healthz", "node list (all nodes)": lambda rng: "/api/nodes?limit=5000"}
+    idle = {name: load(url, paths, clients, seconds) for name, paths in tests.items()}
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    attacker = ctx.Process(target=_attacker, args=(url, end, uuids, seconds * len(tests) + 10, out), daemon=True)
+    attacker.start()
+    time.sleep(3.0)  # let the attacks get going
+    busy = {name: load(url, paths, clients, seconds) for name, paths in tests.items()}
+    got: dict[str, dict[str, int]] = {}
+    for _ in range(len(ATTACKS) * 4):
+        kind, codes = out.get(timeout=seconds * len(tests) + 300)
+        for k, v in codes.items():
+            got.setdefault(kind, {})[k] = got.setdefault(kind, {}).get(k, 0) + v
+    attacker.join(60)
+    print()
+    print(f"{'':24} {'idle':>32}   {'under attack':>32}")
+    print(f"{'':24} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'5xx':>5}   {'req/s':>8} {'p50 ms':>8} "
+          f"{'p99 ms':>8} {'5xx':>5}")
+    for name in tests:
+        a, b = idle[name], busy[name]
+        print(f"{name:24} {a['rps']:8.1f} {a['p50']:8.1f} {a['p99']:8.1f} {a['errors']:5d}   "
+              f"{b['rps']:8.1f} {b['p50']:8.1f} {b['p99']:8.1f} {b['errors']:5d}")
+    print(f"(p99 under attack / idle: /healthz {busy['/healthz']['p99'] / max(idle['/healthz']['p99'], 1e-9):.1f}x, "
+          f"node list {busy['node list (all nodes)']['p99'] / max(idle['node list (all nodes)']['p99'], 1e-9):.1f}x)")
+    print("what the attackers got (4 threads each, 127.0.0.2-9):")
+    for kind in ATTACKS:
+        print(f"  {kind:24} " + ", ".join(f"{k}: {v}" for k, v in sorted(got.get(kind, {}).items())))
+
+
 def first_render(url: str, nodes: int, runs: int = 2) -> list[tuple[float, float]]:
     """(seconds from navigation to every node drawn, the page's performance.now() then in s)."""
     chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
@@ -184,6 +303,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--clients", type=int, default=4, help="client processes")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--attacks-only", action="store_true", help="run (d) alone")
+    ap.add_argument("--threads", type=int, default=6, help="serve --threads")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -194,12 +315,15 @@ def main() -> None:
               f"(one full sync, {took:.1f} s)")
         uuids = sorted(sim.state.instances.keys()) if hasattr(sim.state, "instances") else []
         t0 = time.perf_counter()
-        with ServeProcess(url, "--ready-lag", "30", timeout=600) as serve:
+        with ServeProcess(url, "--ready-lag", "30", "--threads", str(args.threads), timeout=600) as serve:
             serve.wait_ready(600)
             print(f"serve: ready in {time.perf_counter() - t0:.1f} s (process start, restore, first sample)")
             if not uuids:
                 uuids = [i["uuid"] for i in serve.json("/api/instances?limit=5000")["items"]]
             nodes = serve.json("/api/status")["counts"]["node"]
+            if args.attacks_only:
+                under_attack(serve.url, uuids, args.clients, args.seconds)
+                return
             tests = {
                 "node list (all nodes)": lambda rng: "/api/nodes?limit=5000",
                 "instance lookup": lambda rng: f"/api/instances/{rng.choice(uuids)}",
@@ -228,6 +352,7 @@ def main() -> None:
                       f"{wall:.2f} s after navigation (page clock: {perf:.2f} s)")
             size = len(serve.get("/api/nodes?limit=5000").content)
             print(f"node list answer: {size / 1e6:.2f} MB")
+            under_attack(serve.url, uuids, args.clients, args.seconds)
 
 
 if __name__ == "__main__":

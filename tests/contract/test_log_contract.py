@@ -269,6 +269,25 @@ def test_read_key(log: EventLog) -> None:
     assert list(log.read_key("no-such-key")) == []  # type: ignore[attr-defined]
 
 
+def test_read_key_back_pages_from_the_end(log: EventLog) -> None:
+    envs = [instance_event(f"rb{k}", n) for n in range(9) for k in range(3)]
+    log.append(envs)
+    forward = list(log.read_key("rb1"))  # type: ignore[attr-defined]
+    got, before, pages = [], None, 0
+    while True:
+        page = log.read_key_back("rb1", before, 4)  # type: ignore[attr-defined]
+        assert len(page.records) <= 4
+        got.extend(page.records)
+        pages += 1
+        before = page.before
+        if before is None:
+            break
+    assert [r.offset for r in got] == [r.offset for r in reversed(forward)] and pages == 3
+    assert [r.envelope for r in got] == list(reversed(by_key(envs)["rb1"]))
+    empty = log.read_key_back("no-such-key", None, 3)  # type: ignore[attr-defined]
+    assert empty.records == [] and empty.before is None
+
+
 def test_position_at_splits_by_recorded_at(log: EventLog) -> None:
     # 40 records 1 ms apart, then three in one millisecond (µs apart), then a marker
     envs = [instance_event(f"p{i % 7}", i) for i in range(40)]

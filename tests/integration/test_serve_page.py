@@ -138,3 +138,34 @@ def test_cluster_view_search_and_history(page_log: str, browser: object, tmp_pat
         wait_until(lambda: f"at position {end}" in _text(d, "node-count"), 30, "the cluster view to redraw")
         severe = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]  # type: ignore[attr-defined]
         assert not severe, severe
+
+
+def test_a_cloud_supplied_key_never_leads_the_page_out_of_its_route(page_log: str, browser: object) -> None:
+    """A uuid like ``../../export`` (from a notification or a sync) is one encoded path segment:
+    the page asks for that key's history, never for /api/export; ``..`` is not asked for."""
+    from selenium.webdriver.common.by import By
+
+    d = browser
+    with ServeProcess(page_log) as serve:
+        serve.wait_ready()
+        d.get(serve.url + "/")  # type: ignore[attr-defined]
+        find = d.find_element  # type: ignore[attr-defined]
+        wait_until(lambda: find(By.ID, "state").text == "ready", 30, "the page to say ready")
+        d.execute_script("""
+            window.__fetched = [];
+            const real = window.fetch;
+            window.fetch = (p, o) => { window.__fetched.push(new URL(p, location.href).pathname); return real(p, o); };
+            showInstance("../../export");
+        """)  # type: ignore[attr-defined]
+        wait_until(lambda: "no records on the log" in find(By.ID, "details").text, 30,
+                   "the page to say the key has no records")
+        fetched = d.execute_script("return window.__fetched.slice()")  # type: ignore[attr-defined]
+        assert "/api/instances/..%2F..%2Fexport" in fetched and "/api/history/instance/..%2F..%2Fexport" in fetched, fetched
+        assert not [p for p in fetched if p.startswith("/api/export")], fetched
+
+        d.execute_script("window.__fetched = []; showNode('..');")  # type: ignore[attr-defined]
+        wait_until(lambda: "cannot look up" in find(By.ID, "details").text, 30, "the page to refuse a dot key")
+        d.execute_script("showInstance('.');")  # type: ignore[attr-defined]
+        wait_until(lambda: "no records on the log" in find(By.ID, "details").text, 30, "the page to refuse '.'")
+        fetched = d.execute_script("return window.__fetched.slice()")  # type: ignore[attr-defined]
+        assert not [p for p in fetched if p.rstrip("/") in ("/api", "/api/nodes", "/api/instances")], fetched

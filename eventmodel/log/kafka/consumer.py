@@ -32,7 +32,11 @@ from eventmodel.log.base import (
     decode_batches,
 )
 
+from eventmodel.log.key_page import KeyPage
+
 _log = logging.getLogger("eventmodel.log.kafka")
+#: the most records one ``read_key_back`` call reads from Kafka (no index by key there)
+KEY_SCAN_BUDGET = 1_000_000
 
 class _Stamp(msgspec.Struct):
     recorded_at: int = 0
@@ -228,6 +232,38 @@ class Reading:
 
         for batch in decode_batches(raw(), self.codec):
             yield from batch
+
+    def read_key_back(self, key: str, before: int | None = None, limit: int = 100) -> KeyPage:
+        """Up to ``limit`` records of one key with offsets below ``before``, newest first.
+
+        Kafka has no index by key: the key's partition is scanned backwards in windows
+        (4,096 records, doubling to 262,144) until ``limit`` records are found, the
+        partition's start is reached, or :data:`KEY_SCAN_BUDGET` records were read. In
+        the last case the page may hold fewer than ``limit`` records and ``before`` says
+        where the next request continues: no request reads more than the budget."""
+        p = self._partition(key)
+        kb = key.encode()
+        end = self.end().offsets[p]
+        hi = end if before is None else max(0, min(before, end))
+        lo = self._list_offsets(self.topic, {p: OffsetSpec.earliest()})[p]
+        found: list[RawRecord] = []  # newest first
+        window, budget = 4096, KEY_SCAN_BUDGET
+        while hi > lo and len(found) <= limit and budget > 0:
+            w_lo = max(lo, hi - min(window, budget))
+            chunk = [RawRecord(p, m.offset(), m.value())
+                     for msgs in self._scan(self.topic, {p: w_lo}, {p: hi}, 5000) for m in msgs if m.key() == kb]
+            found.extend(reversed(chunk))
+            budget -= hi - w_lo
+            hi = w_lo
+            window = min(window * 2, 262_144)
+        more = len(found) > limit
+        page = found[:limit]
+        records = [r for batch in decode_batches(iter([page]), self.codec) for r in batch]
+        if more:
+            nxt: int | None = page[-1].offset if page else hi
+        else:
+            nxt = hi if hi > lo else None  # the budget ran out before the partition's start
+        return KeyPage(records, nxt)
 
     def position_at(self, time_us: int) -> Position:
         """The first position whose records were recorded after ``time_us``.

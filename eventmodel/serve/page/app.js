@@ -46,6 +46,16 @@ async function api(path) {
   return body;
 }
 
+// One path segment from a cloud-supplied key (a node name, an instance uuid): every
+// character that could leave the route encoded ("/" as %2F, never un-escaped), and the
+// keys a URL parser would resolve as a dot segment ("." and "..") refused,
+// so that no key makes the page fetch another route than the one it means.
+function seg(key) {
+  const k = String(key);
+  if (k === "" || k === "." || k === "..") { const e = new Error(`cannot look up ${JSON.stringify(k)}`); e.status = 404; throw e; }
+  return encodeURIComponent(k);
+}
+
 const fmt = (n) => (n === null || n === undefined) ? "–" : Number(n).toLocaleString("en-US", { maximumFractionDigits: 1 });
 const short = (t) => t ? t.replace("T", " ").replace(/\.\d+Z$/, "Z") : "–";
 
@@ -246,7 +256,7 @@ async function showNode(name) {
   const box = $("details");
   box.replaceChildren(el("h2", {}, "Node"), el("p", { class: "muted" }, "loading…"));
   try {
-    const { node: n, position } = await api(`/api/nodes/${encodeURIComponent(name)}`);
+    const { node: n, position } = await api(`/api/nodes/${seg(name)}`);
     const table = el("table", {},
       row("host", n.host), row("zone", n.zone), row("aggregates", n.aggregates.join(", ")),
       row("status", n.status + (n.disabled_reason ? ` (${n.disabled_reason})` : "")),
@@ -284,7 +294,7 @@ async function showInstance(uuid) {
   const box = $("details");
   box.replaceChildren(el("h2", {}, "Instance"), el("p", { class: "muted" }, "loading…"));
   try {
-    const { instance: i, position } = await api(`/api/instances/${encodeURIComponent(uuid)}`);
+    const { instance: i, position } = await api(`/api/instances/${seg(uuid)}`);
     const nodeLink = i.node ? el("a", { href: "#", onclick: (e) => { e.preventDefault(); showNode(i.node); } }, i.node) : "–";
     box.replaceChildren(el("h2", {}, "Instance"),
       el("div", { class: "title", id: "instance-title" }, i.name || i.uuid, el("span", { class: "pill" }, i.vm_state)),
@@ -320,15 +330,15 @@ async function showHistory(kind, key) {
   const box = $("history");
   try {
     const items = [];
-    let cursor = null, total = 0;
+    let cursor = null, more = false;
     do {
       const q = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
-      const p = await api(`/api/history/${kind}/${encodeURIComponent(key).replace(/%2F/g, "/")}?limit=500${q}`);
-      items.push(...p.items); total = p.total; cursor = items.length < 2000 ? p.next : null;
+      const p = await api(`/api/history/${seg(kind)}/${seg(key)}?limit=500${q}`);
+      items.push(...p.items); cursor = items.length < 2000 ? p.next : null; more = p.next !== null;
     } while (cursor);
     const svg = timeline(items);
     const list = el("ul", { class: "events", id: "history-events" });
-    for (const it of items.slice().reverse()) {
+    for (const it of items) {  // newest first, as the API answers
       const s = it.summary || {};
       const where = [s.node || s.host, s.vm_state, s.flavor, s.source_node ? `from ${s.source_node}` : null,
                      s.disabled === true ? "disabled" : null, s.forced_down ? "forced down" : null].filter(Boolean).join(" · ");
@@ -338,7 +348,8 @@ async function showHistory(kind, key) {
       li.title = `${it.partition}:${it.offset} · ${it.source} · version ${it.version || "–"}`;
       list.append(li);
     }
-    box.replaceChildren(svg, el("p", { class: "muted small" }, `${total} record${total === 1 ? "" : "s"} on the log, newest first`), list);
+    const n = items.length;
+    box.replaceChildren(svg, el("p", { class: "muted small" }, `${more ? "the newest " : ""}${n} record${n === 1 ? "" : "s"} on the log, newest first`), list);
   } catch (e) {
     box.replaceChildren(el("p", { class: "muted" }, e.status === 404 ? "no records on the log" : e.message));
   }
