@@ -29,7 +29,9 @@ callers relied on before (second parent), so ``except ValueError`` still works.
     │   └── WatcherXmlError (ValueError)
     ├── ServeError                               ``eventmodel serve``
     │   ├── NotReady (RuntimeError), BadRequest (ValueError), NotFound (LookupError)
-    │   └── TokenError (ValueError)
+    │   ├── TokenError (ValueError)
+    │   ├── Busy (RuntimeError)                  too much of one kind of work at once (503, Retry-After)
+    │   └── Cancelled (RuntimeError)             a build every waiting client left
     ├── SimError                                 the simulated cloud
     │   ├── SimApiError                          an API error it answers with
     │   ├── OperationError (ValueError)          an operation the cloud refuses
