@@ -27,8 +27,8 @@ from eventmodel.sim.api_common import (
     error_body,
     fmt,
     json_response,
-    limit_param,
-    next_href,
+    list_query,
+    page_body,
 )
 from eventmodel.sim.cinder import iso_api
 from eventmodel.sim.truth import OperationError
@@ -168,27 +168,18 @@ class BlockStorage:
 
     def _volumes(self, request: Request, *, detail: bool) -> Response:
         try:
-            params = dict(request.query_params)
-            mv: tuple[int, int] = request.state.mv
-            limit = limit_param(params)
-            marker = params.get("marker") or None
-            all_tenants = bool_param(params["all_tenants"]) if "all_tenants" in params else False
-            base = base_url(request.scope)
+            q = list_query(request)
             with self.lock:
                 cinder = self._cinder()
                 try:
-                    page = self.sim.list_volumes(limit=limit, marker=marker)
+                    page = self.sim.list_volumes(limit=q.limit, marker=q.marker)
                 except OperationError as exc:
                     raise SimApiError(400, str(exc)) from None
-                if not all_tenants:  # the sim's one user is the admin: its own project has none
+                if not q.all_tenants:  # the sim's one user is the admin: its own project has none
                     page = [v for v in page if v.project_id == self.sim.admin_project]
-                records = [self.record(cinder, v, mv, base) if detail else
-                           {"id": v.uuid, "name": v.name, "links": self._links(base, v.uuid)} for v in page]
-                body: dict[str, Any] = {"volumes": records}
-                if len(page) == limit and page:
-                    body["volumes_links"] = [{"rel": "next", "href": next_href(
-                        base + request.url.path, request.url.query, page[-1].uuid)}]
-                payload = ENCODE(body)
+                records = [self.record(cinder, v, q.mv, q.base) if detail else
+                           {"id": v.uuid, "name": v.name, "links": self._links(q.base, v.uuid)} for v in page]
+                payload = ENCODE(page_body("volumes", records, page, q, request))
         except SimApiError as exc:
             return _error(exc.status, exc.message)
         return Response(payload, media_type="application/json")

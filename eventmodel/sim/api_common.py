@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import attrs
 import msgspec
 from starlette.responses import Response
 
@@ -177,3 +178,34 @@ def next_href(url: str, query: str, marker: str) -> str:
 def hex_id(text: str) -> str:
     """A stable 32-hex id for a name (Keystone's id format)."""
     return _uuid.uuid5(_uuid.NAMESPACE_URL, "sim:" + text).hex
+
+
+@attrs.frozen
+class ListQuery:
+    """What a paged listing (``servers/detail``, ``volumes/detail``) is asked for."""
+
+    params: dict[str, str]
+    mv: tuple[int, int]
+    limit: int
+    marker: str | None
+    all_tenants: bool
+    base: str
+
+
+def list_query(request: Any) -> ListQuery:
+    """A listing request's query: its limit, marker and ``all_tenants`` (SimApiError 400
+    for a bad one), its microversion and the base URL of links."""
+    params = dict(request.query_params)
+    return ListQuery(params, request.state.mv, limit_param(params), params.get("marker") or None,
+                     bool_param(params["all_tenants"]) if "all_tenants" in params else False,
+                     base_url(request.scope))
+
+
+def page_body(name: str, records: list[Any], page: list[Any], query: ListQuery, request: Any) -> dict[str, Any]:
+    """A listing's body: ``{name: records}``, with the ``<name>_links`` next link when the
+    page is full (its marker the last entity's uuid)."""
+    body: dict[str, Any] = {name: records}
+    if len(page) == query.limit and page:
+        body[f"{name}_links"] = [{"rel": "next", "href": next_href(
+            query.base + request.url.path, request.url.query, page[-1].uuid)}]
+    return body

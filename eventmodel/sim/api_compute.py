@@ -22,12 +22,13 @@ from eventmodel.sim.api_common import (
     MAX_LIMIT,
     SimApiError,
     base_url,
-    bool_param,
     error_body,
     fmt,
     json_response,
     limit_param,
+    list_query,
     next_href,
+    page_body,
 )
 from eventmodel.sim.api_identity import Identity
 from eventmodel.sim.api_view import SimView
@@ -71,27 +72,18 @@ class Compute:
 
     def _servers(self, request: Request, *, detail: bool) -> Response:
         try:
-            params = dict(request.query_params)
-            mv: tuple[int, int] = request.state.mv
-            limit = limit_param(params)
-            marker = params.get("marker") or None
-            all_tenants = bool_param(params["all_tenants"]) if "all_tenants" in params else False
-            project = params.get("project_id") or params.get("tenant_id")
-            if not all_tenants:
+            q = list_query(request)
+            project = q.params.get("project_id") or q.params.get("tenant_id")
+            if not q.all_tenants:
                 project = self._token_project(request)
-            host = params.get("host")
-            base = base_url(request.scope)
             with self.lock:
-                page = self._server_page(limit, marker, project if (project or not all_tenants) else None, host)
-                views = ServerViews(base, mv, self.view.services_by_host(), self.view.extras, self.view.created,
+                page = self._server_page(q.limit, q.marker, project if (project or not q.all_tenants) else None,
+                                         q.params.get("host"))
+                views = ServerViews(q.base, q.mv, self.view.services_by_host(), self.view.extras, self.view.created,
                                     self._host_ids)
                 render = views.detail if detail else views.summary
                 records = [r for r in map(render, page) if r is not None]
-                body: dict[str, Any] = {"servers": records}
-                if len(page) == limit and page:
-                    body["servers_links"] = [{"rel": "next", "href": next_href(
-                        base + request.url.path, request.url.query, page[-1].uuid)}]
-                payload = ENCODE(body)  # under the lock: the records share the truth's objects
+                payload = ENCODE(page_body("servers", records, page, q, request))  # under the lock: shared objects
             return Response(payload, media_type="application/json")
         except SimApiError as exc:
             return json_response(error_body("compute", exc.status, exc.message), exc.status)
