@@ -116,7 +116,14 @@ def bulk() -> Iterator[None]:
             gc.enable()
 
 
-def catch_up(projection: Projection, log: EventLog, end: Position | None = None, batch: int = 5000,
+#: records per fold call when catching up (a replay): within one call the fold's map
+#: mutations change the nodes they created in place, so large batches copy less (at
+#: 50,000 instances, 5,000 per call → 50,000 per call: 10.6 → 8.1 µs per record); a
+#: batch's records are held at once (≈ 100 MB at this size)
+REPLAY_BATCH = 50_000
+
+
+def catch_up(projection: Projection, log: EventLog, end: Position | None = None, batch: int = REPLAY_BATCH,
              progress: Callable[[int], None] | None = None) -> ClusterModel:
     """Fold everything from the projection's position to ``end`` (default: the log's end now)."""
     model = projection.latest()

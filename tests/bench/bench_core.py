@@ -29,7 +29,7 @@ from eventmodel.log import open_log
 from eventmodel.log.base import decode_batches
 from projections.checkpoint import read_checkpoint, write_checkpoint
 from projections.fold import fold
-from projections.projection import Projection, bulk, catch_up
+from projections.projection import REPLAY_BATCH, Projection, bulk, catch_up
 from projections.state import ClusterState
 
 FLAVORS = [ev.Flavor(f"m1.{n}", v, m, d) for n, v, m, d in
@@ -96,11 +96,11 @@ def bench_replay(n_instances: int, n_updates: int, tmp: Path) -> None:
                 d[o["key"]] = o
             bare = time.perf_counter() - t
             del d
-            # ours: typed decode + fold, from the same bytes in memory
+            # ours: typed decode + fold, from the same bytes in memory, in replay's batches
             t = time.perf_counter()
             state = ClusterState.empty()
-            for i in range(0, n, 5000):
-                for recs in decode_batches(iter([raw[i:i + 5000]]), codec):
+            for i in range(0, n, REPLAY_BATCH):
+                for recs in decode_batches(iter([raw[i:i + REPLAY_BATCH]]), codec):
                     state = fold(state, recs)
             ours = time.perf_counter() - t
         del state
