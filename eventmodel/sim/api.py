@@ -66,6 +66,8 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from eventmodel.sim.api_common import (
+    BAREMETAL_MAX,
+    BAREMETAL_MIN,
     COMPUTE_MAX,
     COMPUTE_MIN,
     DECODE,
@@ -79,8 +81,6 @@ from eventmodel.sim.api_common import (
     Send,
     base_url,
     error_body,
-    BAREMETAL_MAX,
-    BAREMETAL_MIN,
     fmt,
     header_list,
     json_response,

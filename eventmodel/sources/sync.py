@@ -561,11 +561,14 @@ class _SyncRun:
     def readback(self, start: Position, end: Position) -> set[tuple[str, str]]:
         """``(kind, key)`` a live record touched from ``start`` to ``end``, of the kinds
         a follow-up round can re-read."""
-        kinds = tuple(k for k in (ev.INSTANCE, ev.SERVICE, ev.AGGREGATE, ev.POOL, ev.VOLUME) if k in self.snap.scope)
+        kinds = tuple(k for k in (ev.INSTANCE, ev.SERVICE, ev.AGGREGATE, ev.POOL, ev.VOLUME, ev.BAREMETAL_NODE)
+                      if k in self.snap.scope)
         if ev.INSTANCE in kinds and getattr(self.reader, "get_server", None) is None:
             kinds = tuple(k for k in kinds if k != ev.INSTANCE)
         if ev.VOLUME in kinds and getattr(self.reader, "get_volume", None) is None:
             kinds = tuple(k for k in kinds if k != ev.VOLUME)
+        if ev.BAREMETAL_NODE in kinds and getattr(self.reader, "get_baremetal_node", None) is None:
+            kinds = tuple(k for k in kinds if k != ev.BAREMETAL_NODE)
         return touched_keys(self.log, start, end, kinds)
 
     def follow_up(self) -> None:
