@@ -435,6 +435,16 @@ class SimCloud:
         self._hook()
         return None if self.ironic is None else self.ironic.nodes.get(uuid)
 
+    def baremetal_op(self, name: str, *args: Any) -> list[bytes]:
+        """An explicit operation of :class:`SimIronic` (``power``, ``deploy``, ``undeploy``,
+        ``set_maintenance``); its notifications after faults."""
+        if name not in ("power", "deploy", "undeploy", "set_maintenance"):
+            raise OperationError(f"unknown bare-metal operation {name!r}")
+        if self.ironic is None:
+            raise OperationError("this simulated cloud has no bare-metal nodes (baremetal=0)")
+        getattr(self.ironic, name)(*args)
+        return self._deliver()
+
     def list_volumes(self, *, limit: int = 1000, marker: str | None = None) -> list[Volume]:
         """One page of volumes in Cinder's order (created_at desc, id desc) after
         ``marker`` (a deleted volume's place is still known); ``during_listing`` runs first."""
