@@ -100,8 +100,8 @@ def sync(
                                         help="Times a request whose connection failed or timed out is sent "
                                              "again (error answers are not)."),
     services: str = typer.Option("auto", "--services",
-                                 help="Which models to sync: compute, storage, or both (compute,storage); "
-                                      "auto: compute, and storage when the catalog has block-storage."),
+                                 help="Which models to sync: compute, storage, baremetal, or a list (compute,storage); "
+                                      "auto: compute, and storage / baremetal when the catalog has them."),
     metrics_port: int | None = metrics_port_option(),
     metrics_host: str = metrics_host_option(),
 ) -> None:

@@ -18,6 +18,9 @@ its truth in :mod:`~eventmodel.sim.storage`): ``step()`` follows each Nova opera
 ``volume_rate`` volume operations on average, an instance Nova deletes has its volumes
 detached, and the notifications of both go through the same delivery faults. Without
 volumes (the default) the cloud is exactly what it was before Cinder existed in the sim.
+With ``baremetal`` it also runs a simulated Ironic (:mod:`~eventmodel.sim.ironic`):
+``step()`` follows each Nova operation with ``baremetal_rate`` node operations on
+average; without bare-metal nodes (the default) the cloud is unchanged.
 
 Everything is deterministic for a seed: operations, uuids, message ids, faults.
 Independent RNG streams (operations, ids, delivery faults, payload quirks, listing
