@@ -43,10 +43,16 @@ def _faults(kind_cloud: bool, **rates: object) -> Faults:
         raise fail(str(exc)) from None
 
 
+def _by_service(requests: dict[str, int]) -> str:
+    """``compute 6, identity 2, …``: the services in name order, baremetal last (it came
+    last: the lines read as they did before it)."""
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(requests.items(), key=lambda kv: (kv[0] == "baremetal", kv[0])))
+
+
 def _http_line(result: SyncResult) -> str:
     """Requests by service and wall time of one sync, e.g. ``31 requests (compute 6,
     identity 2, placement 23) in 0.41s``."""
-    by = ", ".join(f"{k} {v:,}" for k, v in sorted(result.requests.items()))
+    by = _by_service(result.requests)
     line = f"{sum(result.requests.values()):,} requests ({by or '-'}) in {result.wall_s:.2f}s"
     if result.rounds:
         line += f"; {result.rounds} follow-up round(s) re-read {result.rechecked:,} entities live records touched"
@@ -123,7 +129,7 @@ def _summary(r: DemoReport) -> Table:
     t.add_row("events appended", f"{r.events:,} ({r.events / r.streamed_s:,.0f} events/s), "
               f"{r.irrelevant:,} irrelevant, {r.dead:,} dead-lettered")
     t.add_row("full syncs over HTTP", f"{len(r.syncs)} through openstacksdk: {sum(requests.values()):,} requests ("
-              + ", ".join(f"{k} {v:,}" for k, v in sorted(requests.items())) + f") in {r.sync_wall_s:.2f}s")
+              + _by_service(requests) + f") in {r.sync_wall_s:.2f}s")
     t.add_row("log", f"{r.log_url} at position {r.end}")
     t.add_row("model before final sync", f"{len(r.wrong_before):,} differences from ground truth")
     t.add_row("drift found by final sync", _drift(r))
