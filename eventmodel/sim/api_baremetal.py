@@ -29,7 +29,6 @@ from eventmodel.sim.api_common import (
     list_query,
     next_href,
 )
-from eventmodel.sim.ironic import isotime
 from eventmodel.sim.truth import OperationError
 
 
@@ -145,5 +144,3 @@ class Baremetal:
             r.update({k: v for k, v in d.items() if k.endswith("_interface")})
         return r
 
-
-__all__ = ["Baremetal", "isotime"]
