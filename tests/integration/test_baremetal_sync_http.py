@@ -11,6 +11,8 @@ from pathlib import Path
 
 import openstack
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from eventmodel import events as ev
@@ -156,3 +158,34 @@ def test_sync_without_ironic_skips_it_in_one_line(tmp_path: Path) -> None:
     assert auto.exit_code == 0, auto.output
     assert auto.output.count("no baremetal service") == 1
     assert named.exit_code != 0 and "no baremetal" in named.output
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 1_000), page=st.integers(1, 10), ops=st.integers(0, 4), nodes=st.integers(1, 12))
+def test_any_cloud_busy_or_not_is_equal_after_a_quiescent_baremetal_sync(tmp_path_factory, seed: int, page: int,
+                                                                         ops: int, nodes: int) -> None:
+    """Operations (nodes powered, deployed, put in maintenance) run between the API reads
+    of a first baremetal sync; a quiescent one leaves the model equal to the sim's nodes."""
+    sim = SimCloud(2, 8, seed=seed, baremetal=nodes, baremetal_rate=1.0)
+    log = open_log(f"sqlite:///{tmp_path_factory.mktemp('prop')}/e.db")
+    with SimServer(sim) as srv:
+        snap = Snapshotter(ironic_reader(srv), log, page_size=page, service="baremetal")
+        sim.during_listing = (lambda: sim.step(ops)) if ops else None
+        busy = snap.run_once()
+        with sim.quiescent():
+            quiet = snap.run_once()
+    assert busy.ok and quiet.ok
+    assert dict(model_of(log).baremetal_nodes()) == sim.baremetal_truth()
+    assert quiet.counts["baremetal_node"] == nodes and quiet.pages == math.ceil(nodes / page)
+
+
+def test_sim_serve_with_baremetal_serves_ironic_in_its_own_process() -> None:
+    from eventmodel.sim.server import SimProcess
+
+    with SimProcess(2, 6, seed=4, args=("--baremetal", "5")) as proc:
+        conn = openstack.connect(**proc.auth_args())
+        assert len(list(conn.baremetal.nodes(details=True))) == 5
+        assert proc.control.stats()["by_route"]["GET /baremetal/v1/nodes/detail"] == 1
+        proc.stop()
+        out = proc.output()
+    assert "5 bare-metal nodes" in out
