@@ -43,10 +43,16 @@ def _faults(kind_cloud: bool, **rates: object) -> Faults:
         raise fail(str(exc)) from None
 
 
+def _by_service(requests: dict[str, int]) -> str:
+    """``compute 6, identity 2, …``: the services in name order, baremetal last (it came
+    last: the lines read as they did before it)."""
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(requests.items(), key=lambda kv: (kv[0] == "baremetal", kv[0])))
+
+
 def _http_line(result: SyncResult) -> str:
     """Requests by service and wall time of one sync, e.g. ``31 requests (compute 6,
     identity 2, placement 23) in 0.41s``."""
-    by = ", ".join(f"{k} {v:,}" for k, v in sorted(result.requests.items()))
+    by = _by_service(result.requests)
     line = f"{sum(result.requests.values()):,} requests ({by or '-'}) in {result.wall_s:.2f}s"
     if result.rounds:
         line += f"; {result.rounds} follow-up round(s) re-read {result.rechecked:,} entities live records touched"
@@ -78,7 +84,7 @@ class _Narrator(DemoWatch):
 def _header(lg: EventLog, config: DemoConfig, kind_cloud: bool) -> None:
     console.print(f"[bold]eventmodel demo[/] log={lg.url} partitions={lg.partitions()} "
                   f"hosts={config.hosts} instances={config.instances} duration={config.duration:g}s "
-                  f"volumes={config.volume_count} seed={config.seed} "
+                  f"volumes={config.volume_count} baremetal={config.baremetal} seed={config.seed} "
                   f"cloud={'kind' if kind_cloud else 'as unkind as Nova'}")
     before = lg.end()
     if before.total:
@@ -110,6 +116,9 @@ def _summary(r: DemoReport) -> Table:
     if r.storage:
         t.add_row("storage nodes / pools / volumes now", f"{r.storage_nodes_now:,} / {r.pools_now:,} / "
                   f"{r.volumes_now:,} ({c.get('volume_ops', 0):,} volume operations)")
+    if r.baremetal:
+        t.add_row("bare-metal nodes now", f"{r.baremetal_nodes_now:,} ({c.get('baremetal_ops', 0):,} "
+                  "bare-metal operations)")
     t.add_row("operations", f"{r.ops:,} in {r.streamed_s:.1f}s, {r.ops_during_syncs:,} more while the syncs read")
     t.add_row("notifications", f"{c.get('notifications', 0):,} emitted, {c.get('dropped', 0):,} dropped, "
               f"{c.get('duplicated', 0):,} duplicated, {c.get('delayed', 0):,} delayed, "
@@ -120,7 +129,7 @@ def _summary(r: DemoReport) -> Table:
     t.add_row("events appended", f"{r.events:,} ({r.events / r.streamed_s:,.0f} events/s), "
               f"{r.irrelevant:,} irrelevant, {r.dead:,} dead-lettered")
     t.add_row("full syncs over HTTP", f"{len(r.syncs)} through openstacksdk: {sum(requests.values()):,} requests ("
-              + ", ".join(f"{k} {v:,}" for k, v in sorted(requests.items())) + f") in {r.sync_wall_s:.2f}s")
+              + _by_service(requests) + f") in {r.sync_wall_s:.2f}s")
     t.add_row("log", f"{r.log_url} at position {r.end}")
     t.add_row("model before final sync", f"{len(r.wrong_before):,} differences from ground truth")
     t.add_row("drift found by final sync", _drift(r))
@@ -131,13 +140,18 @@ def _summary(r: DemoReport) -> Table:
     t.add_row("held back until the last sync", _late(r))
     t.add_row("replay from zero", f"{r.end.total - r.before.total:,} new records, whole log in {r.replay_s:.2f}s "
               f"({r.end.total / r.replay_s:,.0f} records/s), same model: {'yes' if r.same_replay else 'NO'}")
-    if r.storage:
+    if r.storage or r.baremetal:
         t.add_row("compute equals ground truth", "yes" if r.compute_equal else
                   f"[red]no[/] ({len(r.differences)} differences)")
+    if r.storage:
         t.add_row("storage equals ground truth", "yes" if r.storage_equal else
                   f"[red]no[/] ({len(r.storage_differences)} differences)")
+    if r.baremetal:
+        t.add_row("baremetal equals ground truth", "yes" if r.baremetal_equal else
+                  f"[red]no[/] ({len(r.baremetal_differences)} differences)")
+    wrong = len(r.differences) + len(r.storage_differences) + len(r.baremetal_differences)
     t.add_row("projection equals ground truth", "[bold green]YES[/]" if r.equal else
-              f"[bold red]NO[/] ({len(r.differences) + len(r.storage_differences)} differences)")
+              f"[bold red]NO[/] ({wrong} differences)")
     return t
 
 
@@ -197,6 +211,8 @@ def register(app: typer.Typer) -> None:
         volumes: Optional[int] = typer.Option(None, "--volumes", min=0,
                                               help="Cinder volumes at the start (default: one per two "
                                                    "instances; 0: no block storage)."),
+        baremetal: int = typer.Option(4, "--baremetal", min=0,
+                                      help="Ironic bare-metal nodes (0: no Ironic)."),
         late_during_sync: bool = typer.Option(
             True, "--late-during-sync/--flush-before-sync",
             help="Deliver the notifications still held back (delayed, to be redelivered) while the quiescent "
@@ -212,10 +228,10 @@ def register(app: typer.Typer) -> None:
         config = DemoConfig(hosts=hosts, instances=instances, duration=duration, seed=seed, faults=faults,
                             sync_ops=sync_ops if sync_ops is not None else (0 if kind_cloud else 3),
                             ops_per_batch=ops_per_batch, late_during_sync=late_during_sync, bus=bus,
-                            volumes=volumes)
+                            volumes=volumes, baremetal=baremetal)
         report = _run(config, log, kind_cloud)
         console.print(_summary(report))
-        for line in (report.differences + report.storage_differences)[:20]:
+        for line in (report.differences + report.storage_differences + report.baremetal_differences)[:20]:
             console.print(f"  {line}")
         if not report.ok:
             raise typer.Exit(1)

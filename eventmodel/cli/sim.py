@@ -38,8 +38,11 @@ def serve(
     storage_backends: int | None = typer.Option(None, "--storage-backends", min=1,
                                                 help="cinder-volume backends (default: 2 + one per 400 "
                                                      "volumes, at most 25; the last reports infinite capacity)."),
+    baremetal: int = typer.Option(0, "--baremetal", min=0,
+                                  help="Ironic bare-metal nodes (0: no baremetal service in the catalog)."),
 ) -> None:
-    """Serve Keystone, Nova and Placement (and Cinder with --volumes) from a simulated cloud until interrupted."""
+    """Serve Keystone, Nova and Placement (and Cinder with --volumes, Ironic with --baremetal) from a simulated
+    cloud until interrupted."""
     require_extra("sim", "starlette", "uvicorn", "yaml", what="eventmodel sim serve")
     from eventmodel.sim import Faults, SimCloud
     from eventmodel.sim.http_faults import HttpFault
@@ -51,7 +54,7 @@ def serve(
         raise fail(f"bad --fault: {exc}") from None
     try:
         sim = SimCloud(hosts, instances, seed=seed, faults=Faults.nova_like() if nova_like else Faults(),
-                       volumes=volumes, storage_backends=storage_backends)
+                       volumes=volumes, storage_backends=storage_backends, baremetal=baremetal)
     except ValueError as exc:
         raise fail(str(exc)) from None
     # the truth lives as long as the process: keep the cyclic GC off its objects
@@ -66,7 +69,7 @@ def serve(
     except (OSError, ValueError) as exc:
         srv.stop()
         raise fail(f"cannot write {clouds_yaml}: {exc}") from None
-    storage = f", {volumes} volumes" if volumes else ""
+    storage = (f", {volumes} volumes" if volumes else "") + (f", {baremetal} bare-metal nodes" if baremetal else "")
     console.print(f"serving {hosts} hosts, {sim.instance_count} servers{storage} at {srv.url}")
     console.print(f"auth_url {srv.auth_url}")
     console.print(f"clouds.yaml: {path.resolve()} (cloud {cloud!r})", soft_wrap=True)

@@ -100,8 +100,8 @@ def sync(
                                         help="Times a request whose connection failed or timed out is sent "
                                              "again (error answers are not)."),
     services: str = typer.Option("auto", "--services",
-                                 help="Which models to sync: compute, storage, or both (compute,storage); "
-                                      "auto: compute, and storage when the catalog has block-storage."),
+                                 help="Which models to sync: compute, storage, baremetal, or a list (compute,storage); "
+                                      "auto: compute, and storage / baremetal when the catalog has them."),
     metrics_port: int | None = metrics_port_option(),
     metrics_host: str = metrics_host_option(),
 ) -> None:
@@ -166,8 +166,10 @@ def _services(text: str) -> tuple[str, ...] | None:
 
 def _snapshotters(reader: CloudReader, lg: object, wanted: tuple[str, ...] | None,
                   page_size: int) -> Snapshotter | ServiceSyncs:
-    """A Snapshotter per service to sync; storage is left out, with one line, when the
-    catalog has no block-storage service (an error only when --services named it)."""
+    """A Snapshotter per service to sync; storage (baremetal) is left out, with one line,
+    when the catalog has no block-storage (baremetal) service (an error only when
+    --services named it)."""
+    from eventmodel.sources.baremetal_sync import IronicReader
     from eventmodel.sources.storage_sync import CinderReader
 
     snaps = []
@@ -183,6 +185,18 @@ def _snapshotters(reader: CloudReader, lg: object, wanted: tuple[str, ...] | Non
         else:
             snaps.append(Snapshotter(cinder, lg, source="sync-storage", page_size=page_size,  # type: ignore[arg-type]
                                      service="storage"))
+    if wanted is None or "baremetal" in wanted:
+        ironic = IronicReader(reader, page_size=page_size)  # type: ignore[arg-type]
+        if ironic.endpoint() is None:
+            if wanted is not None:
+                raise fail("--services baremetal: the cloud's catalog has no baremetal (Ironic) service")
+            console.print("baremetal: the catalog has no baremetal service; it is not synced",
+                          highlight=False, soft_wrap=True)
+        else:
+            snaps.append(Snapshotter(ironic, lg, source="sync-baremetal", page_size=page_size,  # type: ignore[arg-type]
+                                     service="baremetal"))
+    if not snaps:
+        raise fail("--services: none of the services named is in the cloud's catalog")
     return snaps[0] if len(snaps) == 1 else ServiceSyncs(snaps)
 
 

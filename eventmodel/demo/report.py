@@ -69,6 +69,11 @@ class DemoReport:
     #: what the busy final storage sync corrected: Cinder's changes the log had not
     #: told (silent migrations and metadata, lost notifications, or no Cinder normalizer)
     storage_drift: SnapshotResult | None = None
+    #: whether the cloud had bare-metal nodes, how many, and the baremetal model's
+    #: differences from the sim's Ironic
+    baremetal: bool = False
+    baremetal_nodes_now: int = 0
+    baremetal_differences: tuple[str, ...] = ()
 
     @property
     def compute_equal(self) -> bool:
@@ -79,9 +84,13 @@ class DemoReport:
         return not self.storage_differences
 
     @property
+    def baremetal_equal(self) -> bool:
+        return not self.baremetal_differences
+
+    @property
     def equal(self) -> bool:
-        """The projection equals the ground truth: compute, and storage when the cloud has it."""
-        return self.compute_equal and self.storage_equal
+        """The projection equals the ground truth: compute, and storage and baremetal when the cloud has them."""
+        return self.compute_equal and self.storage_equal and self.baremetal_equal
 
     @property
     def ok(self) -> bool:

@@ -36,6 +36,7 @@ import attrs
 
 from eventmodel.clock import now_us
 from eventmodel.errors import SimError
+from eventmodel.events import BaremetalNode
 from eventmodel.log import EventLog, Position
 from eventmodel.demo.feeds import DirectFeed, Feed, live_events
 from eventmodel.demo.report import DemoReport, SyncRound
@@ -44,8 +45,10 @@ from eventmodel.sim.cloud import SimCloud, diff_truth
 from eventmodel.sim.faults import Faults
 from eventmodel.sim.server import SimServer
 from eventmodel.sim.storage import diff_storage
+from eventmodel.sim.truth import compared_fields, diff_table
 from eventmodel.sources.openstack import OpenStackReader
 from eventmodel.sources.plugins import CompositeNormalizer
+from eventmodel.sources.baremetal_sync import IronicReader
 from eventmodel.sources.storage_sync import CinderReader
 from eventmodel.sources.sync import Snapshotter, SyncResult, merge_results
 from projections.model import ClusterModel
@@ -85,6 +88,8 @@ class DemoConfig:
     bus: str | None = None
     #: volumes at the start (None: one per two instances; 0: a cloud without Cinder)
     volumes: int | None = None
+    #: Ironic's bare-metal nodes (0: a cloud without Ironic)
+    baremetal: int = 4
 
     @property
     def volume_count(self) -> int:
@@ -100,6 +105,8 @@ class DemoRun:
     syncer: Snapshotter
     #: the storage sync that follows each compute sync (None: the cloud has no volumes)
     storage_syncer: Snapshotter | None = None
+    #: the baremetal sync that follows the storage sync (None: the cloud has no bare-metal nodes)
+    baremetal_syncer: Snapshotter | None = None
     #: operations of the timed run and its seconds (:meth:`operate`)
     ops: int
     streamed_s: float
@@ -152,7 +159,7 @@ class DemoRun:
         c = self.config
         t0 = time.perf_counter()
         self.sim = SimCloud(c.hosts, c.instances, seed=c.seed, start_time_us=now_us(), faults=c.faults,
-                            volumes=c.volume_count)
+                            volumes=c.volume_count, baremetal=c.baremetal)
         return time.perf_counter() - t0
 
     def serve(self) -> None:
@@ -179,6 +186,10 @@ class DemoRun:
             # the same connection reads Cinder: one more snapshot per sync, of the storage kinds
             self.storage_syncer = Snapshotter(CinderReader(reader), self.log, source="demo-sync-storage",
                                               clock=lambda: sim.clock_us, service="storage")
+        if sim.ironic is not None:
+            # and Ironic: one more snapshot per sync, of the baremetal kinds
+            self.baremetal_syncer = Snapshotter(IronicReader(reader), self.log, source="demo-sync-baremetal",
+                                                clock=lambda: sim.clock_us, service="baremetal")
         if self.config.sync_ops:
             # operations start and finish while a full sync reads, their notifications
             # reaching the log between the sync's observations; this runs on the
@@ -199,12 +210,18 @@ class DemoRun:
         """One full sync; the round is recorded and told to the watch."""
         ops_before = self.sim.counters["ops"]
         result = self.syncer.run_once()
-        if self.storage_syncer is not None:
-            # what the compute sync corrected, before the storage sync's report replaces it
+        results, services = [result], ["compute"]
+        if self.storage_syncer is not None or self.baremetal_syncer is not None:
+            # what the compute sync corrected, before a later sync's report replaces it
             self.drifts[what] = self.caught_up(self.log.end()).last_snapshot
-            storage = self.storage_syncer.run_once()
+        if self.storage_syncer is not None:
+            results.append(self.storage_syncer.run_once())
+            services.append("storage")
             self.storage_drifts[what] = self.caught_up(self.log.end()).last_snapshot
-            result = merge_results([result, storage], ["compute", "storage"])
+        if self.baremetal_syncer is not None:
+            results.append(self.baremetal_syncer.run_once())
+            services.append("baremetal")
+        result = merge_results(results, services)
         if not result.ok:
             raise DemoFailed(f"{what} failed: {result.error}", "sync")
         done = SyncRound(what, result, self.sim.counters["ops"] - ops_before,
@@ -271,9 +288,10 @@ class DemoRun:
         return self.projection.wait_for(lambda m: m.position.covers(end), timeout=CATCH_UP_S)
 
     def compare(self, model: ClusterModel) -> tuple[str, ...]:
-        """The model's differences from the simulator's ground truth now (compute and storage)."""
+        """The model's differences from the simulator's ground truth now (compute, storage, baremetal)."""
         with self.srv.lock:
-            return _differences(self.sim, model) + _storage_differences(self.sim, model)
+            return (_differences(self.sim, model) + _storage_differences(self.sim, model)
+                    + _baremetal_differences(self.sim, model))
 
     def replay(self) -> tuple[float, bool]:
         """A second, independent replay from zero: its seconds and whether it gives the same model."""
@@ -301,7 +319,9 @@ class DemoRun:
             storage=sim.cinder is not None, volumes_now=len(storage.volumes), pools_now=len(storage.pools),
             storage_nodes_now=len(storage.nodes),
             storage_differences=_storage_differences(sim, self.model),
-            storage_drift=self.storage_drifts.get("final full sync"))
+            storage_drift=self.storage_drifts.get("final full sync"),
+            baremetal=sim.ironic is not None, baremetal_nodes_now=len(sim.baremetal_truth()),
+            baremetal_differences=_baremetal_differences(sim, self.model))
 
 
 def _differences(sim: SimCloud, model: ClusterModel) -> tuple[str, ...]:
@@ -315,6 +335,18 @@ def _storage_differences(sim: SimCloud, model: ClusterModel) -> tuple[str, ...]:
         return ()
     return tuple(diff_storage(sim.storage_truth(), model.storage_nodes(), model.pools(),  # type: ignore[arg-type]
                               model.volumes(), model.volume_types()))  # type: ignore[arg-type]
+
+
+#: the compared fields of a bare-metal node (its version aside)
+BAREMETAL_FIELDS = compared_fields(BaremetalNode)
+
+
+def _baremetal_differences(sim: SimCloud, model: ClusterModel) -> tuple[str, ...]:
+    """The baremetal model's differences from the sim's Ironic nodes (none without Ironic)."""
+    if sim.ironic is None:
+        return ()
+    return tuple(diff_table("baremetal node", BAREMETAL_FIELDS, sim.baremetal_truth(),
+                            model.baremetal_nodes()))  # type: ignore[arg-type]
 
 
 def run_demo(config: DemoConfig, log: EventLog, watch: DemoWatch | None = None) -> DemoReport:

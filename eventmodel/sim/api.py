@@ -66,6 +66,8 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from eventmodel.sim.api_common import (
+    BAREMETAL_MAX,
+    BAREMETAL_MIN,
     COMPUTE_MAX,
     COMPUTE_MIN,
     DECODE,
@@ -86,6 +88,7 @@ from eventmodel.sim.api_common import (
     route_key,
     service_of,
 )
+from eventmodel.sim.api_baremetal import Baremetal
 from eventmodel.sim.api_block_storage import BlockStorage
 from eventmodel.sim.api_compute import Compute
 from eventmodel.sim.api_identity import Credentials, Identity
@@ -122,6 +125,7 @@ class SimApi:
         self.compute = Compute(self.view, self.lock, self.identity)
         self.placement = Placement(self.view, self.lock)
         self.block_storage = BlockStorage(sim, self.lock)
+        self.baremetal = Baremetal(sim, self.lock)
         self.faults = faults if faults is not None else FaultPlan()
         #: closes a connection without an answer; set by the server that runs the app
         self.reset_connection: Callable[[Scope], bool] | None = None
@@ -142,8 +146,9 @@ class SimApi:
         (answers by HTTP status), ``faults_fired``."""
         with self._stats_lock:
             out: dict[str, Any] = {s: self._stats.get(s, 0)
-                                   for s in ("identity", "compute", "placement", "block-storage", "control")}
-            out["total"] = out["identity"] + out["compute"] + out["placement"] + out["block-storage"]
+                                   for s in ("identity", "compute", "placement", "block-storage", "baremetal", "control")}
+            out["total"] = (out["identity"] + out["compute"] + out["placement"] + out["block-storage"]
+                            + out["baremetal"])
             out["by_route"] = dict(self._routes)
             out["status"] = {k[7:]: v for k, v in self._stats.items() if k.startswith("status:")}
         out["faults_fired"] = len(self.faults.fired())
@@ -194,7 +199,7 @@ class SimApi:
         try:
             if not _is_public(service, path):
                 self._authenticate(token, scope)
-            if service in ("compute", "placement", "block-storage") and not _is_version_doc(path):
+            if service in ("compute", "placement", "block-storage", "baremetal") and not _is_version_doc(path):
                 mv = negotiate(service, headers)
                 scope.setdefault("state", {})["mv"] = mv
                 extra += _version_headers(service, mv)
@@ -288,6 +293,15 @@ class SimApi:
             Route("/v3/volumes/detail", c.volumes_detail, methods=["GET"]),  # before {volume_id}
             Route("/v3/volumes/{volume_id}", c.volume, methods=["GET"]),
         ]
+        b = self.baremetal
+        baremetal = [
+            Route("/", b.versions, methods=["GET"]),
+            Route("/v1", b.v1, methods=["GET"]),
+            Route("/v1/", b.v1, methods=["GET"]),
+            Route("/v1/nodes", b.nodes, methods=["GET"]),
+            Route("/v1/nodes/detail", b.nodes_detail, methods=["GET"]),  # before {node_id}
+            Route("/v1/nodes/{node_id}", b.node, methods=["GET"]),
+        ]
         control = [
             Route("/stats", self.control_stats, methods=["GET"]),
             Route("/stats/reset", self.control_stats_reset, methods=["POST"]),
@@ -301,6 +315,8 @@ class SimApi:
             Mount("/placement", routes=placement),
             Route("/volume", c.versions, methods=["GET"]),
             Mount("/volume", routes=volume),
+            Route("/baremetal", b.versions, methods=["GET"]),
+            Mount("/baremetal", routes=baremetal),
             Mount("/_sim", routes=control),
             Route("/identity", k.identity_versions, methods=["GET"]),
             Mount("/identity", routes=identity),
@@ -347,6 +363,10 @@ def _version_headers(service: str, mv: tuple[int, int]) -> list[tuple[bytes, byt
     out = [(b"openstack-api-version", service.encode() + b" " + v)]
     if service == "block-storage":
         return [(b"openstack-api-version", b"volume " + v), (b"vary", b"openstack-api-version")]
+    if service == "baremetal":
+        return [*out, (b"x-openstack-ironic-api-version", v),
+                (b"x-openstack-ironic-api-minimum-version", fmt(BAREMETAL_MIN).encode()),
+                (b"x-openstack-ironic-api-maximum-version", fmt(BAREMETAL_MAX).encode())]
     if service == "compute":
         out.append((b"x-openstack-nova-api-version", v))
         out.append((b"vary", b"OpenStack-API-Version, X-OpenStack-Nova-API-Version"))

@@ -3,6 +3,7 @@ query parameters, links, JSON encoding."""
 
 from __future__ import annotations
 
+import json as _json
 import re
 import uuid as _uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,8 +23,9 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 COMPUTE_MIN, COMPUTE_MAX = (2, 1), (2, 100)
 PLACEMENT_MIN, PLACEMENT_MAX = (1, 0), (1, 39)
 VOLUME_MIN, VOLUME_MAX = (3, 0), (3, 71)
+BAREMETAL_MIN, BAREMETAL_MAX = (1, 1), (1, 109)
 _RANGES = {"compute": (COMPUTE_MIN, COMPUTE_MAX), "placement": (PLACEMENT_MIN, PLACEMENT_MAX),
-           "block-storage": (VOLUME_MIN, VOLUME_MAX)}
+           "block-storage": (VOLUME_MIN, VOLUME_MAX), "baremetal": (BAREMETAL_MIN, BAREMETAL_MAX)}
 #: Nova's and Placement's default page size (``[api] max_limit``)
 MAX_LIMIT = 1000
 
@@ -61,6 +63,9 @@ def error_body(service: str, status: int, message: str) -> dict[str, Any]:
     title = _TITLES.get(status, "Error")
     if service in ("compute", "block-storage"):  # Cinder's faults have Nova's shape
         return {_NOVA_FAULT.get(status, "computeFault"): {"code": status, "message": message}}
+    if service == "baremetal":  # Ironic's (wsme) fault: a JSON document inside a string
+        return {"error_message": _json.dumps({"faultstring": message, "faultcode": "Client" if status < 500
+                                              else "Server", "debuginfo": None})}
     if service == "placement":
         return {"errors": [{"status": status, "title": title, "detail": message, "code": "placement.undefined_code",
                             "request_id": "req-" + str(_uuid.uuid4())}]}
@@ -91,6 +96,8 @@ def negotiate(service: str, headers: Mapping[str, str]) -> tuple[int, int]:
             asked = value.strip()
     if asked is None and service == "compute":
         asked = headers.get("x-openstack-nova-api-version") or None
+    if asked is None and service == "baremetal":
+        asked = headers.get("x-openstack-ironic-api-version") or None
     if asked is None:
         return lo
     if asked.lower() == "latest":
@@ -130,13 +137,15 @@ def limit_param(params: Mapping[str, str]) -> int:
 
 
 def service_of(path: str) -> str:
-    """Which service a path belongs to: compute, placement, block-storage, control or identity."""
+    """Which service a path belongs to: compute, placement, block-storage, baremetal, control or identity."""
     if path.startswith("/compute"):
         return "compute"
     if path.startswith("/placement"):
         return "placement"
     if path.startswith("/volume"):
         return "block-storage"
+    if path.startswith("/baremetal"):
+        return "baremetal"
     if path.startswith("/_sim"):
         return "control"
     return "identity"
@@ -144,7 +153,8 @@ def service_of(path: str) -> str:
 
 #: version documents: no token needed
 PUBLIC = frozenset({"/compute", "/compute/", "/compute/v2.1", "/compute/v2.1/", "/placement", "/placement/",
-                    "/volume", "/volume/", "/volume/v3", "/volume/v3/"})
+                    "/volume", "/volume/", "/volume/v3", "/volume/v3/",
+                    "/baremetal", "/baremetal/", "/baremetal/v1", "/baremetal/v1/"})
 
 
 def header_list(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:

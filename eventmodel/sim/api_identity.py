@@ -166,6 +166,8 @@ class Identity:
             # Cinder registers under both names (Watcher looks for either)
             out.append(service("block-storage", "cinder", f"{base}/volume/v3"))
             out.append(service("volumev3", "cinderv3", f"{base}/volume/v3"))
+        if self.view.has_baremetal:
+            out.append(service("baremetal", "ironic", f"{base}/baremetal"))
         return out
 
 

@@ -89,6 +89,11 @@ class SimView:
         return getattr(self.sim, "cinder", None) is not None
 
     @property
+    def has_baremetal(self) -> bool:
+        """Whether the sim has an Ironic (bare-metal nodes): then the catalog lists it."""
+        return getattr(self.sim, "ironic", None) is not None
+
+    @property
     def admin_user(self) -> str:
         return self.sim.admin_user
 

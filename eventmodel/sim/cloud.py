@@ -18,6 +18,9 @@ its truth in :mod:`~eventmodel.sim.storage`): ``step()`` follows each Nova opera
 ``volume_rate`` volume operations on average, an instance Nova deletes has its volumes
 detached, and the notifications of both go through the same delivery faults. Without
 volumes (the default) the cloud is exactly what it was before Cinder existed in the sim.
+With ``baremetal`` it also runs a simulated Ironic (:mod:`~eventmodel.sim.ironic`):
+``step()`` follows each Nova operation with ``baremetal_rate`` node operations on
+average; without bare-metal nodes (the default) the cloud is unchanged.
 
 Everything is deterministic for a seed: operations, uuids, message ids, faults.
 Independent RNG streams (operations, ids, delivery faults, payload quirks, listing
@@ -56,6 +59,7 @@ from datetime import UTC, datetime
 
 from eventmodel.clock import to_us
 from eventmodel.events import (
+    BaremetalNode,
     Aggregate,
     ComputeNode,
     ComputeService,
@@ -65,6 +69,7 @@ from eventmodel.events import (
     Volume,
 )
 from eventmodel.sim.cinder import SimCinder
+from eventmodel.sim.ironic import SimIronic
 from eventmodel.sim.storage import StorageState
 from eventmodel.sim.emitter import CONTROLLERS, Emitter
 from eventmodel.sim.faults import NOTIFICATION_COUNTERS, Faults
@@ -145,6 +150,8 @@ class SimCloud:
         volumes: int = 0,
         storage_backends: int | None = None,
         volume_rate: float = 0.5,
+        baremetal: int = 0,
+        baremetal_rate: float = 0.1,
     ) -> None:
         if hosts < 0 or instances < 0:
             raise ValueError("hosts and instances must be >= 0")
@@ -199,6 +206,11 @@ class SimCloud:
             backends = storage_backends if storage_backends is not None else max(2, min(25, volumes // 400 + 1))
             self.cinder = SimCinder(truth, self._emit, self.people, self.counters, seed=seed, volumes=volumes,
                                     backends=backends, rate=volume_rate)
+        #: the simulated Ironic (None without bare-metal nodes)
+        self.ironic: SimIronic | None = None
+        if baremetal:
+            self.ironic = SimIronic(truth, self._emit, self.counters, seed=seed, nodes=baremetal,
+                                    rate=baremetal_rate)
 
     # ------------------------------------------------------------------
     # Configuration shared by the parts
@@ -367,13 +379,16 @@ class SimCloud:
         """Perform n random operations; return their notifications after faults. With
         volumes, each Nova operation is followed by ``volume_rate`` volume operations on
         average (and the detaching of the volumes of instances it deleted)."""
-        cinder = self.cinder
-        if cinder is None:
+        cinder, ironic = self.cinder, self.ironic
+        if cinder is None and ironic is None:
             self._ops.step(n)
         else:
             for _ in range(n):
                 self._ops.step(1)
-                cinder.after_compute()
+                if cinder is not None:
+                    cinder.after_compute()
+                if ironic is not None:
+                    ironic.after_compute()
         return self._emit.deliver()
 
     def _deliver(self) -> list[bytes]:
@@ -399,6 +414,39 @@ class SimCloud:
         if self.cinder is None:
             return StorageState({}, {}, {}, {}, self.state.clock_us)
         return self.cinder.snapshot(self.state.clock_us)
+
+    def baremetal_truth(self) -> dict[str, BaremetalNode]:
+        """A copy of the bare-metal nodes now (empty when the cloud has none)."""
+        return {} if self.ironic is None else self.ironic.snapshot()
+
+    def list_baremetal_nodes(self, *, limit: int = 1000, marker: str | None = None) -> list[BaremetalNode]:
+        """One page of bare-metal nodes in Ironic's order after ``marker`` (OperationError
+        when the marker is unknown); ``during_listing`` runs first."""
+        self._hook()
+        if self.ironic is None:
+            raise OperationError("this simulated cloud has no bare-metal nodes (baremetal=0)")
+        order = self.ironic.ordered()
+        start = 0
+        if marker is not None:
+            if marker not in self.ironic.nodes:
+                raise OperationError(f"marker {marker} not found")
+            start = order.index(marker) + 1
+        return [self.ironic.nodes[u] for u in order[start:start + limit]]
+
+    def get_baremetal_node(self, uuid: str) -> BaremetalNode | None:
+        """One bare-metal node by uuid (None: Ironic's 404); ``during_listing`` runs first."""
+        self._hook()
+        return None if self.ironic is None else self.ironic.nodes.get(uuid)
+
+    def baremetal_op(self, name: str, *args: Any) -> list[bytes]:
+        """An explicit operation of :class:`SimIronic` (``power``, ``deploy``, ``undeploy``,
+        ``set_maintenance``); its notifications after faults."""
+        if name not in ("power", "deploy", "undeploy", "set_maintenance"):
+            raise OperationError(f"unknown bare-metal operation {name!r}")
+        if self.ironic is None:
+            raise OperationError("this simulated cloud has no bare-metal nodes (baremetal=0)")
+        getattr(self.ironic, name)(*args)
+        return self._deliver()
 
     def list_volumes(self, *, limit: int = 1000, marker: str | None = None) -> list[Volume]:
         """One page of volumes in Cinder's order (created_at desc, id desc) after

@@ -22,7 +22,10 @@ A storage sync (``Snapshotter(service="storage")``, a
 :class:`~eventmodel.sources.storage_sync.CinderReader`) reads Cinder's model the same
 way — scope :data:`~eventmodel.events.STORAGE_KINDS`, volume pages beside the storage
 nodes and pools, follow-up rounds re-reading touched volumes (``GET /volumes/{id}``)
-and pools; :class:`ServiceSyncs` runs one Snapshotter per service as one sync.
+and pools; a baremetal sync (``service="baremetal"``, a
+:class:`~eventmodel.sources.baremetal_sync.IronicReader`) reads Ironic's nodes, scope
+:data:`~eventmodel.events.BAREMETAL_KINDS`, re-reading touched nodes by uuid;
+:class:`ServiceSyncs` runs one Snapshotter per service as one sync.
 
 Records are appended in batches as the listings arrive (memory does not grow with
 the number of servers); each :class:`SyncResult` reports wall time, records by kind
@@ -78,7 +81,7 @@ class CloudReader(Protocol):
 
 
 #: the services a Snapshotter can sync: Nova's model, Cinder's
-SERVICES = ("compute", "storage")
+SERVICES = ("compute", "storage", "baremetal")
 
 #: the reason a sync stopped by :class:`PeriodicSync.stop` (or SIGTERM) is aborted with
 STOPPED = "the syncer was stopped"
@@ -299,6 +302,8 @@ class Snapshotter:
             ev.INSTANCE, ev.NODE, ev.SERVICE)
         if service == "storage":
             self.scope = ev.STORAGE_KINDS
+        elif service == "baremetal":
+            self.scope = ev.BAREMETAL_KINDS
 
     def run_once(self, progress: Callable[[int], None] | None = None,
                  cancel: threading.Event | None = None) -> SyncResult:
@@ -333,6 +338,18 @@ class Snapshotter:
                 yield ev.PoolObserved(fsid, p) if p is not None else ev.EntityAbsent(fsid, ev.POOL, key)
         yield from self._reread_servers(fsid, by_kind.get(ev.INSTANCE, []))
         yield from self._reread_volumes(fsid, by_kind.get(ev.VOLUME, []))
+        yield from self._reread_baremetal(fsid, by_kind.get(ev.BAREMETAL_NODE, []))
+
+    def _reread_baremetal(self, fsid: str, uuids: list[str]) -> Iterator[object]:
+        """Each bare-metal node by uuid (``GET /v1/nodes/{uuid}``), a few requests in flight at once."""
+        if not uuids:
+            return
+        get = self.reader.get_baremetal_node  # type: ignore[attr-defined]
+        with ThreadPoolExecutor(max_workers=max(1, min(self.reread_workers, len(uuids))),
+                                thread_name_prefix="eventmodel-reread") as pool:
+            for u, node in zip(uuids, pool.map(get, uuids), strict=True):
+                yield (ev.EntityAbsent(fsid, ev.BAREMETAL_NODE, u) if node is None
+                       else ev.BaremetalNodeObserved(fsid, node))
 
     def _reread_volumes(self, fsid: str, uuids: list[str]) -> Iterator[object]:
         """Each volume by id (``GET /volumes/{id}``), a few requests in flight at once."""
@@ -379,8 +396,8 @@ class _SyncRun:
         self.t0 = time.monotonic()
         self.requests0 = _request_counts(snap.reader)
         self.started = snap.clock()
-        self.counts = {kind: 0 for kind in (ev.SERVICE, ev.NODE, ev.AGGREGATE, ev.INSTANCE, *ev.STORAGE_KINDS)
-                       if kind in snap.scope}
+        self.counts = {kind: 0 for kind in (ev.SERVICE, ev.NODE, ev.AGGREGATE, ev.INSTANCE, *ev.STORAGE_KINDS,
+                                                  *ev.BAREMETAL_KINDS) if kind in snap.scope}
         self.seq = 0
         self.pages = 0
         self.pending: list[ev.Envelope] = []
@@ -436,6 +453,9 @@ class _SyncRun:
             if self.snap.service == "storage":
                 self.list_storage()
                 return None
+            if self.snap.service == "baremetal":
+                self.list_baremetal()
+                return None
             self.emit(ev.SERVICE, (ev.ComputeServiceObserved(self.sid, s) for s in self.reader.list_services()))
             self.flush()
             nodes = self.list_nodes()
@@ -477,6 +497,15 @@ class _SyncRun:
         except BaseException:
             others.stop()
             raise
+        self.flush()
+
+    def list_baremetal(self) -> None:
+        """Ironic's nodes, a page at a time."""
+        for page in self.reader.baremetal_pages(self.snap.page_size):  # type: ignore[attr-defined]
+            self.pages += 1
+            self.emit(ev.BAREMETAL_NODE, (ev.BaremetalNodeObserved(self.sid, n) for n in page))
+            if self.cancelled:
+                self.flush()
         self.flush()
 
     def _storage_side(self, items: Iterable[object]) -> None:
@@ -532,11 +561,14 @@ class _SyncRun:
     def readback(self, start: Position, end: Position) -> set[tuple[str, str]]:
         """``(kind, key)`` a live record touched from ``start`` to ``end``, of the kinds
         a follow-up round can re-read."""
-        kinds = tuple(k for k in (ev.INSTANCE, ev.SERVICE, ev.AGGREGATE, ev.POOL, ev.VOLUME) if k in self.snap.scope)
+        kinds = tuple(k for k in (ev.INSTANCE, ev.SERVICE, ev.AGGREGATE, ev.POOL, ev.VOLUME, ev.BAREMETAL_NODE)
+                      if k in self.snap.scope)
         if ev.INSTANCE in kinds and getattr(self.reader, "get_server", None) is None:
             kinds = tuple(k for k in kinds if k != ev.INSTANCE)
         if ev.VOLUME in kinds and getattr(self.reader, "get_volume", None) is None:
             kinds = tuple(k for k in kinds if k != ev.VOLUME)
+        if ev.BAREMETAL_NODE in kinds and getattr(self.reader, "get_baremetal_node", None) is None:
+            kinds = tuple(k for k in kinds if k != ev.BAREMETAL_NODE)
         return touched_keys(self.log, start, end, kinds)
 
     def follow_up(self) -> None:

@@ -49,6 +49,9 @@ def test_the_projection_equals_the_ground_truth_and_a_replay_gives_the_same_mode
     assert report.storage and report.storage_differences == () and report.storage_equal
     assert report.volumes_now > 0 and report.pools_now >= 3 and report.storage_nodes_now == 2
     assert report.counters["volume_ops"] > 0
+    # and bare-metal nodes (four by default), synced after storage
+    assert report.baremetal and report.baremetal_differences == () and report.baremetal_equal
+    assert report.baremetal_nodes_now == 4 and report.counters["baremetal_ops"] > 0
     log = open_log(url)
     try:
         assert report.end == log.end() and report.before.total == 0
@@ -63,6 +66,9 @@ def test_the_report_counts_what_happened(report_and_log: tuple[DemoReport, str, 
     # every sync read Cinder's model too, through its Block Storage API
     assert all(s.result.counts["volume"] > 0 and s.result.counts["pool"] == report.pools_now
                and s.result.requests.get("block-storage", 0) >= 4 for s in report.syncs)
+    # and Ironic's nodes, through its Bare Metal API
+    assert all(s.result.counts["baremetal_node"] == 4 and s.result.requests.get("baremetal", 0) >= 1
+               for s in report.syncs)
     assert seen.syncs == list(report.syncs) and len(seen.ready) == 1  # told as they happened
     assert report.ops > 0 and report.counters["ops"] == report.ops + report.ops_during_syncs
     assert report.events > 0 and report.end.total - report.before.total >= report.events
@@ -80,7 +86,7 @@ def test_a_kind_cloud_flushed_before_the_last_sync_has_nothing_to_correct(tmp_pa
     try:
         # without volumes: a model fed by Nova's notifications alone has nothing to correct
         run = DemoRun(DemoConfig(hosts=3, instances=10, duration=0.3, seed=2, faults=Faults.kind(), sync_ops=0,
-                                 late_during_sync=False, volumes=0), log)
+                                 late_during_sync=False, volumes=0, baremetal=0), log)
         report = run.run()
     finally:
         log.close()
@@ -89,6 +95,18 @@ def test_a_kind_cloud_flushed_before_the_last_sync_has_nothing_to_correct(tmp_pa
     assert report.counters.get("dropped", 0) == 0 and report.ops_during_syncs == 0
     assert not report.storage and report.volumes_now == 0
     assert all("block-storage" not in s.result.requests for s in report.syncs)
+    assert not report.baremetal and report.baremetal_nodes_now == 0
+    assert all("baremetal" not in s.result.requests for s in report.syncs)
+
+
+def test_the_report_is_not_equal_when_the_baremetal_model_differs(
+        report_and_log: tuple[DemoReport, str, Seen]) -> None:
+    import attrs
+
+    report, _, _ = report_and_log
+    wrong = attrs.evolve(report, baremetal_differences=("baremetal node x: missing",))
+    assert wrong.compute_equal and wrong.storage_equal and not wrong.baremetal_equal
+    assert not wrong.equal and not wrong.ok
 
 
 def test_a_cloud_whose_api_cannot_be_served_fails_the_serve_step(tmp_path: Path,

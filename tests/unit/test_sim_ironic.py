@@ -1,0 +1,156 @@
+"""The simulated Ironic: its operations keep the nodes consistent (a deployed node is
+active with an instance, maintenance has a reason), its notifications are Ironic's
+versioned ones field for field and normalize, through the default normalizer, to the
+nodes it holds; they go through the same delivery faults as Nova's, and a cloud without
+bare-metal nodes is the cloud it was before."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eventmodel import events as ev
+from eventmodel.sim import Faults, OperationError, SimCloud
+from eventmodel.sim.notifications import unwrap
+from eventmodel.sources.plugins import CompositeNormalizer
+
+#: ``NodePayload`` 1.17's fields (research notes §5), the ``*_interface`` ones included
+NODE_PAYLOAD = {
+    "uuid", "name", "power_state", "target_power_state", "provision_state", "target_provision_state",
+    "provision_updated_at", "maintenance", "maintenance_reason", "fault", "extra", "instance_uuid", "resource_class",
+    "properties", "traits", "created_at", "updated_at", "driver", "conductor_group", "console_enabled", "clean_step",
+    "deploy_step", "description", "disable_power_off", "boot_mode", "secure_boot", "inspection_started_at",
+    "inspection_finished_at", "last_error", "owner", "lessee", "protected", "protected_reason", "retired",
+    "retired_reason", *(f"{i}_interface" for i in ("bios", "boot", "console", "deploy", "firmware", "inspect",
+                                                    "management", "network", "power", "raid", "rescue", "storage",
+                                                    "vendor")),
+}
+EXTRA = {"power_set": {"to_power"},
+         "provision_set": {"instance_info", "driver_internal_info", "event", "previous_provision_state",
+                           "previous_target_provision_state"},
+         "maintenance_set": set()}
+ISOTIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+def baremetal(raw: list[bytes]) -> list[dict]:
+    return [m for m in (unwrap(r) for r in raw) if m["event_type"].startswith("baremetal.")]
+
+
+def check_nodes(sim: SimCloud) -> None:
+    for n in sim.ironic.nodes.values():
+        assert (n.provision_state == "active") == (n.instance_uuid is not None), n
+        assert n.maintenance == (n.maintenance_reason is not None), n
+        assert n.version % 1_000_000 == 0 and n.version == sim.ironic.rows[n.uuid].updated_at
+
+
+def test_a_cloud_without_bare_metal_nodes_has_no_ironic_and_the_same_operations() -> None:
+    plain, with_bm = SimCloud(3, 20, seed=4), SimCloud(3, 20, seed=4, baremetal=3)
+    assert plain.ironic is None and plain.baremetal_truth() == {}
+    nova = [m for m in map(unwrap, plain.step(30))]
+    mixed = [m for m in map(unwrap, with_bm.step(30)) if not m["event_type"].startswith("baremetal.")]
+    assert [m["event_type"] for m in nova] == [m["event_type"] for m in mixed]
+    with pytest.raises(ValueError):
+        SimCloud(1, 0, baremetal=-1)
+
+
+def test_the_nodes_the_cloud_starts_with() -> None:
+    sim = SimCloud(2, 5, seed=3, baremetal=6)
+    nodes = sim.baremetal_truth()
+    assert len(nodes) == 6 and [n.name for n in nodes.values()] == [f"bm-{i:02d}" for i in range(1, 7)]
+    check_nodes(sim)
+    assert all(n.provision_state in ("available", "manageable") for n in nodes.values())
+
+
+def test_node_notifications_have_ironics_exact_fields_and_formats() -> None:
+    sim = SimCloud(2, 5, seed=5, faults=Faults.kind(), baremetal=4, baremetal_rate=1.0)
+    msgs = baremetal(sim.step(80))
+    kinds = {m["event_type"] for m in msgs}
+    assert {"baremetal.node.power_set.start", "baremetal.node.power_set.end", "baremetal.node.provision_set.start",
+            "baremetal.node.provision_set.end", "baremetal.node.maintenance_set.end"} <= kinds
+    for m in msgs:
+        family = m["event_type"].split(".")[2]
+        p = m["payload"]
+        assert set(p) == {"ironic_object.name", "ironic_object.namespace", "ironic_object.version",
+                          "ironic_object.data"}
+        assert p["ironic_object.namespace"] == "ironic"
+        assert (p["ironic_object.name"], p["ironic_object.version"]) == {
+            "power_set": ("NodeSetPowerStatePayload", "1.17"), "provision_set": ("NodeSetProvisionStatePayload", "1.18"),
+            "maintenance_set": ("NodePayload", "1.17")}[family]
+        data = p["ironic_object.data"]
+        assert set(data) == NODE_PAYLOAD | EXTRA[family], set(data) ^ (NODE_PAYLOAD | EXTRA[family])
+        assert ISOTIME.match(data["created_at"]) and ISOTIME.match(data["updated_at"])
+        assert m["priority"] == "INFO"
+        host = m["publisher_id"].split(".", 1)
+        assert host[0] == ("ironic-api" if family == "maintenance_set" else "ironic-conductor") and host[1]
+
+
+def test_a_node_deployed_powered_put_in_maintenance_and_undeployed() -> None:
+    sim = SimCloud(2, 5, seed=6, faults=Faults.kind(), baremetal=2, baremetal_rate=0)
+    ironic = sim.ironic
+    u = next(n.uuid for n in ironic.nodes.values() if n.provision_state == "available")
+    raw = sim.baremetal_op("deploy", u, "11111111-2222-4333-8444-555555555555")
+    n = ironic.nodes[u]
+    assert (n.provision_state, n.power_state, n.instance_uuid) == (
+        "active", "power on", "11111111-2222-4333-8444-555555555555")
+    with pytest.raises(OperationError):
+        sim.baremetal_op("deploy", u, "11111111-2222-4333-8444-555555555556")
+    raw += sim.baremetal_op("power", u, False)
+    raw += sim.baremetal_op("set_maintenance", u, "BMC firmware upgrade")
+    assert ironic.nodes[u].maintenance_reason == "BMC firmware upgrade" and ironic.nodes[u].power_state == "power off"
+    raw += sim.baremetal_op("set_maintenance", u, None)
+    raw += sim.baremetal_op("undeploy", u)
+    assert (ironic.nodes[u].provision_state, ironic.nodes[u].instance_uuid) == ("available", None)
+    with pytest.raises(OperationError):
+        sim.baremetal_op("reboot", u)
+    msgs = baremetal(raw)
+    assert len(msgs) == 10
+    end = [m for m in msgs if m["event_type"] == "baremetal.node.provision_set.end"][0]["payload"]["ironic_object.data"]
+    assert (end["event"], end["previous_provision_state"], end["provision_state"]) == ("deploy", "available", "active")
+    power = [m for m in msgs if m["event_type"] == "baremetal.node.power_set.start"][0]["payload"]["ironic_object.data"]
+    assert power["to_power"] == power["target_power_state"] == "power off" and power["power_state"] == "power on"
+    check_nodes(sim)
+
+
+def test_the_normalized_notifications_of_a_kind_cloud_fold_to_its_nodes() -> None:
+    sim = SimCloud(2, 5, seed=8, faults=Faults.kind(), baremetal=5, baremetal_rate=0.5)
+    normalizer = CompositeNormalizer()
+    seen: dict[str, ev.BaremetalNode] = {}
+    raw = sim.step(100) + sim.flush()
+    for r in raw:
+        if b"baremetal." not in r:
+            continue
+        out = normalizer.normalize(r, recorded_at=sim.clock_us)
+        assert out.ok, out.reason
+        for e in out.events:
+            seen[e.payload.baremetal_node.uuid] = e.payload.baremetal_node
+    touched = {u: n for u, n in sim.baremetal_truth().items() if u in seen}
+    assert touched and seen == touched
+
+
+def test_ironic_notifications_go_through_the_same_delivery_faults() -> None:
+    sim = SimCloud(2, 5, seed=9, faults=Faults(drop=0.5), baremetal=4, baremetal_rate=1.0)
+    sent = baremetal(sim.step(100) + sim.flush())
+    assert sim.counters["baremetal_ops"] > 0 and sim.counters["dropped"] > 0
+    assert len(sent) < 2 * sim.counters["baremetal_ops"]
+
+
+def test_listing_pages_follow_ironics_order_and_an_unknown_marker_is_refused() -> None:
+    sim = SimCloud(1, 0, seed=1, baremetal=7)
+    order = sim.ironic.ordered()
+    assert [n.uuid for n in sim.list_baremetal_nodes(limit=3)] == order[:3]
+    assert [n.uuid for n in sim.list_baremetal_nodes(limit=3, marker=order[2])] == order[3:6]
+    assert sim.get_baremetal_node(order[0]) == sim.ironic.nodes[order[0]]
+    assert sim.get_baremetal_node("nope") is None
+    with pytest.raises(OperationError):
+        sim.list_baremetal_nodes(marker="nope")
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), steps=st.integers(0, 60), nodes=st.integers(1, 6))
+def test_any_run_keeps_the_nodes_consistent(seed: int, steps: int, nodes: int) -> None:
+    sim = SimCloud(2, 5, seed=seed, baremetal=nodes, baremetal_rate=1.0)
+    sim.step(steps)
+    check_nodes(sim)
