@@ -295,7 +295,7 @@ def entity_history(request: Request) -> Response:
     if cursor:
         try:
             before = int(cursor)
-            if before < 0:
+            if not 0 <= before < 1 << 63:  # an offset: what the logs (SQLite, Kafka) can hold
                 raise ValueError
         except ValueError:
             raise BadRequest(f"cursor must be an offset from a previous answer, not {cursor[:40]!r}") from None

@@ -125,6 +125,22 @@ def test_history_of_a_key_with_200000_records_reads_o_limit(tmp_path: Path) -> N
         svc.stop()
 
 
+def test_a_history_cursor_no_log_can_hold_is_a_400_not_a_503(tmp_path: Path) -> None:
+    """A cursor past what an offset can be (SQLite's INTEGER) is the client's mistake."""
+    path = tmp_path / "e.db"
+    _fill_one_key(path, "n0", 3)
+    svc = _ready(ModelService(open_log(f"sqlite:///{path}"), sample_every=0.05, dead_letters_every=3600))
+    try:
+        app = create_app(svc)
+        for cursor in ("9" * 40, str(1 << 63), "-1", "x"):
+            r, = anyio.run(_get, app, f"/api/history/node/n0?cursor={cursor}")
+            assert r.status_code == 400 and "cursor" in r.json()["error"], (cursor, r.status_code, r.text)
+        ok, = anyio.run(_get, app, f"/api/history/node/n0?cursor={(1 << 63) - 1}")
+        assert ok.status_code == 200 and len(ok.json()["items"]) == 3, ok.text
+    finally:
+        svc.stop()
+
+
 def test_history_pages_without_a_backward_read_keep_only_limit(tmp_path: Path) -> None:
     log = open_log(f"sqlite:///{tmp_path}/e.db")
     at = now_us()
