@@ -44,7 +44,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 
@@ -340,42 +340,36 @@ class Snapshotter:
         yield from self._reread_volumes(fsid, by_kind.get(ev.VOLUME, []))
         yield from self._reread_baremetal(fsid, by_kind.get(ev.BAREMETAL_NODE, []))
 
-    def _reread_baremetal(self, fsid: str, uuids: list[str]) -> Iterator[object]:
-        """Each bare-metal node by uuid (``GET /v1/nodes/{uuid}``), a few requests in flight at once."""
-        if not uuids:
+    def _reread(self, fsid: str, kind: str, keys: list[str], get: Callable[[str], Any],
+                observed: Callable[[Any], object]) -> Iterator[object]:
+        """Each key of ``kind`` read again by ``get`` (None: gone), a few requests in flight
+        at once: ``entity.absent`` for a gone one, ``observed(entity)`` for the others."""
+        if not keys:
             return
-        get = self.reader.get_baremetal_node  # type: ignore[attr-defined]
-        with ThreadPoolExecutor(max_workers=max(1, min(self.reread_workers, len(uuids))),
+        with ThreadPoolExecutor(max_workers=max(1, min(self.reread_workers, len(keys))),
                                 thread_name_prefix="eventmodel-reread") as pool:
-            for u, node in zip(uuids, pool.map(get, uuids), strict=True):
-                yield (ev.EntityAbsent(fsid, ev.BAREMETAL_NODE, u) if node is None
-                       else ev.BaremetalNodeObserved(fsid, node))
+            for k, found in zip(keys, pool.map(get, keys), strict=True):
+                yield ev.EntityAbsent(fsid, kind, k) if found is None else observed(found)
+
+    def _reread_baremetal(self, fsid: str, uuids: list[str]) -> Iterator[object]:
+        """Each bare-metal node by uuid (``GET /v1/nodes/{uuid}``)."""
+        if uuids:
+            yield from self._reread(fsid, ev.BAREMETAL_NODE, uuids, self.reader.get_baremetal_node,  # type: ignore[attr-defined]
+                                    lambda node: ev.BaremetalNodeObserved(fsid, node))
 
     def _reread_volumes(self, fsid: str, uuids: list[str]) -> Iterator[object]:
-        """Each volume by id (``GET /volumes/{id}``), a few requests in flight at once."""
-        if not uuids:
-            return
-        get = self.reader.get_volume  # type: ignore[attr-defined]
-        with ThreadPoolExecutor(max_workers=max(1, min(self.reread_workers, len(uuids))),
-                                thread_name_prefix="eventmodel-reread") as pool:
-            for u, vol in zip(uuids, pool.map(get, uuids), strict=True):
-                yield ev.EntityAbsent(fsid, ev.VOLUME, u) if vol is None else ev.VolumeObserved(fsid, vol)
+        """Each volume by id (``GET /volumes/{id}``)."""
+        if uuids:
+            yield from self._reread(fsid, ev.VOLUME, uuids, self.reader.get_volume,  # type: ignore[attr-defined]
+                                    lambda vol: ev.VolumeObserved(fsid, vol))
 
     def _reread_servers(self, fsid: str, uuids: list[str]) -> Iterator[object]:
-        """Each server by id, a few requests in flight at once."""
-        if not uuids:
-            return
-        get = self.reader.get_server  # type: ignore[attr-defined]
-        with ThreadPoolExecutor(max_workers=max(1, min(self.reread_workers, len(uuids))),
-                                thread_name_prefix="eventmodel-reread") as pool:
-            for u, inst in zip(uuids, pool.map(get, uuids), strict=True):
-                if inst is None:
-                    yield ev.EntityAbsent(fsid, ev.INSTANCE, u)
-                elif isinstance(inst, ev.PartialInstance):
-                    yield ev.InstanceSeen(fsid, inst.uuid, inst.status)
-                else:
-                    yield ev.InstanceObserved(fsid, _canonical(inst))
-
+        """Each server by id (a cell that does not answer gives a partial record: seen)."""
+        if uuids:
+            yield from self._reread(
+                fsid, ev.INSTANCE, uuids, self.reader.get_server,  # type: ignore[attr-defined]
+                lambda inst: ev.InstanceSeen(fsid, inst.uuid, inst.status) if isinstance(inst, ev.PartialInstance)
+                else ev.InstanceObserved(fsid, _canonical(inst)))
 
 class _SyncRun:
     """One full sync of a :class:`Snapshotter`, step by step:
