@@ -17,7 +17,6 @@ version = ``updated_at`` else ``created_at`` floored to the second, ``extra`` ve
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -25,7 +24,8 @@ from urllib.parse import quote
 from eventmodel import events as ev
 from eventmodel.sources.ironic import values as iv
 from eventmodel.sources.nova import values as nova_values
-from eventmodel.sources.openstack import CloudApiError, OpenStackReader, _documented, negotiate
+from eventmodel.sources.openstack import CloudApiError, OpenStackReader, _documented
+from eventmodel.sources.service_reader import ServiceReader
 
 #: the Bare Metal microversions this reader uses (lowest needed: ``resource_class`` 1.21)
 BAREMETAL_VERSIONS = ("1.21", "1.109")
@@ -43,54 +43,16 @@ def baremetal_node_from_api(n: Mapping[str, Any]) -> ev.BaremetalNode:
     )
 
 
-class IronicReader:
+class IronicReader(ServiceReader):
     """A baremetal reader for :class:`~eventmodel.sources.sync.Snapshotter` (``service=
-    "baremetal"``) over the connection, session and request counter of ``base``."""
+    "baremetal"``) over the connection, session and request counter of ``base``; the
+    catalog lists Ironic unversioned, as Ironic registers it."""
 
-    def __init__(self, base: OpenStackReader, *, page_size: int = 1000) -> None:
-        self.base = base
-        self.conn = base.conn
-        self.requests = base.requests
-        self.page_size = page_size
-        self._version: str | None = None
-        self._lock = threading.Lock()
-
-    @classmethod
-    def connect(cls, cloud: str | None = None, **config: Any) -> IronicReader:
-        return cls(OpenStackReader.connect(cloud, **config))
-
-    def endpoint(self) -> str | None:
-        """Ironic's endpoint in the catalog (unversioned, as Ironic registers it), or None."""
-        try:
-            url = self.conn.endpoint_for(SERVICE)
-        except Exception:  # noqa: BLE001 - a catalog without it
-            url = None
-        return str(url).rstrip("/") if url else None
-
-    def start_sync(self) -> None:
-        with self._lock:
-            self._version = None
-
-    def microversion(self) -> str:
-        with self._lock:
-            if self._version is None:
-                url = self.endpoint()
-                if url is None:
-                    raise CloudApiError("the catalog has no baremetal service")
-                if not url.endswith("/v1"):
-                    url += "/v1"
-                self.base._endpoints[SERVICE] = url
-                self.requests.add_endpoint(url, SERVICE)
-                data = self.conn.baremetal.get_endpoint_data()
-                if data is None:
-                    raise CloudApiError("version discovery found no baremetal endpoint")
-                self._version = negotiate(SERVICE, (data.min_microversion, data.max_microversion),
-                                          BAREMETAL_VERSIONS)
-            return self._version
-
-    def _get(self, url: str, params: Mapping[str, Any] | None = None, *, missing_ok: bool = False) -> Any:
-        v = self.microversion()
-        return self.base._get(SERVICE, url, v, params, missing_ok=missing_ok)
+    SERVICE = SERVICE
+    CATALOG_TYPES = (SERVICE,)
+    PROXY = "baremetal"
+    VERSIONS = BAREMETAL_VERSIONS
+    VERSION_PATH = "/v1"
 
     def _page(self, limit: int, marker: str | None) -> tuple[list[ev.BaremetalNode], bool]:
         params: dict[str, Any] = {"limit": limit}

@@ -28,7 +28,6 @@ The services, the pools and the volume pages are read concurrently (the types fi
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -36,7 +35,8 @@ from urllib.parse import quote
 
 from eventmodel import events as ev
 from eventmodel.sources.nova import values as nova_values
-from eventmodel.sources.openstack import CloudApiError, OpenStackReader, _documented, _has_next, negotiate
+from eventmodel.sources.openstack import OpenStackReader, _documented, _has_next
+from eventmodel.sources.service_reader import ServiceReader
 
 #: the Block Storage microversions this reader uses (lowest needed, highest known)
 VOLUME_VERSIONS = ("3.0", "3.71")
@@ -129,55 +129,18 @@ def volume_from_api(v: Mapping[str, Any], type_ids: Mapping[str, str]) -> ev.Vol
     )
 
 
-class CinderReader:
+class CinderReader(ServiceReader):
     """A storage reader for :class:`~eventmodel.sources.sync.Snapshotter` (``service=
     "storage"``) over the connection, session and request counter of ``base``."""
 
+    SERVICE = SERVICE
+    CATALOG_TYPES = BLOCK_STORAGE_TYPES
+    PROXY = "block_storage"
+    VERSIONS = VOLUME_VERSIONS
+
     def __init__(self, base: OpenStackReader, *, page_size: int = 1000) -> None:
-        self.base = base
-        self.conn = base.conn
-        self.requests = base.requests
-        self.page_size = page_size
-        self._version: str | None = None
+        super().__init__(base, page_size=page_size)
         self._type_ids: dict[str, str] = {}
-        self._lock = threading.Lock()
-
-    @classmethod
-    def connect(cls, cloud: str | None = None, **config: Any) -> CinderReader:
-        return cls(OpenStackReader.connect(cloud, **config))
-
-    def endpoint(self) -> str | None:
-        """Cinder v3's endpoint in the catalog, or None when the cloud has none."""
-        for kind in BLOCK_STORAGE_TYPES:
-            try:
-                url = self.conn.endpoint_for(kind)
-            except Exception:  # noqa: BLE001 - a catalog without it
-                url = None
-            if url:
-                return str(url).rstrip("/")
-        return None
-
-    def start_sync(self) -> None:
-        with self._lock:
-            self._version = None
-
-    def microversion(self) -> str:
-        with self._lock:
-            if self._version is None:
-                url = self.endpoint()
-                if url is None:
-                    raise CloudApiError("the catalog has no block-storage service")
-                self.base._endpoints[SERVICE] = url
-                self.requests.add_endpoint(url, SERVICE)
-                data = self.conn.block_storage.get_endpoint_data()
-                if data is None:
-                    raise CloudApiError("version discovery found no block-storage endpoint")
-                self._version = negotiate(SERVICE, (data.min_microversion, data.max_microversion), VOLUME_VERSIONS)
-            return self._version
-
-    def _get(self, url: str, params: Mapping[str, Any] | None = None, *, missing_ok: bool = False) -> Any:
-        v = self.microversion()
-        return self.base._get(SERVICE, url, v, params, missing_ok=missing_ok)
 
     def list_storage_nodes(self) -> list[ev.StorageNode]:
         body = self._get("/os-services", {"binary": "cinder-volume"})

@@ -1,0 +1,73 @@
+"""What a reader of another OpenStack service (Cinder, Ironic) shares with the compute
+reader: the connection, the keystoneauth session and the request counter of an
+:class:`~eventmodel.sources.openstack.OpenStackReader`, the service's endpoint from the
+catalog, and its microversion negotiated once per sync."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from eventmodel.sources.openstack import CloudApiError, OpenStackReader, negotiate
+
+
+class ServiceReader:
+    """Base of a service's full-sync reader: subclasses name the service (as counted),
+    the catalog types that list it, its openstacksdk proxy, the microversions they use,
+    and the path suffix of a versioned endpoint, if the catalog's is unversioned."""
+
+    SERVICE: ClassVar[str]
+    CATALOG_TYPES: ClassVar[tuple[str, ...]]
+    PROXY: ClassVar[str]
+    VERSIONS: ClassVar[tuple[str, str]]
+    VERSION_PATH: ClassVar[str] = ""
+
+    def __init__(self, base: OpenStackReader, *, page_size: int = 1000) -> None:
+        self.base = base
+        self.conn = base.conn
+        self.requests = base.requests
+        self.page_size = page_size
+        self._version: str | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def connect(cls, cloud: str | None = None, **config: Any) -> Any:
+        return cls(OpenStackReader.connect(cloud, **config))
+
+    def endpoint(self) -> str | None:
+        """The service's endpoint in the catalog, or None when the cloud has none."""
+        for kind in self.CATALOG_TYPES:
+            try:
+                url = self.conn.endpoint_for(kind)
+            except Exception:  # noqa: BLE001 - a catalog without it
+                url = None
+            if url:
+                return str(url).rstrip("/")
+        return None
+
+    def start_sync(self) -> None:
+        with self._lock:
+            self._version = None
+
+    def microversion(self) -> str:
+        """The microversion of this sync's requests (negotiated on first use)."""
+        with self._lock:
+            if self._version is None:
+                url = self.endpoint()
+                if url is None:
+                    raise CloudApiError(f"the catalog has no {self.SERVICE} service")
+                if self.VERSION_PATH and not url.endswith(self.VERSION_PATH):
+                    url += self.VERSION_PATH
+                self.base._endpoints[self.SERVICE] = url
+                self.requests.add_endpoint(url, self.SERVICE)
+                data = getattr(self.conn, self.PROXY).get_endpoint_data()
+                if data is None:
+                    raise CloudApiError(f"version discovery found no {self.SERVICE} endpoint")
+                self._version = negotiate(self.SERVICE, (data.min_microversion, data.max_microversion),
+                                          self.VERSIONS)
+            return self._version
+
+    def _get(self, url: str, params: Mapping[str, Any] | None = None, *, missing_ok: bool = False) -> Any:
+        version = self.microversion()  # first: a catalog without the service says so
+        return self.base._get(self.SERVICE, url, version, params, missing_ok=missing_ok)
