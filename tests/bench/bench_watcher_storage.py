@@ -20,25 +20,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import gc
 import logging
-import statistics
-import time
 import warnings
-from collections.abc import Callable
 from typing import Any
 
-from tests.bench.bench_watcher import fmt
-
-
-def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    times, result = [], None
-    for _ in range(repeat):
-        gc.collect()
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
+from tests.bench.bench_watcher import fmt, timed
 
 
 def row(label: str, watcher: float | None, ours: float) -> None:
