@@ -60,19 +60,25 @@ def wildcard(values: list[Any], what: str) -> bool:
     return True
 
 
-class ProjectionScope(compute_scope.ComputeScope):
-    """Watcher's compute audit scope, reading zones and aggregates from the snapshot the
-    view is over (Watcher's asks Nova's API for both)."""
+class SnapshotScope:
+    """Mixed in before one of Watcher's scope classes: no API client (nothing to call),
+    and ``self._model`` is the snapshot the scoped model is a view over (else the
+    collector's latest), for the rules that read zones, aggregates or types from it."""
 
-    def __init__(self, scope: list[dict[str, Any]], config: Any, collector: ProjectionCollector) -> None:
-        scope_base.BaseScope.__init__(self, scope, config)  # no Nova client: nothing to call
+    def __init__(self, scope: list[dict[str, Any]], config: Any, collector: Any) -> None:
+        scope_base.BaseScope.__init__(self, scope, config)  # type: ignore[arg-type]
         self._collector = collector
         self._model: ClusterModel | None = None
 
     def get_scoped_model(self, cluster_model: Any) -> Any:
         model = getattr(cluster_model, "model", None)
         self._model = model if isinstance(model, ClusterModel) else self._collector.engine.latest()
-        return super().get_scoped_model(cluster_model)
+        return super().get_scoped_model(cluster_model)  # type: ignore[misc]
+
+
+class ProjectionScope(SnapshotScope, compute_scope.ComputeScope):
+    """Watcher's compute audit scope, reading zones and aggregates from the snapshot the
+    view is over (Watcher's asks Nova's API for both)."""
 
     def remove_nodes_from_model(self, nodes_to_remove: Iterable[str], cluster_model: Any) -> None:
         """Watcher's loop (each node's instances deleted one by one, then the node) as one

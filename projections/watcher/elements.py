@@ -64,7 +64,8 @@ def _fast_ne(self: Any, other: Any) -> Any:
     return eq if eq is NotImplemented else not eq
 
 
-def _fill(d: dict[str, Any], values: dict[str, Any]) -> None:
+def fill(d: dict[str, Any], values: dict[str, Any]) -> None:
+    """Set ``values`` as an element's fields in ``d`` (its ``__dict__``), each marked changed."""
     d["_context"] = None
     # Watcher's == compares list(changed fields): the set must iterate as the one Watcher's
     # constructor fills one field at a time (set(values) presizes and can iterate otherwise)
@@ -77,7 +78,7 @@ def _fill(d: dict[str, Any], values: dict[str, Any]) -> None:
 
 def _build(cls: type, values: dict[str, Any]) -> Any:
     obj = cls.__new__(cls)
-    _fill(obj.__dict__, values)
+    fill(obj.__dict__, values)
     return obj
 
 
@@ -108,7 +109,7 @@ def _load(self: Any) -> bool:
         return False
     d = self.__dict__
     del d["_lazy"]
-    _fill(d, lazy(d["_obj_uuid"]))
+    fill(d, lazy(d["_obj_uuid"]))
     return True
 
 

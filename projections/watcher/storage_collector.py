@@ -24,32 +24,21 @@ from typing import Any
 
 from oslo_config import cfg
 from oslo_log import log
-from watcher.decision_engine.scope import base as scope_base
 from watcher.decision_engine.scope import baremetal as baremetal_scope
 from watcher.decision_engine.scope import storage as storage_scope
 
 from eventmodel.records import Position
 from projections.model import ClusterModel
 from projections.watcher.baremetal import BaremetalView
-from projections.watcher.collector import ProjectionCollector, wildcard
+from projections.watcher.collector import ProjectionCollector, SnapshotScope, wildcard
 from projections.watcher.storage import StorageIndex, StorageView, storage_index
 
 LOG = log.getLogger(__name__)
 
 
-class ProjectionStorageScope(storage_scope.StorageScope):
+class ProjectionStorageScope(SnapshotScope, storage_scope.StorageScope):
     """Watcher's storage audit scope, reading zones and volume types from the snapshot
     (Watcher's asks Cinder for both)."""
-
-    def __init__(self, scope: list[dict[str, Any]], config: Any, collector: ProjectionStorageCollector) -> None:
-        scope_base.BaseScope.__init__(self, scope, config)  # no Cinder client
-        self._collector = collector
-        self._model: ClusterModel | None = None
-
-    def get_scoped_model(self, cluster_model: Any) -> Any:
-        model = getattr(cluster_model, "model", None)
-        self._model = model if isinstance(model, ClusterModel) else self._collector.engine.latest()
-        return super().get_scoped_model(cluster_model)
 
     def _collect_zones(self, availability_zones: list[dict[str, Any]], allowed_nodes: list[str]) -> None:
         wanted = [z["name"] for z in availability_zones]

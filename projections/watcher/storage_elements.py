@@ -21,6 +21,8 @@ from typing import Any
 from oslo_versionedobjects import fields as _ovo_fields
 from watcher.decision_engine.model import element as _element
 
+from projections.watcher.elements import fill
+
 
 def build(cls: type, values: dict[str, Any]) -> Any:
     """An element of ``cls`` holding ``values`` (typed as its fields coerce them), every
@@ -28,12 +30,8 @@ def build(cls: type, values: dict[str, Any]) -> Any:
     defaults of the others)."""
     obj = cls.__new__(cls)
     d = obj.__dict__
-    d["_context"] = None
-    changed: set[str] = set()
-    d["_changed_fields"] = changed
-    for k, v in values.items():
-        changed.add(k)
-        d["_obj_" + k] = v
+    fill(d, values)
+    changed = d["_changed_fields"]
     for name, field in cls.fields.items():
         if name not in values and not field.nullable and field.default != _ovo_fields.UnspecifiedDefault:
             changed.add(name)
