@@ -111,6 +111,7 @@ def register(app: typer.Typer) -> None:
         from eventmodel.serve.app import create_app
         from eventmodel.serve.limits import Limits, header_timeout_protocol
         from eventmodel.serve.service import ModelService
+        from eventmodel.serve.workers import ReplayWorkers
 
         try:
             host, port = parse_listen(listen)
@@ -138,7 +139,8 @@ def register(app: typer.Typer) -> None:
         sys.setswitchinterval(0.001)  # the event loop gets the GIL back sooner from busy threads
         limits = Limits(replays=max_replays, replay_queue=replay_queue, per_client=per_client, threads=threads,
                         session_seconds=session_hours * 3600, guesses_per_second=guesses_per_minute / 60)
-        asgi = create_app(service, token=token, limits=limits)
+        workers = ReplayWorkers.for_log(lg, checkpoint_dir, ladder, processes=max_replays)
+        asgi = create_app(service, token=token, limits=limits, workers=workers)
         service.start()
         signal.signal(signal.SIGUSR2, lambda *_: err.print(
             f"follower {'held' if service.hold() else 'released'} (SIGUSR2)"))
@@ -158,6 +160,8 @@ def register(app: typer.Typer) -> None:
         try:
             server.run(sockets=[sock])
         finally:
+            if workers is not None:
+                workers.close()
             service.stop()
             lg.close()
         console.print(f"stopped{'; checkpoint written' if checkpoint_dir else ''}")
