@@ -97,6 +97,11 @@ def register(app: typer.Typer) -> None:
         per_client: int = typer.Option(8, "--per-client", min=1,
                                        help="Slow requests (lists, history, export, diff) one client address "
                                             "may have running at once; past it: 429."),
+        forwarded_allow_ips: str = typer.Option("127.0.0.1", "--forwarded-allow-ips",
+                                                envvar="FORWARDED_ALLOW_IPS",
+                                                help="Proxies (comma-separated addresses, * for any) whose "
+                                                     "X-Forwarded-Proto/-For are believed: behind a TLS proxy the "
+                                                     "session cookie is then marked Secure."),
     ) -> None:
         """Follow the log and serve the model: JSON API, /metrics, /healthz, /readyz and a page.
 
@@ -152,6 +157,7 @@ def register(app: typer.Typer) -> None:
         server = uvicorn.Server(uvicorn.Config(
             asgi, log_level="warning", access_log=False, lifespan="off", limit_concurrency=max_connections,
             timeout_keep_alive=keep_alive, h11_max_incomplete_event_size=max_header_bytes,
+            proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips,
             http=header_timeout_protocol(header_timeout)))
         # uvicorn handles SIGTERM/SIGINT while it runs, then raises the signal again to the
         # handler it found: ours only asks it to stop, so that the last checkpoint is written

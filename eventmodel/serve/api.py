@@ -131,6 +131,7 @@ async def status(request: Request) -> Response:
         "ready_reason": svc.public(why),
         "stale": svc.public(stale) if stale else None,
         "held": svc.held,
+        "session": bool(request.scope.get("state", {}).get("session")),  # signed in by the page's cookie
         "started_at": time_text(svc.started_at),
         "lag": {
             "records": sample.records,
