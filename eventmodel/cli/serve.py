@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
         replay_queue: int = typer.Option(4, "--replay-queue", min=0,
                                          help="Requests for past-point models allowed to wait; past it: 503 "
                                               "with Retry-After."),
-        threads: int = typer.Option(6, "--threads", min=1,
+        threads: int = typer.Option(2, "--threads", min=1,
                                     help="Threads answering slow requests (lists, history, diff, export); fewer "
                                          "keep /healthz and the event loop responsive under load."),
         per_client: int = typer.Option(8, "--per-client", min=1,

@@ -173,10 +173,24 @@ def _sync(s: Any) -> dict[str, Any]:
             "observed": s.observed, "corrected": s.corrected, "deleted": s.deleted}
 
 
-def nodes(request: Request) -> Response:
+async def nodes(request: Request) -> Response:
     """Compute nodes, by name; filters: ``zone``, ``aggregate``, ``status`` (up|down|disabled).
     While the follower folds, the answer may come from a model a few records older than
-    the newest (see :class:`NodeRows`); its ``position`` says which."""
+    the newest (see :class:`NodeRows`); its ``position`` says which.
+
+    The whole list of the current model, already encoded, is answered on the event loop
+    (O(1): no wait for a thread that other clients' requests may hold); anything else on
+    a thread."""
+    q = request.query_params
+    if not (q.get("cursor") or q.get("zone") is not None or q.get("aggregate") is not None
+            or q.get("status") is not None):
+        body = request.app.state.node_rows.body
+        if body is not None and body[0] is _service(request).model().state and body[1] == limit_of(request):
+            return Response(body[2], media_type="application/json")
+    return await run_in_threadpool(_nodes, request)
+
+
+def _nodes(request: Request) -> Response:
     svc = _service(request)
     limit = limit_of(request)
     q = request.query_params

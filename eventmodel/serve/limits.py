@@ -35,7 +35,7 @@ class Limits:
     """The bounds a ``serve`` process keeps (see the README's "Operating it")."""
 
     replays: int = 2  # past-point models built at once
-    threads: int = 6  # threads answering slow requests (lists, history, diff, export encoding)
+    threads: int = 2  # threads answering slow requests (lists, history, dead letters, the live export)
     replay_queue: int = 4  # more allowed to wait
     per_client: int = 8  # slow requests of one client address at once
     session_seconds: float = 12 * 3600

@@ -48,7 +48,7 @@ from eventmodel.log.base import LogError, Position
 #: bytes per chunk of a spooled export sent to the client
 SPOOL_CHUNK = 1 << 20
 #: how much lower a worker's scheduling priority is than the serving process's
-WORKER_NICE = 10
+WORKER_NICE = 19
 
 
 class WorkerDied(ServeError, RuntimeError):
