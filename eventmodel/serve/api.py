@@ -6,7 +6,11 @@ Errors are JSON ``{"error": …, "status": …}``: 400 for a malformed parameter
 position the log cannot answer for, 404 for an unknown key, 503 while the model is
 being restored or the log cannot be read. Handlers that take O(1) are coroutines
 (answered on the event loop); the others are plain functions, which Starlette runs on
-its thread pool, so a list or a replay never blocks the event loop.
+its thread pool (``--threads``), so a list never blocks the event loop. Past-point
+models and their answers (export, diff) are made in worker processes when the log can
+be opened there (:mod:`eventmodel.serve.workers`), so that their seconds of Python do
+not take the GIL from the event loop; the live export is encoded once per model
+position (:class:`LiveExport`).
 """
 
 from __future__ import annotations
