@@ -247,15 +247,25 @@ class _Worker:
     """What one worker process holds: the log, its checkpointer, the last models built."""
 
     def __init__(self, flags: Any, log_url: str, checkpoint_dir: str, ladder: int, models_kept: int) -> None:
-        from eventmodel.log import open_log
-        from projections.checkpoint import Checkpointer
-
         self.flags = flags
-        self.log = open_log(log_url, create=False)
-        self.checkpointer = (Checkpointer.for_log(checkpoint_dir, self.log, ladder=ladder)
-                             if checkpoint_dir else None)
+        self.log_url, self.checkpoint_dir, self.ladder = log_url, checkpoint_dir, ladder
+        self.log: Any = None
+        self.checkpointer: Any = None
         self.models: collections.OrderedDict[Position, Any] = collections.OrderedDict()
         self.models_kept = models_kept
+
+    def open(self) -> None:
+        """Open the log and the checkpoints on the first job (not in the pool's
+        initializer: an error there would break the pool; here it is the job's answer,
+        and the next job tries again)."""
+        if self.log is None:
+            from eventmodel.log import open_log
+            from projections.checkpoint import Checkpointer
+
+            log = open_log(self.log_url, create=False)
+            self.checkpointer = (Checkpointer.for_log(self.checkpoint_dir, log, ladder=self.ladder)
+                                 if self.checkpoint_dir else None)
+            self.log = log
 
     def model(self, pos: Position, slot: int) -> Any:
         from eventmodel.log.base import PositionNotCovered
@@ -271,6 +281,7 @@ class _Worker:
             self.models.move_to_end(pos)
             return cached
         check(0)
+        self.open()
         try:
             model = model_at(self.log, to=pos, checkpointer=self.checkpointer, progress=check)
         except (PositionNotCovered, ValueError) as exc:

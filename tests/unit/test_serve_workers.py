@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -198,3 +199,39 @@ def test_a_log_another_process_cannot_open_has_no_workers(tmp_path: Path) -> Non
     workers = ReplayWorkers.for_log(log)
     assert workers is not None and workers.log_url == f"sqlite:///{tmp_path}/e.db"
     workers.close()
+
+
+def test_errors_a_worker_names_keep_their_status_and_show_no_path(tmp_path: Path) -> None:
+    path = tmp_path / "secret-dir" / "e.db"
+    path.parent.mkdir()
+    log = open_log(f"sqlite:///{path}")
+    log.append(_nodes(50))
+    svc = _ready(ModelService(log, sample_every=0.05, dead_letters_every=3600))
+    workers = ReplayWorkers.for_log(log, processes=1)
+    assert workers is not None
+    try:
+        app = create_app(svc, workers=workers)
+        for suffix in ("", "-wal", "-shm"):  # this process keeps reading its open file; a worker cannot open it
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        gone = anyio.run(_get, app, "/api/export?at=20", "/api/diff?from=10&to=30")
+        for r in gone:
+            assert r.status_code == 503 and r.headers["retry-after"], r.text
+            assert "no such log file" in r.json()["error"] and "secret-dir" not in r.text, r.text
+
+        # what a worker answers is turned back into the error the thread path raises
+        from concurrent.futures import Future
+
+        from eventmodel.log.base import LogError, Position
+        from eventmodel.serve.limits import Cancelled
+        from eventmodel.serve.service import BadRequest
+
+        for outcome, error in (("bad", BadRequest), ("log", LogError), ("cancelled", Cancelled),
+                               ("error", RuntimeError)):
+            done: Future[Any] = Future()
+            done.set_result((outcome, "why"))
+            workers._submit = lambda job, args, done=done: done  # type: ignore[method-assign]
+            with pytest.raises(error, match="why"):
+                workers.diff(Position((1,)), Position((2,)), 0, 10, threading.Event())
+    finally:
+        workers.close()
+        svc.stop()
