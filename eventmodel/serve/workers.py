@@ -167,7 +167,7 @@ class ReplayWorkers:
                     if cancel.is_set():
                         self._flags[slot] = 1  # the worker ends between two batches
                 except BrokenProcessPool:
-                    self._broken(future)
+                    self._broken()
                     raise WorkerDied("a replay worker process ended while building the model (killed or out "
                                      "of memory): try again") from None
         finally:
@@ -213,7 +213,8 @@ class ReplayWorkers:
                 self.restarts += 1
         pool.shutdown(wait=False, cancel_futures=True)
 
-    def _broken(self, future: Future[Any]) -> None:
+    def _broken(self) -> None:
+        """A worker died: the current pool is done for; the next job starts a new one."""
         with self._lock:
             pool = self._pool
         if pool is not None:
