@@ -31,7 +31,8 @@ callers relied on before (second parent), so ``except ValueError`` still works.
     │   ├── NotReady (RuntimeError), BadRequest (ValueError), NotFound (LookupError)
     │   ├── TokenError (ValueError)
     │   ├── Busy (RuntimeError)                  too much of one kind of work at once (503, Retry-After)
-    │   └── Cancelled (RuntimeError)             a build every waiting client left
+    │   ├── Cancelled (RuntimeError)             a build every waiting client left
+    │   └── WorkerDied (RuntimeError)            a replay worker process ended mid-build (503)
     ├── SimError                                 the simulated cloud
     │   ├── SimApiError                          an API error it answers with
     │   ├── OperationError (ValueError)          an operation the cloud refuses

@@ -91,12 +91,17 @@ def register(app: typer.Typer) -> None:
         replay_queue: int = typer.Option(4, "--replay-queue", min=0,
                                          help="Requests for past-point models allowed to wait; past it: 503 "
                                               "with Retry-After."),
-        threads: int = typer.Option(6, "--threads", min=1,
+        threads: int = typer.Option(2, "--threads", min=1,
                                     help="Threads answering slow requests (lists, history, diff, export); fewer "
                                          "keep /healthz and the event loop responsive under load."),
         per_client: int = typer.Option(8, "--per-client", min=1,
                                        help="Slow requests (lists, history, export, diff) one client address "
                                             "may have running at once; past it: 429."),
+        forwarded_allow_ips: str = typer.Option("127.0.0.1", "--forwarded-allow-ips",
+                                                envvar="FORWARDED_ALLOW_IPS",
+                                                help="Proxies (comma-separated addresses, * for any) whose "
+                                                     "X-Forwarded-Proto/-For are believed: behind a TLS proxy the "
+                                                     "session cookie is then marked Secure."),
     ) -> None:
         """Follow the log and serve the model: JSON API, /metrics, /healthz, /readyz and a page.
 
@@ -111,6 +116,7 @@ def register(app: typer.Typer) -> None:
         from eventmodel.serve.app import create_app
         from eventmodel.serve.limits import Limits, header_timeout_protocol
         from eventmodel.serve.service import ModelService
+        from eventmodel.serve.workers import ReplayWorkers
 
         try:
             host, port = parse_listen(listen)
@@ -138,7 +144,8 @@ def register(app: typer.Typer) -> None:
         sys.setswitchinterval(0.001)  # the event loop gets the GIL back sooner from busy threads
         limits = Limits(replays=max_replays, replay_queue=replay_queue, per_client=per_client, threads=threads,
                         session_seconds=session_hours * 3600, guesses_per_second=guesses_per_minute / 60)
-        asgi = create_app(service, token=token, limits=limits)
+        workers = ReplayWorkers.for_log(lg, checkpoint_dir, ladder, processes=max_replays)
+        asgi = create_app(service, token=token, limits=limits, workers=workers)
         service.start()
         signal.signal(signal.SIGUSR2, lambda *_: err.print(
             f"follower {'held' if service.hold() else 'released'} (SIGUSR2)"))
@@ -150,6 +157,7 @@ def register(app: typer.Typer) -> None:
         server = uvicorn.Server(uvicorn.Config(
             asgi, log_level="warning", access_log=False, lifespan="off", limit_concurrency=max_connections,
             timeout_keep_alive=keep_alive, h11_max_incomplete_event_size=max_header_bytes,
+            proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips,
             http=header_timeout_protocol(header_timeout)))
         # uvicorn handles SIGTERM/SIGINT while it runs, then raises the signal again to the
         # handler it found: ours only asks it to stop, so that the last checkpoint is written
@@ -158,6 +166,8 @@ def register(app: typer.Typer) -> None:
         try:
             server.run(sockets=[sock])
         finally:
+            if workers is not None:
+                workers.close()
             service.stop()
             lg.close()
         console.print(f"stopped{'; checkpoint written' if checkpoint_dir else ''}")

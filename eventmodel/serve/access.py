@@ -125,10 +125,12 @@ class TokenGate:
             await _send(send, 429, body, b"application/json", [(b"retry-after", retry_after(wait))])
             return
         if path == "/login" and scope.get("method") == "POST":
-            await self._login(receive, send, client)
+            await self._login(scope, receive, send, client)
             return
         verdict = self._allowed(scope)
-        if verdict is True:
+        if verdict:
+            if verdict == "session":  # the page shows a "Log out" button (/api/status says so)
+                scope.setdefault("state", {})["session"] = True
             await self.app(scope, receive, send)
             return
         if verdict is False:  # credentials given, and wrong: a guess
@@ -140,8 +142,9 @@ class TokenGate:
         body = b'{"error":"unauthorized: send Authorization: Bearer <token>","status":401}'
         await _send(send, 401, body, b"application/json", [(b"www-authenticate", b"Bearer")])
 
-    def _allowed(self, scope: Scope) -> bool | None:
-        """True: a valid token or session; False: credentials given, none valid; None: none given."""
+    def _allowed(self, scope: Scope) -> bool | str | None:
+        """True: a valid token; "session": a live session cookie; False: credentials given,
+        none valid; None: none given."""
         assert self.token is not None
         given = False
         for name, value in scope.get("headers") or []:
@@ -154,10 +157,10 @@ class TokenGate:
                 for sid in _session_ids(value):
                     given = True
                     if self.sessions.valid(sid):
-                        return True
+                        return "session"
         return False if given else None
 
-    async def _login(self, receive: Receive, send: Send, client: str) -> None:
+    async def _login(self, scope: Scope, receive: Receive, send: Send, client: str) -> None:
         assert self.token is not None
         body = b""
         while True:
@@ -175,7 +178,7 @@ class TokenGate:
             return
         sid = self.sessions.open()
         cookie = (f"{COOKIE}={sid}; Path=/; Max-Age={int(self.sessions.seconds)}; HttpOnly; "
-                  "SameSite=Strict").encode()
+                  f"SameSite=Strict{_secure(scope)}").encode()
         await _send(send, 303, b"", b"text/plain", [(b"location", b"/"), (b"set-cookie", cookie)])
 
     async def _logout(self, scope: Scope, send: Send) -> None:
@@ -183,8 +186,15 @@ class TokenGate:
             if name == b"cookie":
                 for sid in _session_ids(value):
                     self.sessions.close(sid)
-        cookie = f"{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict".encode()
+        cookie = f"{COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{_secure(scope)}".encode()
         await _send(send, 303, b"", b"text/plain", [(b"location", b"/login"), (b"set-cookie", cookie)])
+
+
+def _secure(scope: Scope) -> str:
+    """``; Secure`` when the request came over https (directly, or through a TLS proxy whose
+    ``X-Forwarded-Proto`` uvicorn trusts: ``--forwarded-allow-ips``), so that a browser
+    never sends the session id in clear."""
+    return "; Secure" if scope.get("scheme") in ("https", "wss") else ""
 
 
 def _client(scope: Scope) -> str:

@@ -6,13 +6,18 @@ Errors are JSON ``{"error": …, "status": …}``: 400 for a malformed parameter
 position the log cannot answer for, 404 for an unknown key, 503 while the model is
 being restored or the log cannot be read. Handlers that take O(1) are coroutines
 (answered on the event loop); the others are plain functions, which Starlette runs on
-its thread pool, so a list or a replay never blocks the event loop.
+its thread pool (``--threads``), so a list never blocks the event loop. Past-point
+models and their answers (export, diff) are made in worker processes when the log can
+be opened there (:mod:`eventmodel.serve.workers`), so that their seconds of Python do
+not take the GIL from the event loop; the live export is encoded once per model
+position (:class:`LiveExport`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 import attrs
@@ -29,6 +34,7 @@ from eventmodel.events import KINDS, Instance
 from eventmodel.log.base import Position
 from eventmodel.serve.limits import ReplayGate, wait_disconnect
 from eventmodel.serve.service import BadRequest, ModelService, describe_log
+from eventmodel.serve.workers import ReplayWorkers, Spool
 from eventmodel.serve.views import NodeRows, history_item, instance_row, time_text
 from projections.export import to_document
 from projections.model import ClusterModel, UnknownEntity
@@ -129,6 +135,7 @@ async def status(request: Request) -> Response:
         "ready_reason": svc.public(why),
         "stale": svc.public(stale) if stale else None,
         "held": svc.held,
+        "session": bool(request.scope.get("state", {}).get("session")),  # signed in by the page's cookie
         "started_at": time_text(svc.started_at),
         "lag": {
             "records": sample.records,
@@ -170,10 +177,24 @@ def _sync(s: Any) -> dict[str, Any]:
             "observed": s.observed, "corrected": s.corrected, "deleted": s.deleted}
 
 
-def nodes(request: Request) -> Response:
+async def nodes(request: Request) -> Response:
     """Compute nodes, by name; filters: ``zone``, ``aggregate``, ``status`` (up|down|disabled).
     While the follower folds, the answer may come from a model a few records older than
-    the newest (see :class:`NodeRows`); its ``position`` says which."""
+    the newest (see :class:`NodeRows`); its ``position`` says which.
+
+    The whole list of the current model, already encoded, is answered on the event loop
+    (O(1): no wait for a thread that other clients' requests may hold); anything else on
+    a thread."""
+    q = request.query_params
+    if not (q.get("cursor") or q.get("zone") is not None or q.get("aggregate") is not None
+            or q.get("status") is not None):
+        body = request.app.state.node_rows.body
+        if body is not None and body[0] is _service(request).model().state and body[1] == limit_of(request):
+            return Response(body[2], media_type="application/json")
+    return await run_in_threadpool(_nodes, request)
+
+
+def _nodes(request: Request) -> Response:
     svc = _service(request)
     limit = limit_of(request)
     q = request.query_params
@@ -329,7 +350,8 @@ async def past_model(request: Request, pos: Position | None) -> ClusterModel:
 
 
 async def difference(request: Request) -> Response:
-    """What changed between ``from`` and ``to`` (positions or times; ``to`` defaults to now)."""
+    """What changed between ``from`` and ``to`` (positions or times; ``to`` defaults to now).
+    With replay workers, both models and the page are made in a worker process."""
     svc = _service(request)
     limit = limit_of(request)
     q = request.query_params
@@ -344,6 +366,15 @@ async def difference(request: Request) -> Response:
         raise BadRequest(f"cursor must come from a previous answer, not {cursor[:40]!r}") from None
     start = await run_in_threadpool(point, svc, q.get("from"), "from")
     end = await run_in_threadpool(point, svc, q.get("to"), "to")
+    workers: ReplayWorkers | None = request.app.state.workers
+    if workers is not None:
+        assert start is not None
+        live = svc.model().position
+        a, b = start, end or live
+        gate: ReplayGate = request.app.state.replays
+        data = await gate.run(("diff", a, b, skip, limit), lambda cancel: workers.diff(a, b, skip, limit, cancel),
+                              lambda: wait_disconnect(request.receive))
+        return Response(data, media_type="application/json")
     a = await past_model(request, start)
     b = await past_model(request, end)
     data = await run_in_threadpool(_diff_page, a, b, skip, limit)
@@ -372,12 +403,71 @@ EXPORT_CHUNK = 2000
 
 async def export(request: Request) -> Response:
     """The model at ``at`` (position or time; default now) in `eventmodel export`'s format,
-    streamed in chunks (a reader that does not read stops the writing: backpressure)."""
+    streamed in chunks (a reader that does not read stops the writing: backpressure).
+
+    Now (no ``at``, or the live position): encoded once per model position and shared
+    (:class:`LiveExport`). A past point: with replay workers, built and encoded in a
+    worker process and streamed from its spool file; else built on a thread here."""
     svc = _service(request)
     pos = await run_in_threadpool(point, svc, request.query_params.get("at"), "at")
+    live = svc.model()
+    if pos is None or pos == live.position:
+        cache: LiveExport = request.app.state.live_export
+        data = await cache.get(live)
+        return StreamingResponse(_slices(data), media_type="application/json")
+    workers: ReplayWorkers | None = request.app.state.workers
+    if workers is not None:
+        gate: ReplayGate = request.app.state.replays
+        spool = await gate.run(("export", pos), lambda cancel: workers.export(pos, cancel),
+                               lambda: wait_disconnect(request.receive))
+        return StreamingResponse(_spooled(spool), media_type="application/json")
     model = await past_model(request, pos)
     doc = await run_in_threadpool(to_document, model)
     return StreamingResponse(export_chunks(doc), media_type="application/json")
+
+
+async def _slices(data: bytes, size: int = 1 << 20) -> AsyncIterator[bytes]:
+    """``data`` a megabyte at a time (on the event loop: no thread per chunk)."""
+    for at in range(0, len(data), size):
+        yield data[at:at + size]
+
+
+async def _spooled(spool: Spool) -> AsyncIterator[bytes]:
+    """A spooled export a megabyte at a time (``pread`` of a file just written: the page
+    cache answers; on the event loop, no thread per chunk)."""
+    for chunk in spool.chunks():
+        yield chunk
+
+
+@attrs.define
+class LiveExport:
+    """The export of the live model, encoded once per model position and shared by every
+    request for it; at most one encoding at a time (a request that comes while one runs
+    gets that one's answer, a few records old at most, as the node list does)."""
+
+    _done: tuple[Position, bytes] | None = None
+    _encoding: asyncio.Future[bytes] | None = None
+
+    async def get(self, model: ClusterModel) -> bytes:
+        done = self._done
+        if done is not None and done[0] == model.position:
+            return done[1]
+        fut = self._encoding
+        if fut is None or fut.done() or fut.get_loop() is not asyncio.get_running_loop():
+            fut = asyncio.ensure_future(self._encode(model))
+            fut.add_done_callback(_quiet)
+            self._encoding = fut
+        return await asyncio.shield(fut)
+
+    async def _encode(self, model: ClusterModel) -> bytes:
+        data = await run_in_threadpool(lambda: b"".join(export_chunks(to_document(model))))
+        self._done = (model.position, data)
+        return data
+
+
+def _quiet(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 def export_chunks(doc: dict[str, Any], chunk: int = EXPORT_CHUNK) -> Iterator[bytes]:

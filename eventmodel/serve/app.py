@@ -23,11 +23,12 @@ from eventmodel.log.base import LogError
 from eventmodel.serve.access import SecurityHeaders, TokenGate
 from eventmodel.serve.limits import Busy, Cancelled, Limits, PerClient, ReplayGate
 from eventmodel.serve.sessions import Throttle
-from eventmodel.serve.api import ERRORS, error, json_response, routes
+from eventmodel.serve.api import ERRORS, LiveExport, error, json_response, routes
 from eventmodel.metrics import render
 from eventmodel.serve.metrics import registry_for
 from eventmodel.serve.service import ModelService, NotReady
 from eventmodel.serve.views import NodeRows
+from eventmodel.serve.workers import ReplayWorkers, WorkerDied
 
 PAGE = Path(__file__).resolve().parent / "page"
 _log = logging.getLogger(__name__)
@@ -111,13 +112,16 @@ class NoBare500:
             await response(scope, receive, send)
 
 
-def create_app(service: ModelService, *, token: str | None = None, limits: Limits | None = None) -> Starlette:
+def create_app(service: ModelService, *, token: str | None = None, limits: Limits | None = None,
+               workers: ReplayWorkers | None = None) -> Starlette:
     """The ASGI application over ``service``; with ``token``, every path but the probes
     needs it (bearer header, or the page's session cookie). ``limits``: what one
-    request, client and replay may cost (defaults: :class:`Limits`)."""
+    request, client and replay may cost (defaults: :class:`Limits`). ``workers``: the
+    processes that build past-point models (None: threads of this process); the caller
+    closes them."""
     limits = limits or Limits()
     handlers = {HTTPException: _http_error, NotReady: _not_ready, LogError: _log_error,
-                Busy: _busy, Cancelled: _busy}
+                Busy: _busy, Cancelled: _busy, WorkerDied: _busy}
     handlers.update({cls: _known_error for cls in ERRORS})
     app = Starlette(
         routes=[
@@ -134,6 +138,8 @@ def create_app(service: ModelService, *, token: str | None = None, limits: Limit
     app.state.registry = registry_for(service)
     app.state.node_rows = NodeRows()
     app.state.replays = ReplayGate(limits.replays, limits.replay_queue)
+    app.state.workers = workers
+    app.state.live_export = LiveExport()
     app.add_middleware(NoBare500, service=service)
     app.add_middleware(PerClient, limit=limits.per_client, threads=limits.threads)
     app.add_middleware(TokenGate, token=token, session_seconds=limits.session_seconds,

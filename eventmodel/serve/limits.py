@@ -2,10 +2,11 @@
 
 - :class:`Limits`: the numbers (``serve`` options), in one place.
 - :class:`ReplayGate`: past-point models (``/api/export?at=``, ``/api/diff``) are built
-  on a thread, at most ``replays`` at once with at most ``queue`` more waiting (past
-  it: :class:`Busy`, answered 503 with ``Retry-After``); concurrent requests for the
-  same position share one build; a build nobody waits for any more (every client
-  left) is cancelled between two batches of records.
+  from a thread (which runs the build, or hands it to a worker process of
+  :mod:`eventmodel.serve.workers` and waits), at most ``replays`` at once with at most
+  ``queue`` more waiting (past it: :class:`Busy`, answered 503 with ``Retry-After``);
+  concurrent requests for the same key share one build; a build nobody waits for any
+  more (every client left) is cancelled between two batches of records.
 - :class:`PerClient`: ASGI middleware; at most ``per_client`` slow requests (everything
   under ``/api/`` and ``/metrics``) of one client address at once; past it, 429.
 - :func:`header_timeout_protocol`: uvicorn's h11 protocol with a deadline for a
@@ -35,7 +36,7 @@ class Limits:
     """The bounds a ``serve`` process keeps (see the README's "Operating it")."""
 
     replays: int = 2  # past-point models built at once
-    threads: int = 6  # threads answering slow requests (lists, history, diff, export encoding)
+    threads: int = 2  # threads answering slow requests (lists, history, dead letters, the live export)
     replay_queue: int = 4  # more allowed to wait
     per_client: int = 8  # slow requests of one client address at once
     session_seconds: float = 12 * 3600

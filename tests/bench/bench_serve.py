@@ -304,7 +304,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=4, help="client processes")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--attacks-only", action="store_true", help="run (d) alone")
-    ap.add_argument("--threads", type=int, default=6, help="serve --threads")
+    ap.add_argument("--threads", type=int, default=2, help="serve --threads")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:

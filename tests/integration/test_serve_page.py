@@ -100,6 +100,7 @@ def test_cluster_view_search_and_history(page_log: str, browser: object, tmp_pat
         assert find(By.ID, "node-count").text.startswith(f"{nodes} nodes")
         assert find(By.ID, "position").text == str(log.end())
         wait_until(lambda: _text(d, "state") == "ready", 30, "the page to say ready")
+        assert not find(By.ID, "logout").is_displayed()  # no token, no session: nothing to log out of
 
         # an instance with a history of several records, found by its name
         inst = max(model.instances().values(), key=lambda i: (len(list(history(log, i.uuid))), i.uuid))
@@ -169,3 +170,32 @@ def test_a_cloud_supplied_key_never_leads_the_page_out_of_its_route(page_log: st
         wait_until(lambda: "no records on the log" in find(By.ID, "details").text, 30, "the page to refuse '.'")
         fetched = d.execute_script("return window.__fetched.slice()")  # type: ignore[attr-defined]
         assert not [p for p in fetched if p.rstrip("/") in ("/api", "/api/nodes", "/api/instances")], fetched
+
+
+def test_a_signed_in_page_shows_log_out_which_ends_the_session(page_log: str, browser: object, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    d = browser
+    token = "page-logout-token-0123456789"
+    token_file = tmp_path / "token"
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    with ServeProcess(page_log, "--token-file", str(token_file)) as serve:
+        serve.headers = {"authorization": f"Bearer {token}"}
+        serve.wait_ready()
+        d.get(serve.url + "/")  # type: ignore[attr-defined]
+        find = d.find_element  # type: ignore[attr-defined]
+        wait_until(lambda: d.find_elements(By.NAME, "token"), 30, "the sign-in form")  # type: ignore[attr-defined]
+        find(By.NAME, "token").send_keys(token)
+        find(By.CSS_SELECTOR, "input[type=submit]").click()
+        button = wait_until(lambda: [b for b in d.find_elements(By.CSS_SELECTOR, "#logout button")  # type: ignore[attr-defined]
+                                     if b.is_displayed()], 30, "the Log out button")[0]
+        assert button.text == "Log out"
+        wait_until(lambda: _text(d, "state") == "ready", 30, "the page to say ready")
+        shot = _save(d, tmp_path, "serve-page-logout.png")
+        assert shot.stat().st_size > 20_000
+        button.click()
+        wait_until(lambda: d.find_elements(By.NAME, "token"), 30, "the sign-in form again")  # type: ignore[attr-defined]
+        assert not d.get_cookie("eventmodel_session")  # type: ignore[attr-defined]
+        d.get(serve.url + "/api/status")  # type: ignore[attr-defined]
+        assert "unauthorized" in d.page_source or "sign in" in d.page_source.lower()  # type: ignore[attr-defined]

@@ -185,3 +185,29 @@ def test_the_throttle_never_allows_more_than_burst_plus_refill(steps: list[tuple
             allowed[who] = allowed.get(who, 0) + 1
     for n in allowed.values():
         assert n <= 10 + (clock.now - start) * 0.2 + 1e-9
+
+
+async def _session_at(app: object, base: str, steps: list[tuple[str, str, dict[str, str] | None]]) -> list[httpx.Response]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base) as c:  # type: ignore[arg-type]
+        return [await (c.post(p, data=f) if m == "POST" else c.get(p)) for m, p, f in steps]
+
+
+def test_the_session_cookie_is_secure_when_the_request_came_over_https() -> None:
+    gate = _gate(Clock())
+    steps = [("POST", "/login", {"token": TOKEN}), ("POST", "/logout", {})]
+    plain = anyio.run(_session_at, gate, "http://t", steps)
+    tls = anyio.run(_session_at, gate, "https://t", steps)  # the scheme uvicorn sets behind a TLS proxy too
+    for r in plain + tls:
+        assert "HttpOnly" in r.headers["set-cookie"] and "SameSite=Strict" in r.headers["set-cookie"]
+    assert all("Secure" not in r.headers["set-cookie"] for r in plain)
+    assert all(r.headers["set-cookie"].endswith("; Secure") for r in tls)
+
+
+def test_the_gate_tells_the_app_when_a_session_cookie_signed_the_request_in() -> None:
+    async def who(request: object) -> PlainTextResponse:
+        return PlainTextResponse("session" if request.scope.get("state", {}).get("session") else "token")  # type: ignore[attr-defined]
+
+    gate = TokenGate(Starlette(routes=[Route("/api/x", who)]), TOKEN)
+    by_cookie = anyio.run(_session, gate, [("POST", "/login", {"token": TOKEN}), ("GET", "/api/x", None)])[1]
+    by_token = anyio.run(_get, gate, "/api/x", {"authorization": f"Bearer {TOKEN}"})
+    assert by_cookie.text == "session" and by_token.text == "token"

@@ -73,6 +73,7 @@ async function pollStatus() {
     st.className = "state " + (s.stale ? "stale" : s.ready ? "ready" : "notready");
     st.textContent = s.stale ? "stale" : s.ready ? "ready" : (s.held ? "held" : "not ready");
     st.title = s.ready_reason;
+    $("logout").hidden = !s.session;
     const banner = $("stale");
     banner.hidden = !s.stale;
     banner.textContent = s.stale ? `The model may be out of date: ${s.stale}` : "";
