@@ -175,26 +175,19 @@ def _snapshotters(reader: CloudReader, lg: object, wanted: tuple[str, ...] | Non
     snaps = []
     if wanted is None or "compute" in wanted:
         snaps.append(Snapshotter(reader, lg, source="sync", page_size=page_size))  # type: ignore[arg-type]
-    if wanted is None or "storage" in wanted:
-        cinder = CinderReader(reader, page_size=page_size)  # type: ignore[arg-type]
-        if cinder.endpoint() is None:
+    for service, cls, named in (("storage", CinderReader, "block-storage (Cinder v3)"),
+                                ("baremetal", IronicReader, "baremetal (Ironic)")):
+        if wanted is not None and service not in wanted:
+            continue
+        other = cls(reader, page_size=page_size)  # type: ignore[arg-type]
+        if other.endpoint() is None:
             if wanted is not None:
-                raise fail("--services storage: the cloud's catalog has no block-storage (Cinder v3) service")
-            console.print("storage: the catalog has no block-storage service; only compute is synced",
-                          highlight=False, soft_wrap=True)
-        else:
-            snaps.append(Snapshotter(cinder, lg, source="sync-storage", page_size=page_size,  # type: ignore[arg-type]
-                                     service="storage"))
-    if wanted is None or "baremetal" in wanted:
-        ironic = IronicReader(reader, page_size=page_size)  # type: ignore[arg-type]
-        if ironic.endpoint() is None:
-            if wanted is not None:
-                raise fail("--services baremetal: the cloud's catalog has no baremetal (Ironic) service")
-            console.print("baremetal: the catalog has no baremetal service; it is not synced",
-                          highlight=False, soft_wrap=True)
-        else:
-            snaps.append(Snapshotter(ironic, lg, source="sync-baremetal", page_size=page_size,  # type: ignore[arg-type]
-                                     service="baremetal"))
+                raise fail(f"--services {service}: the cloud's catalog has no {named} service")
+            console.print(f"{service}: the catalog has no {named.split(' ', 1)[0]} service; it is not synced "
+                          "(compute is)", highlight=False, soft_wrap=True)
+            continue
+        snaps.append(Snapshotter(other, lg, source=f"sync-{service}", page_size=page_size,  # type: ignore[arg-type]
+                                 service=service))
     if not snaps:
         raise fail("--services: none of the services named is in the cloud's catalog")
     return snaps[0] if len(snaps) == 1 else ServiceSyncs(snaps)

@@ -161,7 +161,7 @@ def test_sync_once_without_block_storage_skips_it_in_one_line(tmp_path: Path) ->
         auto = CliRunner().invoke(app, args, env=env)
         named = CliRunner().invoke(app, [*args, "--services", "compute,storage"], env=env)
     assert auto.exit_code == 0, auto.output
-    assert "no block-storage service; only compute is synced" in auto.output
+    assert "storage: the catalog has no block-storage service; it is not synced" in auto.output
     assert f"instance {sim.instance_count}" in auto.output
     assert named.exit_code != 0 and "no block-storage" in named.output
 
