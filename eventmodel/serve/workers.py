@@ -85,6 +85,41 @@ class Spool:
             os.close(fd)
 
 
+#: a spool directory's name: this prefix, the serving process's pid, a dash, random letters
+SPOOL_PREFIX = "eventmodel-serve-"
+
+
+def remove_orphan_spools(root: str | None = None) -> list[str]:
+    """Remove the spool directories of serving processes that no longer run (one killed
+    with -9 cannot remove its own); answers the paths removed."""
+    root = root or tempfile.gettempdir()
+    removed = []
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(SPOOL_PREFIX):
+            continue
+        pid_text = name[len(SPOOL_PREFIX):].split("-", 1)[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        path = os.path.join(root, name)
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
 class ReplayWorkers:
     """A pool of worker processes that build past-point models and encode answers from
     them (see the module doc). Methods block: call them on a thread."""
@@ -101,7 +136,8 @@ class ReplayWorkers:
         self._free = list(range(processes))
         self._lock = threading.Lock()
         self._pool: ProcessPoolExecutor | None = None
-        self._dir = tempfile.mkdtemp(prefix="eventmodel-serve-")
+        remove_orphan_spools()
+        self._dir = tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-")
         self._spools: collections.OrderedDict[Position, Spool] = collections.OrderedDict()
         self._spools_kept = spools_kept
         self.submitted = 0  # jobs handed to the pool (tests wait on it)

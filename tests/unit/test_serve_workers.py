@@ -235,3 +235,24 @@ def test_errors_a_worker_names_keep_their_status_and_show_no_path(tmp_path: Path
     finally:
         workers.close()
         svc.stop()
+
+
+def test_spools_of_a_dead_serving_process_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
+    """A serving process killed with -9 leaves its spool directory; the next one removes
+    it (its pid no longer runs) and leaves a running process's alone."""
+    import subprocess
+    import sys
+
+    from eventmodel.serve.workers import SPOOL_PREFIX, remove_orphan_spools
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead = tmp_path / f"{SPOOL_PREFIX}{gone.pid}-abc"
+    (dead / "sub").mkdir(parents=True)
+    (dead / "sub" / "export.json").write_bytes(b"{}")
+    live = tmp_path / f"{SPOOL_PREFIX}{os.getpid()}-xyz"
+    live.mkdir()
+    odd = tmp_path / f"{SPOOL_PREFIX}notapid"
+    odd.mkdir()
+    assert remove_orphan_spools(str(tmp_path)) == [str(dead)]
+    assert not dead.exists() and live.exists() and odd.exists()
