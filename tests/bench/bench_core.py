@@ -6,7 +6,10 @@
    decode-and-dict-insert loop over the same records (the ceiling);
 2. ``latest()`` at 1,000 hosts / 50,000 instances and 10,000 / 500,000, beside
    ``copy.deepcopy`` of the same data;
-3. memory per instance in the projection;
+3. memory per instance in the projection, and beside it memory per Cinder volume, per
+   storage pool (with its cinder-volume backend) and per Ironic bare-metal node, folded
+   into that same state the same way (records decoded from bytes, traced allocations
+   over the count; the storage and bare-metal figures are what each kind adds to it);
 4. checkpoint write and restore at the larger size.
 """
 
@@ -146,12 +149,96 @@ def build_state(hosts: int, instances: int) -> tuple[ClusterState, float]:
     return state, per
 
 
-def bench_latest(hosts: int, instances: int, tmp: Path, checkpoint: bool) -> None:
+def storage_events(backends: int, volumes: int, baremetal: int, servers: list[str],
+                   seed: int = 2) -> dict[str, list[ev.Envelope]]:
+    """Records of a block-storage and bare-metal cloud, by what they add: the storage
+    nodes (one sync's reads, ``backends`` of them), their pools (two each, ``capacity.pool``),
+    ``volumes`` volumes (``volume.create.end``; half attached to one of ``servers``) and
+    ``baremetal`` Ironic nodes (``baremetal.node.create.end``)."""
+    rng = random.Random(seed)
+    projects = [f"{rng.getrandbits(128):032x}" for _ in range(50)]
+    types = [(f"{rng.getrandbits(128):032x}", f"type-{k}") for k in range(5)]
+    t = 1_700_000_000_000_000
+    hosts = [f"storage-{b:03d}@backend-{b}" for b in range(backends)]
+    nodes = [ev.SnapshotStarted("bench-storage", scope=(ev.STORAGE_NODE,))]
+    nodes += [ev.StorageNodeObserved("bench-storage", ev.StorageNode(h, 0, "nova")) for h in hosts]
+    nodes.append(ev.SnapshotCompleted("bench-storage", {ev.STORAGE_NODE: backends}))
+    pool_names = [f"{h}#pool-{k}" for h in hosts for k in range(2)]
+    pools = [ev.PoolChanged(ev.StoragePool(n, t, 10_000.0, 6_000.0, 5_000.0, 4_000.0, 9_000.0)) for n in pool_names]
+    vols: list[object] = []
+    for i in range(volumes):
+        uuid = f"{rng.getrandbits(128):032x}"
+        tid, tname = rng.choice(types)
+        attached = (ev.VolumeAttachment(rng.choice(servers), f"{rng.getrandbits(128):032x}"),) if i % 2 else ()
+        vols.append(ev.VolumeChanged(ev.Volume(uuid, t + i, rng.choice(pool_names), rng.choice((10, 20, 40, 100)),
+                                               "in-use" if attached else "available", f"vol-{i}",
+                                               rng.choice(projects), "user", tid, tname, "nova", attached,
+                                               created_at=t + i), "created"))
+    bms = [ev.BaremetalNodeChanged(ev.BaremetalNode(f"{rng.getrandbits(128):032x}", t + i, f"bm-{i}", "power on",
+                                                    "active", False, None, "baremetal.gold",
+                                                    rng.choice(servers) if i % 2 else None), "created")
+           for i in range(baremetal)]
+
+    def wrap(payloads: list, tag: str) -> list[ev.Envelope]:
+        return [ev.envelope(p, source="bench", message_id=f"{tag}{i}", occurred_at=t, recorded_at=t)  # type: ignore[arg-type]
+                for i, p in enumerate(payloads)]
+
+    return {"storage_node": wrap(nodes, "s"), "pool": wrap(pools, "p"), "volume": wrap(vols, "v"),
+            "baremetal_node": wrap(bms, "b")}
+
+
+def fold_traced(state: ClusterState, events: list[ev.Envelope]) -> tuple[ClusterState, int]:
+    """Fold ``events`` (decoded from bytes, as from a log) into ``state``, after its
+    position; return the new state and the bytes the fold allocated and kept."""
+    from eventmodel.log.base import Record
+
+    codec = Codec()
+    blobs = [codec.encode(e) for e in events]
+    start = state.position.offsets[0]
+    gc.collect()
+    tracemalloc.start()
+    with bulk():
+        for i in range(0, len(blobs), 10_000):
+            recs = [Record(0, start + i + j, codec.decode(b)) for j, b in enumerate(blobs[i:i + 10_000])]
+            state = fold(state, recs)
+            del recs
+    del blobs
+    gc.collect()
+    kept = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return state, kept
+
+
+def bench_memory_storage(state: ClusterState, per_instance: float, backends: int, volumes: int,
+                         baremetal: int) -> ClusterState:
+    """Memory per volume, per pool and per bare-metal node folded into ``state``,
+    printed beside the instance figure."""
+    servers = list(state.instances.keys())
+    events = storage_events(backends, volumes, baremetal, servers)
+    rows = [("instance", per_instance, len(servers), "incl. nodes and indexes")]
+    for kind, label, note in (("storage_node", "storage node", "a sync's read of the cinder-volume service"),
+                              ("pool", "pool", "capacity.pool"), ("volume", "volume", "half attached, 5 types"),
+                              ("baremetal_node", "bare-metal node", "half with an instance")):
+        state, kept = fold_traced(state, events[kind])
+        n = len(state.table(kind))
+        rows.append((label, kept / max(n, 1), n, note))
+    for label, per, n, note in rows:
+        print(f"memory per {label:<16}{per:>10,.0f} bytes ({n:,} folded; {note})")
+    return state
+
+
+def bench_latest(hosts: int, instances: int, tmp: Path, checkpoint: bool, volumes: int = 0, backends: int = 25,
+                 baremetal: int = 0) -> None:
     print(f"\n== {hosts:,} hosts / {instances:,} instances ==")
     t = time.perf_counter()
     state, per_instance = build_state(hosts, instances)
     print(f"built by folding           {time.perf_counter() - t:>10.1f} s")
-    print(f"memory per instance        {per_instance:>10,.0f} bytes (traced allocations / instances, incl. nodes and indexes)")
+    if not (volumes or baremetal):
+        print(f"memory per instance        {per_instance:>10,.0f} bytes (traced allocations / instances, incl. nodes and indexes)")
+    else:
+        print(f"-- with {backends} cinder-volume backends, {2 * backends} pools, {volumes:,} volumes, "
+              f"{baremetal:,} bare-metal nodes (traced allocations each kind adds / its count):")
+        state = bench_memory_storage(state, per_instance, backends, volumes, baremetal)
     p = Projection(state)
     reps = 100_000
     t = time.perf_counter()
@@ -202,10 +289,10 @@ def main() -> None:
         tmp = Path(d)
         if args.small:
             bench_replay(20_000, 80_000, tmp)
-            bench_latest(100, 5_000, tmp, checkpoint=True)
+            bench_latest(100, 5_000, tmp, checkpoint=True, volumes=2_000, backends=5, baremetal=100)
         else:
             bench_replay(100_000, 300_000, tmp)
-            bench_latest(1_000, 50_000, tmp, checkpoint=False)
+            bench_latest(1_000, 50_000, tmp, checkpoint=False, volumes=20_000, backends=25, baremetal=1_000)
             bench_latest(10_000, 500_000, tmp, checkpoint=True)
 
 

@@ -22,8 +22,15 @@ simulated Cinder (``--storage-backends`` cinder-volume backends of two pools eac
 last one a single infinite pool), and a storage sync follows the compute one: its wall
 time, requests by route as the server served them, records — beside what Watcher's
 Cinder collector makes for the same cloud, counted from its code (research notes
-§1.4): the services listing once, the public types listing once per storage node
-(``ceil(T/1000)`` pages), the pools once, the volumes in pages of 1,000.
+§1.4) and, to check that count, made: the calls of Watcher's ``CinderHelper`` (python-watcher
+17) sent through openstacksdk to the same simulated Cinder and counted as it served them.
+The count: the services listing once; the types listing once per storage node (one
+request: Cinder's ``GET /types`` returns at most ``osapi_max_limit`` types and no
+``volume_types_links``, so the SDK never asks for a second page); the pools once; the
+volumes in pages of 1,000, where a full page carries a ``volumes_links`` next link, so
+``volumes // 1000 + 1`` requests (20,000 volumes: 21, the last page empty); plus what a
+fresh openstacksdk connection asks first: Keystone's version document and the token
+(identity 2) and Cinder's version document (block-storage 1).
 
 The 10k run builds a 500,000-server cloud in the server process first (minutes).
 """
@@ -78,10 +85,36 @@ def watcher_requests(hosts: int, per_host: list[int]) -> dict[str, int]:
     return {"identity": 1, "compute": compute, "placement": hosts, "total": 1 + compute + hosts}
 
 
-def watcher_cinder_requests(nodes: int, public_types: int, volumes: int) -> dict[str, int]:
-    """Requests of Watcher's CinderModelBuilder for the whole cloud (see the module docstring)."""
-    storage = 1 + nodes * max(1, math.ceil(public_types / 1000)) + 1 + max(1, math.ceil(volumes / 1000))
-    return {"identity": 1, "block-storage": storage, "total": 1 + storage}
+def watcher_cinder_requests(nodes: int, volumes: int, page: int = 1000) -> dict[str, int]:
+    """Requests of Watcher's CinderModelBuilder for the whole cloud (see the module docstring):
+    version document, services, one types listing per storage node, pools, ``volumes // page + 1``
+    volume pages; identity: version document and token."""
+    storage = 1 + 1 + nodes + 1 + volumes // page + 1
+    return {"identity": 2, "block-storage": storage, "total": 2 + storage}
+
+
+def watcher_cinder_made(auth: dict, control: str) -> dict:
+    """Make the calls of Watcher's CinderHelper (python-watcher's own methods, on an
+    openstacksdk connection to the simulated cloud) as CinderModelBuilder does, and
+    return the requests the server served: by service and by route, and the wall time."""
+    import openstack
+    from watcher.common import cinder_helper
+
+    helper = cinder_helper.CinderHelper.__new__(cinder_helper.CinderHelper)
+    helper.connection = openstack.connect(**auth)
+    _reset(control)
+    t0 = time.monotonic()
+    nodes = helper.get_storage_node_list()
+    for node in nodes:  # build_storage_node: one type listing per node
+        helper.get_volume_type_by_backendname(node.host.split("@")[1] if "@" in node.host else "")
+    try:
+        helper.get_storage_pool_list()
+    except ValueError:  # float("infinite") (research notes, surprise 6): the request was made
+        pass
+    volumes = helper.get_volume_list()
+    wall = time.monotonic() - t0
+    served = _stats(control)
+    return {"wall_s": wall, "served": served, "volumes": len(volumes), "nodes": len(nodes)}
 
 
 def _cpu_self() -> float:
@@ -135,12 +168,13 @@ def _sync_once(meta: dict, pid: int, tmp: Path, workers: int, page_size: int, se
         from eventmodel.sources.storage_sync import CinderReader
 
         _reset(meta["control"])
-        scpu0 = _cpu_of(pid)
+        storage_cpu0 = _cpu_of(pid)  # not scpu0: the compute sync's server CPU is reported from it
         sresult = Snapshotter(CinderReader(reader, page_size=page_size), log, page_size=page_size,
                               service="storage").run_once()
         if not sresult.ok:
             raise SystemExit(f"the storage sync failed: {sresult.error}")
-        storage = {"result": sresult, "served": _stats(meta["control"]), "server_cpu": _cpu_of(pid) - scpu0}
+        storage = {"result": sresult, "served": _stats(meta["control"]), "server_cpu": _cpu_of(pid) - storage_cpu0,
+                   "watcher": watcher_cinder_made(meta["auth"], meta["control"])}
     log.close()
     return {"result": result, "served": served, "cpu": cpu1 - cpu0, "server_cpu": scpu1 - scpu0,
             "rss": rss1, "rss_growth": rss1 - rss0, "load": os.getloadavg()[0], "storage": storage}
@@ -199,7 +233,12 @@ def run(size: str, workers: int, page_size: int, modes: list[bool], volumes: int
 def _print_storage(meta: dict, s: dict) -> None:
     """The storage sync's figures beside Watcher's Cinder collector's."""
     result, served = s["result"], s["served"]
-    watcher = watcher_cinder_requests(meta["storage_nodes"], meta["public_types"], meta["volumes"])
+    watcher = watcher_cinder_requests(meta["storage_nodes"], meta["volumes"])
+    made = s["watcher"]
+    made_routes = Counter()
+    for route, n in made["served"]["by_route"].items():
+        if route.startswith("GET /volume"):
+            made_routes[route.split("?")[0]] += n
     total = sum(result.requests.values())
     routes = {k: v for k, v in sorted(served["by_route"].items()) if k.startswith("GET /volume")}
     print(f"  -- storage sync: {meta['storage_nodes']} cinder-volume backends, {meta['pools']} pools, "
@@ -207,8 +246,13 @@ def _print_storage(meta: dict, s: dict) -> None:
     rows = [
         ("wall time", f"{result.wall_s:.2f}s", f"server CPU {s['server_cpu']:.2f}s"),
         ("requests (client count)", f"{total:,} " + json.dumps(dict(sorted(result.requests.items()))),
-         f"Watcher's Cinder collector: {watcher['total']:,} ({watcher['block-storage']:,} block-storage)"),
+         f"Watcher's Cinder collector, counted from its code: {watcher['total']:,} "
+         f"(identity {watcher['identity']}, block-storage {watcher['block-storage']:,})"),
         ("requests by route (server)", json.dumps(routes), ""),
+        ("Watcher's calls, made", f"{made['served']['total']:,} (identity {made['served']['identity']}, "
+                                  f"block-storage {made['served']['block-storage']:,}) in {made['wall_s']:.2f}s",
+         f"its CinderHelper through openstacksdk, {made['volumes']:,} volumes read"),
+        ("  by route (server)", json.dumps(dict(sorted(made_routes.items()))), ""),
         ("records", json.dumps(result.counts), f"{result.pages} volume pages"),
     ]
     width = max(len(row[0]) for row in rows)

@@ -227,3 +227,22 @@ def test_a_fault_mid_storage_sync_aborts_it_and_leaves_both_models_as_they_were(
     with sim.quiescent():
         assert syncs.run_once().ok
     assert storage_differences(sim, model_of(log)) == []
+
+
+@pytest.mark.parametrize("volumes", [999, 1000])
+def test_watchers_cinder_collector_makes_the_requests_bench_sync_counts_for_it(volumes: int) -> None:
+    """bench_sync prints Watcher's Cinder collector's requests from a formula; its own
+    CinderHelper calls, made against the sim, must cost exactly that (a full page of
+    1,000 volumes carries a next link, so 1,000 volumes take two pages)."""
+    from tests.bench.bench_sync import watcher_cinder_made, watcher_cinder_requests
+
+    sim = SimCloud(3, 10, seed=5, volumes=volumes, storage_backends=4)
+    truth = sim.storage_truth()
+    with SimServer(sim) as srv:
+        made = watcher_cinder_made(srv.auth_args(), srv.url + "/_sim")
+    counted = watcher_cinder_requests(len(truth.nodes), len(truth.volumes))
+    served = made["served"]
+    assert made["volumes"] == len(truth.volumes) and made["nodes"] == len(truth.nodes) == 4
+    assert (served["identity"], served["block-storage"]) == (counted["identity"], counted["block-storage"])
+    assert served["by_route"]["GET /volume/v3/types"] == 4
+    assert served["by_route"]["GET /volume/v3/volumes/detail"] == len(truth.volumes) // 1000 + 1
