@@ -387,6 +387,26 @@ def test_a_stuck_sampler_makes_readiness_fail(tmp_path: Path) -> None:
         svc.stop()
 
 
+def leaving_request(app: Any, query: bytes, gone: asyncio.Event, sent: list[dict]) -> Any:
+    """An ASGI call of ``/api/export?{query}`` whose client disconnects once ``gone`` is set."""
+    first = [True]
+
+    async def receive() -> dict:
+        if first[0]:
+            first[0] = False
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "http", "path": "/api/export", "raw_path": b"/api/export", "query_string": query,
+             "root_path": "", "headers": [(b"host", b"t")], "client": ("10.1.1.1", 5), "server": ("t", 80)}
+    return app(scope, receive, send)
+
+
 def test_a_replay_is_cancelled_when_its_client_disconnects(tmp_path: Path) -> None:
     log = open_log(f"sqlite:///{tmp_path}/e.db")
     for i in range(4):
@@ -406,24 +426,8 @@ def test_a_replay_is_cancelled_when_its_client_disconnects(tmp_path: Path) -> No
     app = create_app(svc)
 
     async def call() -> list[dict]:
-        gone = asyncio.Event()
-        first = [True]
-        sent: list[dict] = []
-
-        async def receive() -> dict:
-            if first[0]:
-                first[0] = False
-                return {"type": "http.request", "body": b"", "more_body": False}
-            await gone.wait()
-            return {"type": "http.disconnect"}
-
-        async def send(message: dict) -> None:
-            sent.append(message)
-
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-                 "scheme": "http", "path": "/api/export", "raw_path": b"/api/export", "query_string": b"at=77",
-                 "root_path": "", "headers": [(b"host", b"t")], "client": ("10.1.1.1", 5), "server": ("t", 80)}
-        task = asyncio.ensure_future(app(scope, receive, send))
+        gone, sent = asyncio.Event(), []
+        task = asyncio.ensure_future(leaving_request(app, b"at=77", gone, sent))
         await wait_async(started.is_set)
         gone.set()  # the client leaves while the model is being built
         await asyncio.wait_for(task, 30)

@@ -27,7 +27,7 @@ from eventmodel.serve.limits import Limits
 from eventmodel.serve.service import ModelService
 from eventmodel.serve.workers import ReplayWorkers
 from tests.fixtures.polling import wait_until
-from tests.unit.test_serve_hostile import _get, _ready, wait_async
+from tests.unit.test_serve_hostile import _get, _ready, leaving_request, wait_async
 from tests.unit.test_serve_service import _nodes
 
 
@@ -104,26 +104,6 @@ def test_a_worker_killed_mid_build_is_503_and_the_next_request_succeeds(
     assert workers.restarts == 1 and workers.pids() and pid not in workers.pids()
 
 
-def _leaving_request(app: Any, query: bytes, gone: asyncio.Event, sent: list[dict]) -> Any:
-    """An ASGI call of ``/api/export?{query}`` whose client disconnects once ``gone`` is set."""
-    first = [True]
-
-    async def receive() -> dict:
-        if first[0]:
-            first[0] = False
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await gone.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-             "scheme": "http", "path": "/api/export", "raw_path": b"/api/export", "query_string": query,
-             "root_path": "", "headers": [(b"host", b"t")], "client": ("10.1.1.1", 5), "server": ("t", 80)}
-    return app(scope, receive, send)
-
-
 def test_a_client_that_leaves_cancels_the_workers_build_and_the_bounds_hold(
         served: tuple[ModelService, ReplayWorkers]) -> None:
     svc, workers = served
@@ -135,7 +115,7 @@ def test_a_client_that_leaves_cancels_the_workers_build_and_the_bounds_hold(
         async def scenario() -> tuple[list[dict], httpx.Response]:
             gone, sent = asyncio.Event(), []
             before = workers.submitted
-            task = asyncio.ensure_future(_leaving_request(app, b"at=150", gone, sent))
+            task = asyncio.ensure_future(leaving_request(app, b"at=150", gone, sent))
             await wait_async(lambda: workers.submitted > before)
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
                 queued = asyncio.ensure_future(c.get("/api/export?at=160"))  # waits for the one slot
