@@ -184,12 +184,7 @@ def test_concurrent_exports_at_one_position_build_it_once(tmp_path: Path) -> Non
     svc.build_model = counted  # type: ignore[method-assign]
     try:
         app = create_app(svc, limits=Limits(per_client=100))
-
-        async def many() -> list[httpx.Response]:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-                return list(await asyncio.gather(*(c.get("/api/export?at=100") for _ in range(12))))
-
-        answers = anyio.run(many)
+        answers = at_once(app, "/api/export?at=100")
         assert {a.status_code for a in answers} == {200}
         assert builds == [Position((100,))]
         assert all(len(a.json()["compute_nodes"]) == 100 for a in answers)
@@ -385,6 +380,16 @@ def test_a_stuck_sampler_makes_readiness_fail(tmp_path: Path) -> None:
         wait_until(lambda: svc.readiness()[0], 30, "readiness to come back")
     finally:
         svc.stop()
+
+
+def at_once(app: Any, path: str, n: int = 12) -> list[httpx.Response]:
+    """``n`` concurrent GETs of ``path`` from one client address, answers in order."""
+
+    async def many() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            return list(await asyncio.gather(*(c.get(path) for _ in range(n))))
+
+    return anyio.run(many)
 
 
 def leaving_request(app: Any, query: bytes, gone: asyncio.Event, sent: list[dict]) -> Any:

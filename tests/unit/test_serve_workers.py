@@ -27,7 +27,7 @@ from eventmodel.serve.limits import Limits
 from eventmodel.serve.service import ModelService
 from eventmodel.serve.workers import ReplayWorkers
 from tests.fixtures.polling import wait_until
-from tests.unit.test_serve_hostile import _get, _ready, leaving_request, wait_async
+from tests.unit.test_serve_hostile import _get, _ready, at_once, leaving_request, wait_async
 from tests.unit.test_serve_service import _nodes
 
 
@@ -151,12 +151,7 @@ def test_the_live_export_is_encoded_once_per_model_position(tmp_path: Path, monk
     monkeypatch.setattr(api, "to_document", counted)
     try:
         app = create_app(svc, limits=Limits(per_client=100))
-
-        async def many() -> list[httpx.Response]:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-                return list(await asyncio.gather(*(c.get("/api/export") for _ in range(12))))
-
-        first = anyio.run(many)
+        first = at_once(app, "/api/export")
         assert {a.status_code for a in first} == {200} and encoded == ["50"]
         assert all(len(a.json()["compute_nodes"]) == 50 for a in first)
         again = anyio.run(_get, app, "/api/export", "/api/export?at=50")
