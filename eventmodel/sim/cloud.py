@@ -71,7 +71,7 @@ from eventmodel.events import (
 )
 from eventmodel.sim.cinder import SimCinder
 from eventmodel.sim.ironic import SimIronic
-from eventmodel.sim.storage import StorageState
+from eventmodel.sim.storage import StorageState, diff_storage
 from eventmodel.sim.emitter import CONTROLLERS, Emitter
 from eventmodel.sim.faults import NOTIFICATION_COUNTERS, Faults
 from eventmodel.sim.listing import Listing
@@ -85,6 +85,8 @@ from eventmodel.sim.truth import (
     OperationError,
     S,
     Truth,
+    compared_fields,
+    diff_table,
     diff_truth,
     flavor_disk_gb,
 )
@@ -108,8 +110,10 @@ __all__ = [
     "PartialInstance",
     "SimCloud",
     "Truth",
+    "baremetal_differences",
     "diff_truth",
     "flavor_disk_gb",
+    "storage_differences",
 ]
 
 DEFAULT_START = to_us(datetime(2026, 1, 5, 9, 0, 0, tzinfo=UTC))
@@ -643,3 +647,26 @@ class SimCloud:
     def _transition(self, uuid: str, action: str) -> list[bytes]:
         self._ops.transition(uuid, action)
         return self._deliver()
+
+
+#: the compared fields of a bare-metal node (its version aside)
+BAREMETAL_FIELDS = compared_fields(BaremetalNode)
+
+
+def storage_differences(sim: SimCloud, model: Any) -> list[str]:
+    """The storage model's differences from the sim's storage truth — storage nodes,
+    pools, volumes and volume types (``diff_storage``); none without Cinder. ``model``
+    answers ``storage_nodes()``, ``pools()``, ``volumes()`` and ``volume_types()`` (a
+    ``projections.model.ClusterModel``)."""
+    if sim.cinder is None:
+        return []
+    return diff_storage(sim.storage_truth(), model.storage_nodes(), model.pools(), model.volumes(),
+                        model.volume_types())
+
+
+def baremetal_differences(sim: SimCloud, model: Any) -> list[str]:
+    """The baremetal model's differences from the sim's Ironic nodes (every field but the
+    version); none without Ironic. ``model`` answers ``baremetal_nodes()``."""
+    if sim.ironic is None:
+        return []
+    return diff_table("baremetal node", BAREMETAL_FIELDS, sim.baremetal_truth(), model.baremetal_nodes())
