@@ -87,7 +87,7 @@ class SimIronic:
         #: uuid → the node as it is now; uuid → its row
         self.nodes: dict[str, BaremetalNode] = {}
         self.rows: dict[str, NodeRow] = {}
-        #: every uuid ever listed, in creation order (a deleted node's place stays, for listing markers)
+        #: every uuid ever listed, in creation order (Ironic's ``id``)
         self.places: list[str] = []
         self._sec = self._now = compute.start_us
         self._place(nodes)
@@ -122,14 +122,14 @@ class SimIronic:
         return list(self.nodes)
 
     def page(self, limit: int, marker: str | None) -> list[BaremetalNode]:
-        """Nodes in listing order after ``marker``, ``limit`` at most (OperationError when
-        the marker was never a node; a deleted node's place is still known)."""
+        """Nodes in listing order after ``marker``, ``limit`` at most; OperationError when
+        the marker is not a node now (Ironic reads it with ``Node.get_by_uuid``: a node
+        deleted while a sync pages is a 404)."""
         start = 0
         if marker is not None:
-            try:
-                start = self.places.index(marker) + 1
-            except ValueError:
-                raise OperationError(f"marker {marker} not found") from None
+            if marker not in self.nodes:
+                raise OperationError(f"Node {marker} could not be found.")
+            start = self.places.index(marker) + 1
         return [self.nodes[u] for u in self.places[start:] if u in self.nodes][:limit]
 
     def node(self, uuid: str) -> BaremetalNode:

@@ -24,7 +24,8 @@ from eventmodel import events as ev
 from eventmodel.sim.api_baremetal import Baremetal
 from eventmodel.sim.api_block_storage import BlockStorage
 from eventmodel.sim.api_common import BAREMETAL_MAX, VOLUME_MAX
-from eventmodel.sources.baremetal_sync import baremetal_node_from_api
+from eventmodel.sim.truth import OperationError
+from eventmodel.sources.baremetal_sync import baremetal_node_from_api, follow_markers
 from eventmodel.sources.storage_sync import volume_from_api
 
 BASE = "http://sim.invalid"
@@ -81,16 +82,16 @@ class SimBaremetalReader:
     def _decode(self, n: ev.BaremetalNode) -> ev.BaremetalNode:
         return baremetal_node_from_api(self._api.record(self.sim.ironic, n, BAREMETAL_MAX, BASE))
 
-    def baremetal_pages(self, limit: int) -> Iterator[list[ev.BaremetalNode]]:
-        marker: str | None = None
-        while True:
-            with self.lock:
+    def _page(self, limit: int, marker: str | None) -> tuple[list[ev.BaremetalNode], bool] | None:
+        with self.lock:
+            try:
                 page = [self._decode(n) for n in self.sim.list_baremetal_nodes(limit=limit, marker=marker)]
-            if page:
-                yield page
-            if len(page) < limit:
-                return
-            marker = page[-1].uuid
+            except OperationError:  # the API's 404: the marker node is gone
+                return None
+        return page, len(page) == limit
+
+    def baremetal_pages(self, limit: int) -> Iterator[list[ev.BaremetalNode]]:
+        return follow_markers(self._page, limit)
 
     def get_baremetal_node(self, uuid: str) -> ev.BaremetalNode | None:
         with self.lock:

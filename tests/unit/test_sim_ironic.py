@@ -200,8 +200,39 @@ def test_a_node_enrolled_managed_provided_and_deleted() -> None:
     assert out.ok and isinstance(out.events[0].payload, ev.BaremetalNodeChanged)
 
 
-def test_a_listing_marker_whose_node_was_deleted_meanwhile_still_finds_its_place() -> None:
+def test_a_listing_marker_whose_node_was_deleted_meanwhile_is_refused_as_ironic_does() -> None:
     sim = SimCloud(1, 0, seed=1, baremetal=5, baremetal_churn=0)
     order = sim.ironic.ordered()
     sim.baremetal_op("delete", order[1])
-    assert [n.uuid for n in sim.list_baremetal_nodes(limit=2, marker=order[1])] == order[2:4]
+    with pytest.raises(OperationError):
+        sim.list_baremetal_nodes(limit=2, marker=order[1])
+    assert [n.uuid for n in sim.list_baremetal_nodes(limit=2, marker=order[0])] == order[2:4]
+
+
+@settings(max_examples=40, deadline=None)
+@given(nodes=st.integers(1, 12), limit=st.integers(1, 5), gone=st.lists(st.integers(0, 11), max_size=8))
+def test_a_baremetal_listing_goes_on_when_its_marker_node_is_deleted_between_pages(
+        nodes: int, limit: int, gone: list[int]) -> None:
+    """Each page deletes a node — often the one the next page's marker names (Ironic's
+    404): the listing steps back to an earlier node, lists every node that survived, each once."""
+    from eventmodel.sim.service_readers import SimBaremetalReader
+
+    sim = SimCloud(1, 0, seed=nodes, baremetal=nodes, baremetal_churn=0)
+    order = sim.ironic.ordered()
+    victims = [order[i % nodes] for i in gone]
+    listed: list[str] = []
+
+    def delete_one() -> None:
+        if victims:
+            u = victims.pop(0)
+            if u in sim.ironic.nodes and sim.ironic.nodes[u].provision_state != "active":
+                sim.ironic.delete(u)
+        elif listed and listed[-1] in sim.ironic.nodes:  # then the marker node itself
+            sim.ironic.delete(listed[-1])
+
+    sim.during_listing = delete_one
+    for page in SimBaremetalReader(sim).baremetal_pages(limit):
+        listed.extend(n.uuid for n in page)
+    sim.during_listing = None
+    assert len(listed) == len(set(listed))
+    assert set(sim.ironic.nodes) <= set(listed) <= set(order)
