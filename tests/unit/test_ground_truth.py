@@ -66,13 +66,13 @@ from hypothesis.stateful import (
 
 from eventmodel.log import open_log
 from eventmodel.sim.cloud import Faults, SimCloud, baremetal_differences, diff_truth, storage_differences
-from eventmodel.sim.service_readers import SimBaremetalReader, SimStorageReader
 from eventmodel.sources.nova import NovaNormalizer
 from eventmodel.sources.plugins import CompositeNormalizer
 from eventmodel.sources.sync import Snapshotter
 from projections.model import ClusterModel
 from projections.projection import Projection, catch_up
 from projections.replay import start
+from tests.unit.sim_readers import SimBaremetalReader, SimStorageReader
 
 
 def node_status_differences(truth: Any, m: ClusterModel) -> list[str]:
@@ -292,16 +292,15 @@ class CloudWithStorageAndBaremetalVersusModel(CloudVersusModel):
         hosts, instances = self.shape
         return SimCloud(hosts, instances, seed=seed, faults=attrs.evolve(self.faults), start_time_us=start,
                         volumes=2 + seed % 20, storage_backends=1 + seed % 3, volume_rate=0.7,
-                        baremetal=seed % 5, baremetal_rate=0.5, baremetal_churn=0.25)
+                        baremetal=1 + seed % 5, baremetal_rate=0.5, baremetal_churn=0.25)
 
     def _make_syncers(self) -> list[Snapshotter]:
         clock = lambda: self.sim.clock_us  # noqa: E731
         out = super()._make_syncers()
         out.append(Snapshotter(SimStorageReader(self.sim), self.log, clock=clock, page_size=7, batch=self.batch,
                                service="storage"))
-        if self.sim.ironic is not None:
-            out.append(Snapshotter(SimBaremetalReader(self.sim), self.log, clock=clock, page_size=3,
-                                   batch=self.batch, service="baremetal"))
+        out.append(Snapshotter(SimBaremetalReader(self.sim), self.log, clock=clock, page_size=3,
+                               batch=self.batch, service="baremetal"))
         return out
 
     def _differences(self) -> list[str]:

@@ -215,7 +215,7 @@ def test_a_baremetal_listing_goes_on_when_its_marker_node_is_deleted_between_pag
         nodes: int, limit: int, gone: list[int]) -> None:
     """Each page deletes a node — often the one the next page's marker names (Ironic's
     404): the listing steps back to an earlier node, lists every node that survived, each once."""
-    from eventmodel.sim.service_readers import SimBaremetalReader
+    from tests.unit.sim_readers import SimBaremetalReader
 
     sim = SimCloud(1, 0, seed=nodes, baremetal=nodes, baremetal_churn=0)
     order = sim.ironic.ordered()

@@ -1,6 +1,7 @@
 """In-process readers of the simulated Cinder and Ironic for a storage or baremetal
 :class:`~eventmodel.sources.sync.Snapshotter` (``service="storage"`` / ``"baremetal"``),
-as the :class:`~eventmodel.sim.cloud.SimCloud` itself is the compute sync's reader.
+as the :class:`~eventmodel.sim.cloud.SimCloud` itself is the compute sync's reader (a
+test helper: the simulator imports no sources, so they live beside the tests).
 
 They read what the sim's Block Storage and Bare Metal APIs serve, decoded by the HTTP
 readers' own functions (:mod:`eventmodel.sources.storage_sync`,
