@@ -36,16 +36,13 @@ import attrs
 
 from eventmodel.clock import now_us
 from eventmodel.errors import SimError
-from eventmodel.events import BaremetalNode
 from eventmodel.log import EventLog, Position
 from eventmodel.demo.feeds import DirectFeed, Feed, live_events
 from eventmodel.demo.report import DemoReport, SyncRound
 from eventmodel.demo.watch import DemoWatch
-from eventmodel.sim.cloud import SimCloud, diff_truth
+from eventmodel.sim.cloud import SimCloud, baremetal_differences, diff_truth, storage_differences
 from eventmodel.sim.faults import Faults
 from eventmodel.sim.server import SimServer
-from eventmodel.sim.storage import diff_storage
-from eventmodel.sim.truth import compared_fields, diff_table
 from eventmodel.sources.openstack import OpenStackReader
 from eventmodel.sources.plugins import CompositeNormalizer
 from eventmodel.sources.baremetal_sync import IronicReader
@@ -331,22 +328,12 @@ def _differences(sim: SimCloud, model: ClusterModel) -> tuple[str, ...]:
 
 def _storage_differences(sim: SimCloud, model: ClusterModel) -> tuple[str, ...]:
     """The storage model's differences from the sim's storage truth (none without Cinder)."""
-    if sim.cinder is None:
-        return ()
-    return tuple(diff_storage(sim.storage_truth(), model.storage_nodes(), model.pools(),  # type: ignore[arg-type]
-                              model.volumes(), model.volume_types()))  # type: ignore[arg-type]
-
-
-#: the compared fields of a bare-metal node (its version aside)
-BAREMETAL_FIELDS = compared_fields(BaremetalNode)
+    return tuple(storage_differences(sim, model))
 
 
 def _baremetal_differences(sim: SimCloud, model: ClusterModel) -> tuple[str, ...]:
     """The baremetal model's differences from the sim's Ironic nodes (none without Ironic)."""
-    if sim.ironic is None:
-        return ()
-    return tuple(diff_table("baremetal node", BAREMETAL_FIELDS, sim.baremetal_truth(),
-                            model.baremetal_nodes()))  # type: ignore[arg-type]
+    return tuple(baremetal_differences(sim, model))
 
 
 def run_demo(config: DemoConfig, log: EventLog, watch: DemoWatch | None = None) -> DemoReport:

@@ -91,8 +91,8 @@ class Baremetal:
             ironic = self._ironic()
             try:
                 page = self.sim.list_baremetal_nodes(limit=q.limit, marker=q.marker)
-            except OperationError:
-                raise SimApiError(400, f"Invalid marker {q.marker}: the node does not exist.") from None
+            except OperationError:  # Ironic looks the marker up: a deleted (or unknown) node is a 404
+                raise SimApiError(404, f"Node {q.marker} could not be found.") from None
             records = [self.record(ironic, n, q.mv, q.base) if detail else self._short(n, q.base) for n in page]
         body: dict[str, Any] = {"nodes": records}
         if len(page) == q.limit and page:

@@ -20,7 +20,8 @@ detached, and the notifications of both go through the same delivery faults. Wit
 volumes (the default) the cloud is exactly what it was before Cinder existed in the sim.
 With ``baremetal`` it also runs a simulated Ironic (:mod:`~eventmodel.sim.ironic`):
 ``step()`` follows each Nova operation with ``baremetal_rate`` node operations on
-average; without bare-metal nodes (the default) the cloud is unchanged.
+average, ``baremetal_churn`` of them enrolling or deleting a node; without bare-metal
+nodes (the default) the cloud is unchanged.
 
 Everything is deterministic for a seed: operations, uuids, message ids, faults.
 Independent RNG streams (operations, ids, delivery faults, payload quirks, listing
@@ -70,7 +71,7 @@ from eventmodel.events import (
 )
 from eventmodel.sim.cinder import SimCinder
 from eventmodel.sim.ironic import SimIronic
-from eventmodel.sim.storage import StorageState
+from eventmodel.sim.storage import StorageState, diff_storage
 from eventmodel.sim.emitter import CONTROLLERS, Emitter
 from eventmodel.sim.faults import NOTIFICATION_COUNTERS, Faults
 from eventmodel.sim.listing import Listing
@@ -84,6 +85,8 @@ from eventmodel.sim.truth import (
     OperationError,
     S,
     Truth,
+    compared_fields,
+    diff_table,
     diff_truth,
     flavor_disk_gb,
 )
@@ -107,8 +110,10 @@ __all__ = [
     "PartialInstance",
     "SimCloud",
     "Truth",
+    "baremetal_differences",
     "diff_truth",
     "flavor_disk_gb",
+    "storage_differences",
 ]
 
 DEFAULT_START = to_us(datetime(2026, 1, 5, 9, 0, 0, tzinfo=UTC))
@@ -152,6 +157,7 @@ class SimCloud:
         volume_rate: float = 0.5,
         baremetal: int = 0,
         baremetal_rate: float = 0.1,
+        baremetal_churn: float = 0.1,
     ) -> None:
         if hosts < 0 or instances < 0:
             raise ValueError("hosts and instances must be >= 0")
@@ -210,7 +216,7 @@ class SimCloud:
         self.ironic: SimIronic | None = None
         if baremetal:
             self.ironic = SimIronic(truth, self._emit, self.counters, seed=seed, nodes=baremetal,
-                                    rate=baremetal_rate)
+                                    rate=baremetal_rate, churn=baremetal_churn)
 
     # ------------------------------------------------------------------
     # Configuration shared by the parts
@@ -425,13 +431,7 @@ class SimCloud:
         self._hook()
         if self.ironic is None:
             raise OperationError("this simulated cloud has no bare-metal nodes (baremetal=0)")
-        order = self.ironic.ordered()
-        start = 0
-        if marker is not None:
-            if marker not in self.ironic.nodes:
-                raise OperationError(f"marker {marker} not found")
-            start = order.index(marker) + 1
-        return [self.ironic.nodes[u] for u in order[start:start + limit]]
+        return self.ironic.page(limit, marker)
 
     def get_baremetal_node(self, uuid: str) -> BaremetalNode | None:
         """One bare-metal node by uuid (None: Ironic's 404); ``during_listing`` runs first."""
@@ -440,8 +440,8 @@ class SimCloud:
 
     def baremetal_op(self, name: str, *args: Any) -> list[bytes]:
         """An explicit operation of :class:`SimIronic` (``power``, ``deploy``, ``undeploy``,
-        ``set_maintenance``); its notifications after faults."""
-        if name not in ("power", "deploy", "undeploy", "set_maintenance"):
+        ``set_maintenance``, ``enroll``, ``delete``); its notifications after faults."""
+        if name not in ("power", "deploy", "undeploy", "set_maintenance", "enroll", "delete"):
             raise OperationError(f"unknown bare-metal operation {name!r}")
         if self.ironic is None:
             raise OperationError("this simulated cloud has no bare-metal nodes (baremetal=0)")
@@ -647,3 +647,26 @@ class SimCloud:
     def _transition(self, uuid: str, action: str) -> list[bytes]:
         self._ops.transition(uuid, action)
         return self._deliver()
+
+
+#: the compared fields of a bare-metal node (its version aside)
+BAREMETAL_FIELDS = compared_fields(BaremetalNode)
+
+
+def storage_differences(sim: SimCloud, model: Any) -> list[str]:
+    """The storage model's differences from the sim's storage truth — storage nodes,
+    pools, volumes and volume types (``diff_storage``); none without Cinder. ``model``
+    answers ``storage_nodes()``, ``pools()``, ``volumes()`` and ``volume_types()`` (a
+    ``projections.model.ClusterModel``)."""
+    if sim.cinder is None:
+        return []
+    return diff_storage(sim.storage_truth(), model.storage_nodes(), model.pools(), model.volumes(),
+                        model.volume_types())
+
+
+def baremetal_differences(sim: SimCloud, model: Any) -> list[str]:
+    """The baremetal model's differences from the sim's Ironic nodes (every field but the
+    version); none without Ironic. ``model`` answers ``baremetal_nodes()``."""
+    if sim.ironic is None:
+        return []
+    return diff_table("baremetal node", BAREMETAL_FIELDS, sim.baremetal_truth(), model.baremetal_nodes())

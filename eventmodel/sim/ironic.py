@@ -1,9 +1,15 @@
 """The simulated Ironic: a few bare-metal nodes beside the simulated Nova, their
 operations and their versioned notifications in Ironic's format (ADR 0018).
 
-Nodes are created before the log starts; operations power them on and off, deploy
-them (``available`` → ``active`` with an ``instance_uuid``), undeploy them (back to
-``available``, the instance cleared) and set or unset maintenance with a reason.
+Nodes are created before the log starts, and more are enrolled while it runs (``enroll``,
+no power state yet, then ``manage`` → ``manageable`` and ``provide`` → ``available``);
+operations power them on and off, deploy them (``available`` → ``active`` with an
+``instance_uuid``), undeploy them (back to ``available``, the instance cleared), set or
+unset maintenance with a reason, and delete nodes Ironic lets go (any state but
+``active``). Enrolling and deleting are API calls: ``baremetal.node.create.start/.end``
+and ``baremetal.node.delete.start/.end`` (``NodeCRUDPayload`` 1.15, which adds
+``chassis_uuid``, ``instance_info`` and ``driver_info``); a new node has ``updated_at``
+null until its first save, so its version is its ``created_at``.
 Each operation saves the node (``updated_at`` a whole second) and sends what Ironic's
 conductor sends: ``baremetal.node.power_set.start/.end`` (``NodeSetPowerStatePayload``
 with ``to_power``), ``baremetal.node.provision_set.start/.end``
@@ -30,11 +36,14 @@ from eventmodel.sim.truth import GroundTruth, OperationError, S
 from eventmodel.sim.world import uuid4
 
 #: counters the simulated Ironic keeps in the sim's ``counters``
-BAREMETAL_COUNTERS = ("baremetal_ops", "power", "deploy", "undeploy", "maintenance")
+BAREMETAL_COUNTERS = ("baremetal_ops", "power", "deploy", "undeploy", "maintenance", "enroll", "node_delete")
 #: payload class and version per event family
 PAYLOADS = {"power_set": ("NodeSetPowerStatePayload", "1.17"),
             "provision_set": ("NodeSetProvisionStatePayload", "1.18"),
-            "maintenance_set": ("NodePayload", "1.17")}
+            "maintenance_set": ("NodePayload", "1.17"),
+            "create": ("NodeCRUDPayload", "1.15"), "delete": ("NodeCRUDPayload", "1.15")}
+#: provision states Ironic deletes a node in (``ironic/common/states.py`` ``DELETE_ALLOWED_STATES``, in part)
+DELETABLE = ("manageable", "enroll", "available")
 REASONS = ("BMC firmware upgrade", "disk replacement", "failed inspection")
 RESOURCE_CLASSES = ("baremetal.gold", "baremetal.silver")
 
@@ -51,7 +60,7 @@ class NodeRow:
     """What Ironic's ``nodes`` table holds of a node beyond the model: its times, driver, properties."""
 
     created_at: int
-    updated_at: int | None
+    updated_at: int | None  # None: never saved since it was created
     conductor: str
     properties: dict[str, Any]
 
@@ -60,9 +69,9 @@ class SimIronic:
     """The bare-metal part of a :class:`~eventmodel.sim.cloud.SimCloud`; see the module docstring."""
 
     def __init__(self, compute: GroundTruth, emit: Emitter, counters: dict[str, int], *, seed: int, nodes: int,
-                 rate: float = 0.1) -> None:
-        if nodes < 0 or rate < 0:
-            raise ValueError("nodes >= 0 and rate >= 0 are needed")
+                 rate: float = 0.1, churn: float = 0.1) -> None:
+        if nodes < 0 or rate < 0 or not 0 <= churn <= 1:
+            raise ValueError("nodes >= 0, rate >= 0 and 0 <= churn <= 1 are needed")
         self.compute = compute
         self.emit = emit
         self.counters = counters
@@ -71,10 +80,15 @@ class SimIronic:
         self.rng = random.Random(f"eventmodel-sim:{seed}:ironic")
         self.ids = random.Random(f"eventmodel-sim:{seed}:ironic-ids")
         self.rate = rate
+        #: the share of node operations that enroll or delete a node (drawn from a stream of its own)
+        self.churn = churn
+        self.fleet = random.Random(f"eventmodel-sim:{seed}:ironic-fleet")
         self._credit = 0.0
         #: uuid → the node as it is now; uuid → its row
         self.nodes: dict[str, BaremetalNode] = {}
         self.rows: dict[str, NodeRow] = {}
+        #: every uuid ever listed, in creation order (Ironic's ``id``)
+        self.places: list[str] = []
         self._sec = self._now = compute.start_us
         self._place(nodes)
 
@@ -93,6 +107,7 @@ class SimIronic:
                 {"compute_node_id": i + 1} if i % 2 == 0 else {},
             )
             self.nodes[u] = node
+            self.places.append(u)
             self.rows[u] = NodeRow(created, updated, CONTROLLERS[i % len(CONTROLLERS)],
                                    {"cpus": 32, "memory_mb": 131_072, "local_gb": 900, "cpu_arch": "x86_64"})
 
@@ -105,6 +120,17 @@ class SimIronic:
     def ordered(self) -> list[str]:
         """Node uuids in Ironic's listing order (``id`` ascending: creation order)."""
         return list(self.nodes)
+
+    def page(self, limit: int, marker: str | None) -> list[BaremetalNode]:
+        """Nodes in listing order after ``marker``, ``limit`` at most; OperationError when
+        the marker is not a node now (Ironic reads it with ``Node.get_by_uuid``: a node
+        deleted while a sync pages is a 404)."""
+        start = 0
+        if marker is not None:
+            if marker not in self.nodes:
+                raise OperationError(f"Node {marker} could not be found.")
+            start = self.places.index(marker) + 1
+        return [self.nodes[u] for u in self.places[start:] if u in self.nodes][:limit]
 
     def node(self, uuid: str) -> BaremetalNode:
         try:
@@ -123,10 +149,13 @@ class SimIronic:
 
     def step(self, n: int = 1) -> None:
         """``n`` random node operations (their notifications are queued)."""
-        if not self.nodes:
-            return
-        order = self.ordered()
         for _ in range(n):
+            if self.churn and self.fleet.random() < self.churn:
+                self._churn()
+                continue
+            if not self.nodes:
+                continue
+            order = self.ordered()
             node = self.nodes[order[int(self.rng.random() * len(order))]]
             if node.maintenance:
                 self.set_maintenance(node.uuid, None)
@@ -143,9 +172,20 @@ class SimIronic:
                     self.power(node.uuid, node.power_state != "power on")
                 else:
                     self.set_maintenance(node.uuid, REASONS[int(self.rng.random() * len(REASONS))])
+            elif node.provision_state == "enroll":  # verify the BMC: manageable, power known
+                self._provision(node, "manage", "manageable", instance=None, power="power off")
+                self._end("maintenance")
             else:  # manageable, out of maintenance: make it available
                 self._provision(node, "provide", "available", instance=node.instance_uuid)
                 self._end("maintenance")
+
+    def _churn(self) -> None:
+        """Enroll a node, or delete one Ironic lets go (half of the time, when there is one)."""
+        gone = [u for u, n in self.nodes.items() if n.provision_state in DELETABLE]
+        if gone and self.fleet.random() < 0.5:
+            self.delete(gone[int(self.fleet.random() * len(gone))])
+        else:
+            self.enroll()
 
     # ------------------------------------------------------------------ operations
 
@@ -185,6 +225,38 @@ class SimIronic:
         new = self._save(attrs.evolve(node, maintenance=reason is not None, maintenance_reason=reason))
         self._send("maintenance_set.end", new, ctx, api=True)
         self._end("maintenance")
+
+    def enroll(self, name: str | None = None) -> str:
+        """A new node (``POST /v1/nodes``): ``enroll``, no power state, ``updated_at`` null;
+        ``create.start``/``.end`` from the API. Returns its uuid."""
+        u = uuid4(self.ids)
+        number = len(self.places) + 1
+        self._begin()
+        ctx = self._ctx()
+        node = BaremetalNode(u, self._sec, name or f"bm-{number:02d}", None, "enroll", False, None,
+                             RESOURCE_CLASSES[number % len(RESOURCE_CLASSES)], None,
+                             {"compute_node_id": number} if number % 2 else {})
+        self.rows[u] = NodeRow(self._sec, None, CONTROLLERS[number % len(CONTROLLERS)],
+                               {"cpus": 64, "memory_mb": 262_144, "local_gb": 1_800, "cpu_arch": "x86_64"})
+        self._send("create.start", node, ctx, api=True)
+        self.nodes[u] = node
+        self.places.append(u)
+        self._send("create.end", node, ctx, api=True)
+        self._end("enroll")
+        return u
+
+    def delete(self, uuid: str) -> None:
+        """Delete a node (``DELETE /v1/nodes/{uuid}``; not while ``active``):
+        ``delete.start``/``.end`` from the API, both with the node as it was."""
+        node = self.node(uuid)
+        if node.provision_state not in DELETABLE:
+            raise OperationError(f"node {uuid} is {node.provision_state}: Ironic does not delete it")
+        self._begin()
+        ctx = self._ctx()
+        self._send("delete.start", node, ctx, api=True)
+        del self.nodes[uuid]
+        self._send("delete.end", node, ctx, api=True)
+        self._end("node_delete")
 
     def _provision(self, node: BaremetalNode, event: str, state: str, *, instance: str | None,
                    power: str | None = None) -> None:
@@ -234,6 +306,8 @@ class SimIronic:
             data["to_power"] = to_power
             if action.endswith(".start"):
                 data["target_power_state"] = to_power
+        elif family in ("create", "delete"):
+            data.update(chassis_uuid=None, instance_info={}, driver_info={"ipmi_address": "10.0.0.1"})
         elif family == "provision_set":
             data.update(instance_info={}, driver_internal_info={}, event=event,
                         previous_provision_state=previous, previous_target_provision_state=None)

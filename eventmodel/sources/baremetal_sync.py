@@ -8,7 +8,8 @@ sends it as ``OpenStack-API-Version: baremetal X`` and ``X-OpenStack-Ironic-API-
 and decoded straight into :class:`~eventmodel.events.BaremetalNode`:
 
 - ``GET /v1/nodes/detail`` paged by ``limit``/``marker`` while the answer has a
-  ``next`` link;
+  ``next`` link; Ironic answers 404 when the marker node was deleted meanwhile, and the
+  reader then asks again after the node listed before it (:func:`follow_markers`);
 - ``GET /v1/nodes/{uuid}`` for a sync's follow-up reads (None on 404).
 
 Values follow the notification normalizer's rules (:mod:`eventmodel.sources.ironic.values`):
@@ -17,7 +18,7 @@ version = ``updated_at`` else ``created_at`` floored to the second, ``extra`` ve
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -43,6 +44,37 @@ def baremetal_node_from_api(n: Mapping[str, Any]) -> ev.BaremetalNode:
     )
 
 
+#: one page after a marker: (nodes, more pages?), or None when the marker is gone (404)
+PageFetch = Callable[[int, "str | None"], "tuple[list[ev.BaremetalNode], bool] | None"]
+
+
+def follow_markers(fetch: PageFetch, limit: int) -> Iterator[list[ev.BaremetalNode]]:
+    """Every node, a page at a time. When the marker node was deleted between two pages
+    (``fetch`` gives None) the listing goes on after the node listed before it, then the
+    one before that, and from the start when none is left; a node is yielded once."""
+    listed: list[str] = []
+    seen: set[str] = set()
+    back = 0  # how many listed nodes, from the last, are known to be gone
+    while True:
+        marker = listed[-1 - back] if back < len(listed) else None
+        got = fetch(limit, marker)
+        if got is None:
+            back += 1
+            continue
+        page, more = got
+        back = 0
+        fresh = [n for n in page if n.uuid not in seen]
+        for n in fresh:
+            seen.add(n.uuid)
+            listed.append(n.uuid)
+        if fresh:
+            yield fresh
+        if not more:
+            return
+        if not fresh:  # a page of nodes already listed: go on after its last one
+            listed.append(page[-1].uuid)
+
+
 class IronicReader(ServiceReader):
     """A baremetal reader for :class:`~eventmodel.sources.sync.Snapshotter` (``service=
     "baremetal"``) over the connection, session and request counter of ``base``; the
@@ -54,11 +86,13 @@ class IronicReader(ServiceReader):
     VERSIONS = BAREMETAL_VERSIONS
     VERSION_PATH = "/v1"
 
-    def _page(self, limit: int, marker: str | None) -> tuple[list[ev.BaremetalNode], bool]:
+    def _page(self, limit: int, marker: str | None) -> tuple[list[ev.BaremetalNode], bool] | None:
         params: dict[str, Any] = {"limit": limit}
         if marker is not None:
             params["marker"] = marker
-        body = self._get("/nodes/detail", params)
+        body = self._get("/nodes/detail", params, missing_ok=marker is not None)
+        if body is None:  # the marker node is gone
+            return None
         out = []
         for n in OpenStackReader._field(body, "nodes", "/nodes/detail"):
             with _documented("a node of /nodes/detail", n):
@@ -66,16 +100,8 @@ class IronicReader(ServiceReader):
         return out, bool(body.get("next")) and len(out) > 0
 
     def baremetal_pages(self, limit: int | None = None) -> Iterator[list[ev.BaremetalNode]]:
-        """Every node, a page at a time (following the ``next`` links)."""
-        limit = limit or self.page_size
-        marker: str | None = None
-        while True:
-            page, more = self._page(limit, marker)
-            if page:
-                yield page
-            if not more:
-                return
-            marker = page[-1].uuid
+        """Every node, a page at a time (following the ``next`` links; see :func:`follow_markers`)."""
+        return follow_markers(self._page, limit or self.page_size)
 
     def list_baremetal_nodes(self) -> list[ev.BaremetalNode]:
         return [n for page in self.baremetal_pages() for n in page]

@@ -49,9 +49,9 @@ def test_the_projection_equals_the_ground_truth_and_a_replay_gives_the_same_mode
     assert report.storage and report.storage_differences == () and report.storage_equal
     assert report.volumes_now > 0 and report.pools_now >= 3 and report.storage_nodes_now == 2
     assert report.counters["volume_ops"] > 0
-    # and bare-metal nodes (four by default), synced after storage
+    # and bare-metal nodes (four at the start by default, some enrolled or deleted since), synced after storage
     assert report.baremetal and report.baremetal_differences == () and report.baremetal_equal
-    assert report.baremetal_nodes_now == 4 and report.counters["baremetal_ops"] > 0
+    assert report.baremetal_nodes_now > 0 and report.counters["baremetal_ops"] > 0
     log = open_log(url)
     try:
         assert report.end == log.end() and report.before.total == 0
@@ -67,7 +67,8 @@ def test_the_report_counts_what_happened(report_and_log: tuple[DemoReport, str, 
     assert all(s.result.counts["volume"] > 0 and s.result.counts["pool"] == report.pools_now
                and s.result.requests.get("block-storage", 0) >= 4 for s in report.syncs)
     # and Ironic's nodes, through its Bare Metal API
-    assert all(s.result.counts["baremetal_node"] == 4 and s.result.requests.get("baremetal", 0) >= 1
+    assert report.syncs[-1].result.counts["baremetal_node"] == report.baremetal_nodes_now
+    assert all(s.result.counts["baremetal_node"] > 0 and s.result.requests.get("baremetal", 0) >= 1
                for s in report.syncs)
     assert seen.syncs == list(report.syncs) and len(seen.ready) == 1  # told as they happened
     assert report.ops > 0 and report.counters["ops"] == report.ops + report.ops_during_syncs

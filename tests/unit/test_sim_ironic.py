@@ -1,5 +1,6 @@
 """The simulated Ironic: its operations keep the nodes consistent (a deployed node is
-active with an instance, maintenance has a reason), its notifications are Ironic's
+active with an instance, maintenance has a reason), nodes are enrolled and deleted as
+Ironic does it, its notifications are Ironic's
 versioned ones field for field and normalize, through the default normalizer, to the
 nodes it holds; they go through the same delivery faults as Nova's, and a cloud without
 bare-metal nodes is the cloud it was before."""
@@ -31,7 +32,8 @@ NODE_PAYLOAD = {
 EXTRA = {"power_set": {"to_power"},
          "provision_set": {"instance_info", "driver_internal_info", "event", "previous_provision_state",
                            "previous_target_provision_state"},
-         "maintenance_set": set()}
+         "maintenance_set": set(), "create": {"chassis_uuid", "instance_info", "driver_info"},
+         "delete": {"chassis_uuid", "instance_info", "driver_info"}}
 ISOTIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
@@ -43,7 +45,9 @@ def check_nodes(sim: SimCloud) -> None:
     for n in sim.ironic.nodes.values():
         assert (n.provision_state == "active") == (n.instance_uuid is not None), n
         assert n.maintenance == (n.maintenance_reason is not None), n
-        assert n.version % 1_000_000 == 0 and n.version == sim.ironic.rows[n.uuid].updated_at
+        row = sim.ironic.rows[n.uuid]
+        assert n.version % 1_000_000 == 0 and n.version == (row.updated_at or row.created_at)
+        assert (n.power_state is None) == (n.provision_state == "enroll"), n
 
 
 def test_a_cloud_without_bare_metal_nodes_has_no_ironic_and_the_same_operations() -> None:
@@ -57,7 +61,7 @@ def test_a_cloud_without_bare_metal_nodes_has_no_ironic_and_the_same_operations(
 
 
 def test_the_nodes_the_cloud_starts_with() -> None:
-    sim = SimCloud(2, 5, seed=3, baremetal=6)
+    sim = SimCloud(2, 5, seed=3, baremetal=6, baremetal_churn=0)
     nodes = sim.baremetal_truth()
     assert len(nodes) == 6 and [n.name for n in nodes.values()] == [f"bm-{i:02d}" for i in range(1, 7)]
     check_nodes(sim)
@@ -65,11 +69,12 @@ def test_the_nodes_the_cloud_starts_with() -> None:
 
 
 def test_node_notifications_have_ironics_exact_fields_and_formats() -> None:
-    sim = SimCloud(2, 5, seed=5, faults=Faults.kind(), baremetal=4, baremetal_rate=1.0)
+    sim = SimCloud(2, 5, seed=5, faults=Faults.kind(), baremetal=4, baremetal_rate=1.0, baremetal_churn=0.2)
     msgs = baremetal(sim.step(80))
     kinds = {m["event_type"] for m in msgs}
     assert {"baremetal.node.power_set.start", "baremetal.node.power_set.end", "baremetal.node.provision_set.start",
-            "baremetal.node.provision_set.end", "baremetal.node.maintenance_set.end"} <= kinds
+            "baremetal.node.provision_set.end", "baremetal.node.maintenance_set.end", "baremetal.node.create.end",
+            "baremetal.node.delete.end"} <= kinds
     for m in msgs:
         family = m["event_type"].split(".")[2]
         p = m["payload"]
@@ -78,17 +83,19 @@ def test_node_notifications_have_ironics_exact_fields_and_formats() -> None:
         assert p["ironic_object.namespace"] == "ironic"
         assert (p["ironic_object.name"], p["ironic_object.version"]) == {
             "power_set": ("NodeSetPowerStatePayload", "1.17"), "provision_set": ("NodeSetProvisionStatePayload", "1.18"),
-            "maintenance_set": ("NodePayload", "1.17")}[family]
+            "maintenance_set": ("NodePayload", "1.17"), "create": ("NodeCRUDPayload", "1.15"),
+            "delete": ("NodeCRUDPayload", "1.15")}[family]
         data = p["ironic_object.data"]
         assert set(data) == NODE_PAYLOAD | EXTRA[family], set(data) ^ (NODE_PAYLOAD | EXTRA[family])
-        assert ISOTIME.match(data["created_at"]) and ISOTIME.match(data["updated_at"])
+        assert ISOTIME.match(data["created_at"]) and (data["updated_at"] is None or ISOTIME.match(data["updated_at"]))
         assert m["priority"] == "INFO"
         host = m["publisher_id"].split(".", 1)
-        assert host[0] == ("ironic-api" if family == "maintenance_set" else "ironic-conductor") and host[1]
+        api = family in ("maintenance_set", "create", "delete")
+        assert host[0] == ("ironic-api" if api else "ironic-conductor") and host[1]
 
 
 def test_a_node_deployed_powered_put_in_maintenance_and_undeployed() -> None:
-    sim = SimCloud(2, 5, seed=6, faults=Faults.kind(), baremetal=2, baremetal_rate=0)
+    sim = SimCloud(2, 5, seed=6, faults=Faults.kind(), baremetal=2, baremetal_rate=0, baremetal_churn=0)
     ironic = sim.ironic
     u = next(n.uuid for n in ironic.nodes.values() if n.provision_state == "available")
     raw = sim.baremetal_op("deploy", u, "11111111-2222-4333-8444-555555555555")
@@ -118,6 +125,7 @@ def test_the_normalized_notifications_of_a_kind_cloud_fold_to_its_nodes() -> Non
     sim = SimCloud(2, 5, seed=8, faults=Faults.kind(), baremetal=5, baremetal_rate=0.5)
     normalizer = CompositeNormalizer()
     seen: dict[str, ev.BaremetalNode] = {}
+    deleted: set[str] = set()
     raw = sim.step(100) + sim.flush()
     for r in raw:
         if b"baremetal." not in r:
@@ -125,9 +133,16 @@ def test_the_normalized_notifications_of_a_kind_cloud_fold_to_its_nodes() -> Non
         out = normalizer.normalize(r, recorded_at=sim.clock_us)
         assert out.ok, out.reason
         for e in out.events:
-            seen[e.payload.baremetal_node.uuid] = e.payload.baremetal_node
+            node = e.payload.baremetal_node
+            if isinstance(e.payload, ev.BaremetalNodeDeleted):
+                seen.pop(node.uuid, None)
+                deleted.add(node.uuid)
+            else:
+                seen[node.uuid] = node
     touched = {u: n for u, n in sim.baremetal_truth().items() if u in seen}
     assert touched and seen == touched
+    assert sim.counters["enroll"] and sim.counters["node_delete"]
+    assert deleted and not deleted & set(sim.baremetal_truth())
 
 
 def test_ironic_notifications_go_through_the_same_delivery_faults() -> None:
@@ -138,7 +153,7 @@ def test_ironic_notifications_go_through_the_same_delivery_faults() -> None:
 
 
 def test_listing_pages_follow_ironics_order_and_an_unknown_marker_is_refused() -> None:
-    sim = SimCloud(1, 0, seed=1, baremetal=7)
+    sim = SimCloud(1, 0, seed=1, baremetal=7, baremetal_churn=0)
     order = sim.ironic.ordered()
     assert [n.uuid for n in sim.list_baremetal_nodes(limit=3)] == order[:3]
     assert [n.uuid for n in sim.list_baremetal_nodes(limit=3, marker=order[2])] == order[3:6]
@@ -154,3 +169,70 @@ def test_any_run_keeps_the_nodes_consistent(seed: int, steps: int, nodes: int) -
     sim = SimCloud(2, 5, seed=seed, baremetal=nodes, baremetal_rate=1.0)
     sim.step(steps)
     check_nodes(sim)
+
+
+def test_a_node_enrolled_managed_provided_and_deleted() -> None:
+    sim = SimCloud(1, 0, seed=2, faults=Faults.kind(), baremetal=1, baremetal_rate=0, baremetal_churn=0)
+    ironic = sim.ironic
+    raw = sim.baremetal_op("enroll")
+    u = ironic.places[-1]
+    n = ironic.nodes[u]
+    assert (n.provision_state, n.power_state, n.maintenance, n.instance_uuid) == ("enroll", None, False, None)
+    assert ironic.rows[u].updated_at is None and n.version == ironic.rows[u].created_at
+    msgs = baremetal(raw)
+    assert [m["event_type"] for m in msgs] == ["baremetal.node.create.start", "baremetal.node.create.end"]
+    assert msgs[1]["payload"]["ironic_object.data"]["updated_at"] is None
+    ironic.step(4)
+    check_nodes(sim)
+    active = next(x for x in ironic.nodes if x != u)
+    if ironic.nodes[active].provision_state != "active":
+        sim.baremetal_op("deploy", active, "11111111-2222-4333-8444-555555555555")
+    if ironic.nodes[u].provision_state == "active":
+        sim.baremetal_op("undeploy", u)
+    with pytest.raises(OperationError):
+        sim.baremetal_op("delete", active)
+    raw = sim.baremetal_op("delete", u)
+    assert u not in ironic.nodes and u not in sim.baremetal_truth() and sim.get_baremetal_node(u) is None
+    msgs = baremetal(raw)
+    assert [m["event_type"] for m in msgs[-2:]] == ["baremetal.node.delete.start", "baremetal.node.delete.end"]
+    assert msgs[-1]["payload"]["ironic_object.data"]["uuid"] == u
+    out = CompositeNormalizer().normalize(sim.baremetal_op("enroll")[-1], recorded_at=sim.clock_us)
+    assert out.ok and isinstance(out.events[0].payload, ev.BaremetalNodeChanged)
+
+
+def test_a_listing_marker_whose_node_was_deleted_meanwhile_is_refused_as_ironic_does() -> None:
+    sim = SimCloud(1, 0, seed=1, baremetal=5, baremetal_churn=0)
+    order = sim.ironic.ordered()
+    sim.baremetal_op("delete", order[1])
+    with pytest.raises(OperationError):
+        sim.list_baremetal_nodes(limit=2, marker=order[1])
+    assert [n.uuid for n in sim.list_baremetal_nodes(limit=2, marker=order[0])] == order[2:4]
+
+
+@settings(max_examples=40, deadline=None)
+@given(nodes=st.integers(1, 12), limit=st.integers(1, 5), gone=st.lists(st.integers(0, 11), max_size=8))
+def test_a_baremetal_listing_goes_on_when_its_marker_node_is_deleted_between_pages(
+        nodes: int, limit: int, gone: list[int]) -> None:
+    """Each page deletes a node — often the one the next page's marker names (Ironic's
+    404): the listing steps back to an earlier node, lists every node that survived, each once."""
+    from tests.unit.sim_readers import SimBaremetalReader
+
+    sim = SimCloud(1, 0, seed=nodes, baremetal=nodes, baremetal_churn=0)
+    order = sim.ironic.ordered()
+    victims = [order[i % nodes] for i in gone]
+    listed: list[str] = []
+
+    def delete_one() -> None:
+        if victims:
+            u = victims.pop(0)
+            if u in sim.ironic.nodes and sim.ironic.nodes[u].provision_state != "active":
+                sim.ironic.delete(u)
+        elif listed and listed[-1] in sim.ironic.nodes:  # then the marker node itself
+            sim.ironic.delete(listed[-1])
+
+    sim.during_listing = delete_one
+    for page in SimBaremetalReader(sim).baremetal_pages(limit):
+        listed.extend(n.uuid for n in page)
+    sim.during_listing = None
+    assert len(listed) == len(set(listed))
+    assert set(sim.ironic.nodes) <= set(listed) <= set(order)
