@@ -173,8 +173,8 @@ class BlockStorage:
                 cinder = self._cinder()
                 try:
                     page = self.sim.list_volumes(limit=q.limit, marker=q.marker)
-                except OperationError as exc:
-                    raise SimApiError(400, str(exc)) from None
+                except OperationError as exc:  # Cinder looks the marker up among live volumes
+                    raise SimApiError(404, str(exc)) from None
                 if not q.all_tenants:  # the sim's one user is the admin: its own project has none
                     page = [v for v in page if v.project_id == self.sim.admin_project]
                 records = [self.record(cinder, v, q.mv, q.base) if detail else

@@ -450,25 +450,17 @@ class SimCloud:
 
     def list_volumes(self, *, limit: int = 1000, marker: str | None = None) -> list[Volume]:
         """One page of volumes in Cinder's order (created_at desc, id desc) after
-        ``marker`` (a deleted volume's place is still known); ``during_listing`` runs first."""
+        ``marker``; ``during_listing`` runs first. A marker that is not a volume now
+        (deleted between two pages) is an OperationError: Cinder looks it up among live
+        volumes and answers 404."""
         self._hook()
         st = self.storage.state
         order = st.ordered()
         start = 0
         if marker is not None:
-            key = st.sort_key(marker)
-            if key is None:
-                raise OperationError(f"marker {marker} not found")
-            vols = st.volumes
-            lo, hi = 0, len(order)
-            while lo < hi:  # first volume sorting after the marker (descending order)
-                mid = (lo + hi) // 2
-                v = vols[order[mid]]
-                if (v.created_at or 0, v.uuid) >= key:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            start = lo
+            if marker not in st.volumes:
+                raise OperationError(f"Volume {marker} could not be found.")
+            start = st.place(marker) + 1
         return [st.volumes[u] for u in order[start:start + limit]]
 
     def get_volume(self, uuid: str) -> Volume | None:

@@ -52,8 +52,6 @@ class StorageTruth:
         self.usage: dict[str, list[int]] = {}
         #: volume uuid → updated_at (µs, whole seconds) or None
         self.updated_at: dict[str, int | None] = {}
-        #: deleted volumes' created_at, so that a listing marker still finds its place
-        self.gone_created: dict[str, int] = {}
         #: the volumes sorted as Cinder lists them (created_at desc, id desc), rebuilt on demand
         self._order: list[str] | None = None
 
@@ -94,13 +92,20 @@ class StorageTruth:
             self._order = sorted(vols, key=lambda u: (vols[u].created_at or 0, u), reverse=True)
         return self._order
 
-    def sort_key(self, uuid: str) -> tuple[int, str] | None:
-        """(created_at, id) of a volume, deleted or not; None for one never seen."""
-        v = self.volumes.get(uuid)
-        if v is not None:
-            return (v.created_at or 0, uuid)
-        created = self.gone_created.get(uuid)
-        return None if created is None else (created, uuid)
+    def place(self, uuid: str) -> int:
+        """Where volume ``uuid`` stands in :meth:`ordered` (a binary search: the order is
+        descending by (created_at, id))."""
+        order, vols = self.ordered(), self.volumes
+        key = (vols[uuid].created_at or 0, uuid)
+        lo, hi = 0, len(order)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            v = vols[order[mid]]
+            if (v.created_at or 0, v.uuid) > key:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
 
     # -- changing -------------------------------------------------------------------
     def put_volume(self, new: Volume, updated_at: int | None, reported_us: int) -> set[str]:
@@ -116,7 +121,6 @@ class StorageTruth:
     def drop_volume(self, uuid: str, reported_us: int) -> set[str]:
         old = self.volumes.pop(uuid)
         self.updated_at.pop(uuid, None)
-        self.gone_created[uuid] = old.created_at or 0
         if self._order is not None:
             self._order.remove(uuid)
         return self._move(old, None, reported_us)

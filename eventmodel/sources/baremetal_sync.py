@@ -18,7 +18,7 @@ version = ``updated_at`` else ``created_at`` floored to the second, ``extra`` ve
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -26,7 +26,7 @@ from eventmodel import events as ev
 from eventmodel.sources.ironic import values as iv
 from eventmodel.sources.nova import values as nova_values
 from eventmodel.sources.openstack import CloudApiError, OpenStackReader, _documented
-from eventmodel.sources.service_reader import ServiceReader
+from eventmodel.sources.service_reader import ServiceReader, follow_markers
 
 #: the Bare Metal microversions this reader uses (lowest needed: ``resource_class`` 1.21)
 BAREMETAL_VERSIONS = ("1.21", "1.109")
@@ -42,37 +42,6 @@ def baremetal_node_from_api(n: Mapping[str, Any]) -> ev.BaremetalNode:
         maintenance_reason=n.get("maintenance_reason"), resource_class=n.get("resource_class"),
         instance_uuid=n.get("instance_uuid"), extra=iv.extra(n.get("extra")),
     )
-
-
-#: one page after a marker: (nodes, more pages?), or None when the marker is gone (404)
-PageFetch = Callable[[int, "str | None"], "tuple[list[ev.BaremetalNode], bool] | None"]
-
-
-def follow_markers(fetch: PageFetch, limit: int) -> Iterator[list[ev.BaremetalNode]]:
-    """Every node, a page at a time. When the marker node was deleted between two pages
-    (``fetch`` gives None) the listing goes on after the node listed before it, then the
-    one before that, and from the start when none is left; a node is yielded once."""
-    listed: list[str] = []
-    seen: set[str] = set()
-    back = 0  # how many listed nodes, from the last, are known to be gone
-    while True:
-        marker = listed[-1 - back] if back < len(listed) else None
-        got = fetch(limit, marker)
-        if got is None:
-            back += 1
-            continue
-        page, more = got
-        back = 0
-        fresh = [n for n in page if n.uuid not in seen]
-        for n in fresh:
-            seen.add(n.uuid)
-            listed.append(n.uuid)
-        if fresh:
-            yield fresh
-        if not more:
-            return
-        if not fresh:  # a page of nodes already listed: go on after its last one
-            listed.append(page[-1].uuid)
 
 
 class IronicReader(ServiceReader):

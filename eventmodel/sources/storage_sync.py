@@ -20,7 +20,8 @@ resource objects, requests counted per service):
 - ``GET /volumes/detail?all_tenants=True`` paged by ``volumes_links`` →
   :class:`~eventmodel.events.Volume` (version = ``updated_at`` else ``created_at`` else
   the lowest: :func:`eventmodel.sources.nova.values.version`; ``bootable`` is the string
-  ``"true"``/``"false"``);
+  ``"true"``/``"false"``); Cinder answers 404 when the marker volume was deleted
+  meanwhile, and the listing goes on after the volume listed before it;
 - ``GET /volumes/{id}`` for a sync's follow-up reads (None on 404).
 
 The services, the pools and the volume pages are read concurrently (the types first).
@@ -29,14 +30,13 @@ The services, the pools and the volume pages are read concurrently (the types fi
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
 from eventmodel import events as ev
 from eventmodel.sources.nova import values as nova_values
 from eventmodel.sources.openstack import OpenStackReader, _documented, _has_next
-from eventmodel.sources.service_reader import ServiceReader
+from eventmodel.sources.service_reader import ServiceReader, follow_markers
 
 #: the Block Storage microversions this reader uses (lowest needed, highest known)
 VOLUME_VERSIONS = ("3.0", "3.71")
@@ -168,11 +168,13 @@ class CinderReader(ServiceReader):
                 out.append(pool_from_api(p))
         return out
 
-    def _volume_page(self, limit: int, marker: str | None) -> tuple[list[ev.Volume], bool]:
+    def _volume_page(self, limit: int, marker: str | None) -> tuple[list[ev.Volume], bool] | None:
         params: dict[str, Any] = {"all_tenants": "True", "limit": limit}
         if marker is not None:
             params["marker"] = marker
-        body = self._get("/volumes/detail", params)
+        body = self._get("/volumes/detail", params, missing_ok=marker is not None)
+        if body is None:  # the marker volume was deleted since the last page
+            return None
         page = OpenStackReader._field(body, "volumes", "/volumes/detail")
         out = []
         for v in page:
@@ -181,18 +183,9 @@ class CinderReader(ServiceReader):
         return out, _has_next(body.get("volumes_links"), len(out), limit)
 
     def volume_pages(self, limit: int | None = None) -> Iterator[list[ev.Volume]]:
-        """Every volume, a page at a time, the next page fetched while this one is stored."""
-        limit = limit or self.page_size
-        pool = ThreadPoolExecutor(1, thread_name_prefix="eventmodel-volumes")
-        try:
-            ahead = pool.submit(self._volume_page, limit, None)
-            while ahead is not None:
-                page, more = ahead.result()
-                ahead = pool.submit(self._volume_page, limit, page[-1].uuid) if more and page else None
-                if page:
-                    yield page
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        """Every volume, a page at a time, the next page fetched while this one is stored
+        (see :func:`~eventmodel.sources.service_reader.follow_markers`)."""
+        return follow_markers(self._volume_page, limit or self.page_size, ahead=True)
 
     def get_volume(self, uuid: str) -> ev.Volume | None:
         """One volume by id (``GET /volumes/{id}``); None when Cinder answers 404."""

@@ -16,8 +16,8 @@ server holds its lock around a request. The HTTP variants are tested in
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import attrs
 
@@ -26,10 +26,24 @@ from eventmodel.sim.api_baremetal import Baremetal
 from eventmodel.sim.api_block_storage import BlockStorage
 from eventmodel.sim.api_common import BAREMETAL_MAX, VOLUME_MAX
 from eventmodel.sim.truth import OperationError
-from eventmodel.sources.baremetal_sync import baremetal_node_from_api, follow_markers
+from eventmodel.sources.baremetal_sync import baremetal_node_from_api
+from eventmodel.sources.service_reader import follow_markers
 from eventmodel.sources.storage_sync import volume_from_api
 
 BASE = "http://sim.invalid"
+T = TypeVar("T")
+
+
+def _page(lock: threading.RLock, listing: Callable[..., list[T]], decode: Callable[[T], T], limit: int,
+          marker: str | None) -> tuple[list[T], bool] | None:
+    """One page of ``listing`` after ``marker``, decoded as the API serves it; None for the
+    API's 404 (the marker is gone)."""
+    with lock:
+        try:
+            page = [decode(x) for x in listing(limit=limit, marker=marker)]
+        except OperationError:
+            return None
+    return page, len(page) == limit
 
 
 class SimStorageReader:
@@ -56,15 +70,8 @@ class SimStorageReader:
         return volume_from_api(self._api.record(self.sim.storage, v, VOLUME_MAX, BASE), {})
 
     def volume_pages(self, limit: int) -> Iterator[list[ev.Volume]]:
-        marker: str | None = None
-        while True:
-            with self.lock:
-                page = [self._decode(v) for v in self.sim.list_volumes(limit=limit, marker=marker)]
-            if page:
-                yield page
-            if len(page) < limit:
-                return
-            marker = page[-1].uuid
+        return follow_markers(lambda n, marker: _page(self.lock, self.sim.list_volumes, self._decode, n, marker),
+                              limit)
 
     def get_volume(self, uuid: str) -> ev.Volume | None:
         with self.lock:
@@ -83,16 +90,9 @@ class SimBaremetalReader:
     def _decode(self, n: ev.BaremetalNode) -> ev.BaremetalNode:
         return baremetal_node_from_api(self._api.record(self.sim.ironic, n, BAREMETAL_MAX, BASE))
 
-    def _page(self, limit: int, marker: str | None) -> tuple[list[ev.BaremetalNode], bool] | None:
-        with self.lock:
-            try:
-                page = [self._decode(n) for n in self.sim.list_baremetal_nodes(limit=limit, marker=marker)]
-            except OperationError:  # the API's 404: the marker node is gone
-                return None
-        return page, len(page) == limit
-
     def baremetal_pages(self, limit: int) -> Iterator[list[ev.BaremetalNode]]:
-        return follow_markers(self._page, limit)
+        return follow_markers(
+            lambda n, marker: _page(self.lock, self.sim.list_baremetal_nodes, self._decode, n, marker), limit)
 
     def get_baremetal_node(self, uuid: str) -> ev.BaremetalNode | None:
         with self.lock:

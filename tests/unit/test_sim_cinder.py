@@ -203,7 +203,10 @@ def test_cinder_notifications_go_through_the_same_delivery_faults() -> None:
     assert any(m["event_type"] == "volume.create.end" for m in released)
 
 
-def test_listing_pages_follow_cinders_order_and_a_deleted_marker_keeps_its_place() -> None:
+def test_listing_pages_follow_cinders_order_and_a_deleted_marker_is_refused_as_cinder_does() -> None:
+    """Cinder looks a marker up among live volumes (``_volume_get``, VolumeNotFound: 404):
+    a marker deleted since the last page is refused; the page after the volume before it
+    goes on in order."""
     sim = SimCloud(4, 20, seed=1, volumes=50)
     order = [v.uuid for v in sorted(sim.storage.state.volumes.values(), key=lambda v: (v.created_at, v.uuid),
                                     reverse=True)]
@@ -213,14 +216,43 @@ def test_listing_pages_follow_cinders_order_and_a_deleted_marker_keeps_its_place
     if sim.storage.state.volumes[marker.uuid].attachments:
         sim.volume_op("detach", marker.uuid, marker.attachments[0].attachment_id)
     sim.volume_op("delete", marker.uuid)
+    with pytest.raises(OperationError, match="could not be found"):
+        sim.list_volumes(limit=7, marker=marker.uuid)
     rest = []
-    page = sim.list_volumes(limit=7, marker=marker.uuid)
+    page = sim.list_volumes(limit=7, marker=first[-2].uuid)
     while page:
         rest += page
         page = sim.list_volumes(limit=7, marker=page[-1].uuid)
     assert [v.uuid for v in rest] == order[7:]
-    with pytest.raises(OperationError, match="marker"):
+    with pytest.raises(OperationError, match="could not be found"):
         sim.list_volumes(marker="00000000-0000-4000-8000-000000000000")
+
+
+@settings(max_examples=40, deadline=None)
+@given(volumes=st.integers(1, 14), limit=st.integers(1, 5), gone=st.lists(st.integers(0, 13), max_size=8))
+def test_a_volume_listing_goes_on_when_its_marker_volume_is_deleted_between_pages(
+        volumes: int, limit: int, gone: list[int]) -> None:
+    """Each page deletes a volume — often the one the next page's marker names (Cinder's
+    404): the listing steps back to an earlier volume, lists every volume that survived, each once."""
+    from tests.unit.sim_readers import SimStorageReader
+
+    sim = SimCloud(2, 0, seed=volumes, volumes=volumes, volume_rate=0)
+    order = sim.storage.state.ordered()[:]
+    victims = [order[i % volumes] for i in gone]
+    listed: list[str] = []
+
+    def delete_one() -> None:
+        vols = sim.storage.state.volumes
+        u = victims.pop(0) if victims else (listed[-1] if listed else None)
+        if u in vols and not vols[u].attachments:
+            sim.volume_op("delete", u)
+
+    sim.during_listing = delete_one
+    for page in SimStorageReader(sim).volume_pages(limit):
+        listed.extend(v.uuid for v in page)
+    sim.during_listing = None
+    assert len(listed) == len(set(listed))
+    assert set(sim.storage.state.volumes) <= set(listed) <= set(order)
 
 
 @settings(max_examples=15, deadline=None)
