@@ -287,8 +287,8 @@ class DemoRun:
     def compare(self, model: ClusterModel) -> tuple[str, ...]:
         """The model's differences from the simulator's ground truth now (compute, storage, baremetal)."""
         with self.srv.lock:
-            return (_differences(self.sim, model) + _storage_differences(self.sim, model)
-                    + _baremetal_differences(self.sim, model))
+            return (_differences(self.sim, model) + tuple(storage_differences(self.sim, model))
+                    + tuple(baremetal_differences(self.sim, model)))
 
     def replay(self) -> tuple[float, bool]:
         """A second, independent replay from zero: its seconds and whether it gives the same model."""
@@ -315,25 +315,15 @@ class DemoRun:
             same_replay=same, differences=_differences(sim, self.model),
             storage=sim.cinder is not None, volumes_now=len(storage.volumes), pools_now=len(storage.pools),
             storage_nodes_now=len(storage.nodes),
-            storage_differences=_storage_differences(sim, self.model),
+            storage_differences=tuple(storage_differences(sim, self.model)),
             storage_drift=self.storage_drifts.get("final full sync"),
             baremetal=sim.ironic is not None, baremetal_nodes_now=len(sim.baremetal_truth()),
-            baremetal_differences=_baremetal_differences(sim, self.model))
+            baremetal_differences=tuple(baremetal_differences(sim, self.model)))
 
 
 def _differences(sim: SimCloud, model: ClusterModel) -> tuple[str, ...]:
     return tuple(diff_truth(sim.truth(), model.instances(), model.compute_nodes(),  # type: ignore[arg-type]
                             model.services()))
-
-
-def _storage_differences(sim: SimCloud, model: ClusterModel) -> tuple[str, ...]:
-    """The storage model's differences from the sim's storage truth (none without Cinder)."""
-    return tuple(storage_differences(sim, model))
-
-
-def _baremetal_differences(sim: SimCloud, model: ClusterModel) -> tuple[str, ...]:
-    """The baremetal model's differences from the sim's Ironic nodes (none without Ironic)."""
-    return tuple(baremetal_differences(sim, model))
 
 
 def run_demo(config: DemoConfig, log: EventLog, watch: DemoWatch | None = None) -> DemoReport:

@@ -372,18 +372,9 @@ class ModelService:
     def build_model(self, pos: Position, cancel: threading.Event | None = None) -> ClusterModel:
         """Replay the model at ``pos`` from the nearest checkpoint (then keep it among the
         last few); :class:`Cancelled` between two batches once ``cancel`` is set."""
-        from eventmodel.serve.limits import Cancelled
-
-        def check(_n: int) -> None:
-            if cancel is not None and cancel.is_set():
-                raise Cancelled(f"replay to {pos} abandoned: every client that asked for it left")
-
         ck = (Checkpointer.for_log(self.checkpoint_dir, self.log, ladder=self.ladder)
               if self.checkpoint_dir else None)
-        try:
-            model = model_at(self.log, to=pos, checkpointer=ck, progress=check)
-        except (PositionNotCovered, ValueError) as exc:
-            raise BadRequest(str(exc)) from None
+        model = replay_model(self.log, pos, ck, cancel.is_set if cancel is not None else lambda: False)
         with self._replay_lock:
             self._models[pos] = model
             while len(self._models) > self._models_cached:
@@ -426,6 +417,24 @@ class ModelService:
                     out.append((form, name))
         out.sort(key=lambda pair: -len(pair[0]))  # longest first: a path before its prefix
         return out
+
+
+def replay_model(log: EventLog, pos: Position, checkpointer: Checkpointer | None,
+                 cancelled: Callable[[], bool]) -> ClusterModel:
+    """The model at ``pos`` replayed from the nearest checkpoint; :class:`BadRequest` for a
+    position the log cannot rebuild, :class:`~eventmodel.serve.limits.Cancelled` between
+    two batches once ``cancelled()`` (in this process or a replay worker's)."""
+    from eventmodel.serve.limits import Cancelled
+
+    def check(_n: int) -> None:
+        if cancelled():
+            raise Cancelled(f"replay to {pos} abandoned: every client that asked for it left")
+
+    check(0)
+    try:
+        return model_at(log, to=pos, checkpointer=checkpointer, progress=check)
+    except (PositionNotCovered, ValueError) as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def describe_log(url: str) -> str:

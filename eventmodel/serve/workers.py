@@ -76,9 +76,6 @@ class Spool:
             at += len(data)
             yield data
 
-    def read(self) -> bytes:
-        return b"".join(self.chunks())
-
     def __del__(self) -> None:
         fd, self.fd = getattr(self, "fd", -1), -1
         if fd >= 0:
@@ -276,10 +273,6 @@ class ReplayWorkers:
 
 
 # -- in the worker process -------------------------------------------------------------
-class _Unanswerable(Exception):
-    """A position the log cannot rebuild the model at (400 in the serving process)."""
-
-
 class _Worker:
     """What one worker process holds: the log, its checkpointer, the last models built."""
 
@@ -305,24 +298,14 @@ class _Worker:
             self.log = log
 
     def model(self, pos: Position, slot: int) -> Any:
-        from eventmodel.log.base import PositionNotCovered
-        from eventmodel.serve.limits import Cancelled
-        from projections.replay import model_at
-
-        def check(_n: int) -> None:
-            if self.flags[slot]:
-                raise Cancelled(f"replay to {pos} abandoned: every client that asked for it left")
+        from eventmodel.serve.service import replay_model
 
         cached = self.models.get(pos)
         if cached is not None:
             self.models.move_to_end(pos)
             return cached
-        check(0)
         self.open()
-        try:
-            model = model_at(self.log, to=pos, checkpointer=self.checkpointer, progress=check)
-        except (PositionNotCovered, ValueError) as exc:
-            raise _Unanswerable(str(exc)) from None
+        model = replay_model(self.log, pos, self.checkpointer, lambda: bool(self.flags[slot]))
         self.models[pos] = model
         while len(self.models) > self.models_kept:
             self.models.popitem(last=False)
@@ -345,12 +328,13 @@ def _init(flags: Any, log_url: str, checkpoint_dir: str, ladder: int, models_kep
 def _guarded(work: Callable[[], Any]) -> tuple[str, Any]:
     """(outcome, value): what the serving process turns back into an answer or an error."""
     from eventmodel.serve.limits import Cancelled
+    from eventmodel.serve.service import BadRequest
 
     try:
         return "ok", work()
     except Cancelled as exc:
         return "cancelled", str(exc)
-    except _Unanswerable as exc:
+    except BadRequest as exc:
         return "bad", str(exc)
     except LogError as exc:
         return "log", str(exc)
