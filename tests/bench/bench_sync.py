@@ -190,10 +190,13 @@ def run(size: str, workers: int, page_size: int, modes: list[bool], volumes: int
     proc = subprocess.Popen([sys.executable, "-m", "tests.bench.bench_sync", "--serve", str(hosts), str(servers),
                              str(info), str(volumes), str(backends)], stdin=subprocess.PIPE, text=True)
     try:
+        deadline = time.monotonic() + 1800
         while not info.exists():
             if proc.poll() is not None:
                 raise SystemExit(f"the simulated cloud's server exited with {proc.returncode}")
-            time.sleep(0.2)
+            if time.monotonic() > deadline:
+                raise SystemExit("the simulated cloud's server did not start within 30 min")
+            time.sleep(0.2)  # the poll interval
         meta = json.loads(info.read_text())
         print(f"\n== {hosts:,} hosts / {meta['servers']:,} servers: cloud built in {meta['built_s']:.1f}s "
               f"(server up after {time.monotonic() - t0:.1f}s)")

@@ -57,11 +57,18 @@ def test_retention_deletes_records_under_a_reader(broker: dict[str, object]) -> 
         assert reader_at == Position.zero(2) == log.start()
         log.append([event(f"k{i % 4}", i, OLD + i) for i in range(200)])
         first = log.end()
-        time.sleep(0.2)  # segment.ms must pass before the next append rolls the segment (not pollable)
-        now = time.time_ns() // 1000
-        log.append([event(f"k{i % 4}", i, now + 3_600_000_000) for i in range(200, 220)])  # kept: future
-        # the broker's retention task deletes the expired segments
-        start = wait_until(lambda: (s := log.start()).total > 0 and s, 60, "retention to move the log start")
+        later = iter(range(200, 10**6))
+
+        def append_and_look() -> Position | None:
+            # a segment rolls on an append once segment.ms has passed since its first record;
+            # the broker's retention task then deletes the expired ones. Records appended
+            # here are kept (their time is in the future).
+            i = next(later)
+            log.append([event(f"k{i % 4}", i, time.time_ns() // 1000 + 3_600_000_000)])
+            s = log.start()
+            return s if s.total > 0 else None
+
+        start = wait_until(append_and_look, 60, "retention to move the log start", interval=0.25)
         assert all(s <= e for s, e in zip(start.offsets, log.end().offsets, strict=True))
         with pytest.raises(PositionNotCovered) as info:
             list(log.read(reader_at))

@@ -212,7 +212,7 @@ def test_the_replay_gate_is_bounded_and_cancels_builds_nobody_waits_for() -> Non
         a = asyncio.ensure_future(gate.run("a", slow("a"), left.wait))
         b = asyncio.ensure_future(gate.run("b", slow("b")))
         shared = asyncio.ensure_future(gate.run("b", slow("b-again")))  # same key: waits for b's build
-        await asyncio.sleep(0.05)
+        await wait_async(lambda: gate.pending == 2)  # a building, b waiting for the one slot
         with pytest.raises(Busy, match="at most 1 at once, 1 waiting"):
             await gate.run("c", slow("c"))
         left.set()  # a's only client leaves: its build is cancelled
