@@ -87,7 +87,7 @@ class SimIronic:
         #: uuid → the node as it is now; uuid → its row
         self.nodes: dict[str, BaremetalNode] = {}
         self.rows: dict[str, NodeRow] = {}
-        #: every uuid ever listed, in creation order (Ironic's ``id``)
+        #: every uuid ever enrolled, deleted ones too, in creation order (names new nodes)
         self.places: list[str] = []
         self._sec = self._now = compute.start_us
         self._place(nodes)
@@ -125,12 +125,13 @@ class SimIronic:
         """Nodes in listing order after ``marker``, ``limit`` at most; OperationError when
         the marker is not a node now (Ironic reads it with ``Node.get_by_uuid``: a node
         deleted while a sync pages is a 404)."""
+        order = self.ordered()
         start = 0
         if marker is not None:
             if marker not in self.nodes:
                 raise OperationError(f"Node {marker} could not be found.")
-            start = self.places.index(marker) + 1
-        return [self.nodes[u] for u in self.places[start:] if u in self.nodes][:limit]
+            start = order.index(marker) + 1
+        return [self.nodes[u] for u in order[start:start + limit]]
 
     def node(self, uuid: str) -> BaremetalNode:
         try:
