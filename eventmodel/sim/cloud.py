@@ -89,6 +89,7 @@ from eventmodel.sim.truth import (
     diff_table,
     diff_truth,
     flavor_disk_gb,
+    page_after,
 )
 from eventmodel.sim.world import (
     DEFAULT_FLAVOR_WEIGHTS,
@@ -455,13 +456,7 @@ class SimCloud:
         volumes and answers 404."""
         self._hook()
         st = self.storage.state
-        order = st.ordered()
-        start = 0
-        if marker is not None:
-            if marker not in st.volumes:
-                raise OperationError(f"Volume {marker} could not be found.")
-            start = st.place(marker) + 1
-        return [st.volumes[u] for u in order[start:start + limit]]
+        return page_after(st.volumes, st.ordered(), marker, limit, st.place, f"Volume {marker} could not be found.")
 
     def get_volume(self, uuid: str) -> Volume | None:
         """One volume by id (None: Cinder's 404); ``during_listing`` runs first."""

@@ -32,7 +32,7 @@ import attrs
 from eventmodel.events import BaremetalNode
 from eventmodel.sim import notifications as N
 from eventmodel.sim.emitter import CONTROLLERS, Emitter
-from eventmodel.sim.truth import GroundTruth, OperationError, S
+from eventmodel.sim.truth import GroundTruth, OperationError, S, page_after
 from eventmodel.sim.world import uuid4
 
 #: counters the simulated Ironic keeps in the sim's ``counters``
@@ -126,12 +126,7 @@ class SimIronic:
         the marker is not a node now (Ironic reads it with ``Node.get_by_uuid``: a node
         deleted while a sync pages is a 404)."""
         order = self.ordered()
-        start = 0
-        if marker is not None:
-            if marker not in self.nodes:
-                raise OperationError(f"Node {marker} could not be found.")
-            start = order.index(marker) + 1
-        return [self.nodes[u] for u in order[start:start + limit]]
+        return page_after(self.nodes, order, marker, limit, order.index, f"Node {marker} could not be found.")
 
     def node(self, uuid: str) -> BaremetalNode:
         try:

@@ -36,6 +36,19 @@ class OperationError(SimError, ValueError):
     """The operation cannot be done on that target now (wrong state, no capacity, ...)."""
 
 
+def page_after(items: Mapping[str, Any], order: list[str], marker: str | None, limit: int,
+               place: Callable[[str], int], missing: str) -> list[Any]:
+    """Up to ``limit`` of ``items`` in ``order`` after ``marker`` (``place(marker)`` is its
+    index in ``order``). A marker that is not an item now is OperationError(``missing``):
+    Cinder and Ironic look markers up among live rows and answer 404."""
+    start = 0
+    if marker is not None:
+        if marker not in items:
+            raise OperationError(missing)
+        start = place(marker) + 1
+    return [items[u] for u in order[start:start + limit]]
+
+
 @attrs.frozen(slots=True, eq=False)
 class Truth:
     """A copy of the ground truth at ``time_us``; the sim never changes it afterwards."""
